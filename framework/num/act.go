@@ -1,0 +1,77 @@
+package num
+
+import (
+	"math"
+	"runtime"
+	"sync"
+)
+
+// Sigmoid is the logistic function in float32.
+func Sigmoid(x float32) float32 { return float32(1 / (1 + math.Exp(-float64(x)))) }
+
+// Tanh is tanh in float32.
+func Tanh(x float32) float32 { return float32(math.Tanh(float64(x))) }
+
+// GELU is the exact (erf) GELU, PyTorch's default.
+func GELU(x float32) float32 {
+	v := float64(x)
+	return float32(0.5 * v * (1 + math.Erf(v/math.Sqrt2)))
+}
+
+// GELUGrad is d GELU(x)/dx.
+func GELUGrad(x float32) float32 {
+	v := float64(x)
+	cdf := 0.5 * (1 + math.Erf(v/math.Sqrt2))
+	pdf := math.Exp(-0.5*v*v) / math.Sqrt(2*math.Pi)
+	return float32(cdf + v*pdf)
+}
+
+// Softplus is log(1+exp(x)) with PyTorch's threshold of 20.
+func Softplus(x float32) float32 {
+	if x > 20 {
+		return x
+	}
+	return float32(math.Log1p(math.Exp(float64(x))))
+}
+
+// ReLUInPlace sets negative values to 0.
+func ReLUInPlace(x []float32) {
+	for i, v := range x {
+		if v < 0 {
+			x[i] = 0
+		}
+	}
+}
+
+// ReLUBackward zeroes dy where the forward output y was not positive, in place.
+func ReLUBackward(dy, y []float32) {
+	for i, v := range y {
+		if v <= 0 {
+			dy[i] = 0
+		}
+	}
+}
+
+// ParallelRows splits [0,n) across the available cores when the work
+// (n × costPerRow, in rough flops) is large enough to pay for goroutines.
+func ParallelRows(n, costPerRow int, fn func(lo, hi int)) {
+	p := runtime.GOMAXPROCS(0)
+	if p <= 1 || n < 2 || n*costPerRow < 1<<16 {
+		fn(0, n)
+		return
+	}
+	if p > n {
+		p = n
+	}
+	var wg sync.WaitGroup
+	step := (n + p - 1) / p
+	for lo := 0; lo < n; lo += step {
+		hi := min(lo+step, n)
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			fn(lo, hi)
+		}(lo, hi)
+	}
+	wg.Wait()
+}

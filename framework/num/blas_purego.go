@@ -1,0 +1,6 @@
+//go:build noopenblas
+
+package num
+
+// Backend names the BLAS implementation matrix products use.
+func Backend() string { return "gonum pure Go" }

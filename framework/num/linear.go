@@ -1,0 +1,91 @@
+package num
+
+import (
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+)
+
+// Gemm computes c = alpha·op(a)·op(b) + beta·c for row-major matrices, where
+// op(a) is m×k and op(b) is k×n; lda, ldb, ldc are the row strides.
+func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	ta, tb := blas.NoTrans, blas.NoTrans
+	if transA {
+		ta = blas.Trans
+	}
+	if transB {
+		tb = blas.Trans
+	}
+	if k == 0 {
+		for i := 0; i < m; i++ {
+			row := c[i*ldc : i*ldc+n]
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+		return
+	}
+	blas32.Implementation().Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+}
+
+// LinearForward computes y[n,out] = x[n,in]·wᵀ + b, with w stored [out,in]
+// (PyTorch layout). b may be nil.
+func LinearForward(y, x, w, b []float32, n, in, out int) {
+	checkLen("linear y", y, n*out)
+	checkLen("linear x", x, n*in)
+	checkLen("linear w", w, out*in)
+	if b != nil {
+		checkLen("linear b", b, out)
+		for i := 0; i < n; i++ {
+			copy(y[i*out:(i+1)*out], b)
+		}
+		Gemm(false, true, n, out, in, 1, x, in, w, in, 1, y, out)
+		return
+	}
+	Gemm(false, true, n, out, in, 1, x, in, w, in, 0, y, out)
+}
+
+// LinearBackward is LinearForward's gradient. Given dy [n,out] it sets
+// dx = dy·w (or adds it when addDX), and adds dyᵀ·x to dw and Σ_rows dy to db.
+// Any of dx, dw, db may be nil to skip it.
+func LinearBackward(dx []float32, addDX bool, dw, db, dy, x, w []float32, n, in, out int) {
+	checkLen("linear dy", dy, n*out)
+	if dx != nil {
+		checkLen("linear dx", dx, n*in)
+		beta := float32(0)
+		if addDX {
+			beta = 1
+		}
+		Gemm(false, false, n, in, out, 1, dy, out, w, in, beta, dx, in)
+	}
+	if dw != nil {
+		checkLen("linear dw", dw, out*in)
+		Gemm(true, false, out, in, n, 1, dy, out, x, in, 1, dw, in)
+	}
+	if db != nil {
+		checkLen("linear db", db, out)
+		ColSumAdd(db, dy, n, out)
+	}
+}
+
+// ColSumAdd adds the column sums of m [n,d] to dst [d].
+func ColSumAdd(dst, m []float32, n, d int) {
+	acc := make([]float64, d)
+	for i := 0; i < n; i++ {
+		row := m[i*d : (i+1)*d]
+		for j, v := range row {
+			acc[j] += float64(v)
+		}
+	}
+	for j := range dst[:d] {
+		dst[j] += float32(acc[j])
+	}
+}
+
+func checkLen(what string, s []float32, n int) {
+	if len(s) < n {
+		panic("num: " + what + ": slice too short")
+	}
+}

@@ -1,0 +1,135 @@
+//go:build !noopenblas
+
+package num
+
+/*
+#cgo CFLAGS: -O3
+#cgo LDFLAGS: -lm
+#include <math.h>
+#include <string.h>
+#include <immintrin.h>
+
+// e^x, Cephes expf's polynomial, branch-free so that gcc vectorises the loops
+// that call it (x ≤ 0 here: softmax arguments).
+static inline float expf_poly(float x) {
+	x = x < -87.0f ? -87.0f : x;
+	int ki = (int)(x * 1.44269504088896341f - 0.5f);
+	float k = (float)ki;
+	float r = x - k * 0.693359375f - k * -2.12194440e-4f;
+	float p = ((((((1.9875691500e-4f*r + 1.3981999507e-3f)*r + 8.3334519073e-3f)*r + 4.1665795894e-2f)*r + 1.6666665459e-1f)*r + 5.0000001201e-1f)*r*r + r) + 1.0f;
+	int bits = (ki + 127) << 23;
+	float sc;
+	memcpy(&sc, &bits, 4);
+	return p * sc;
+}
+
+static double lse_generic(const float *x, int n, float mx, float *dst) {
+	double s = 0;
+	for (int j = 0; j < n; j++) { float e = expf_poly(x[j] - mx); if (dst) dst[j] = e; s += e; }
+	if (dst) { float inv = (float)(1.0 / s); for (int i = 0; i < n; i++) dst[i] *= inv; }
+	return (double)mx + log(s);
+}
+
+__attribute__((target("avx2,fma")))
+static inline __m256 exp8(__m256 x) {
+	x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+	__m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+	__m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
+	r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
+	__m256 p = _mm256_set1_ps(1.9875691500e-4f);
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+	p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+	p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+	__m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(k), _mm256_set1_epi32(127)), 23);
+	return _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+}
+
+__attribute__((target("avx2,fma")))
+static double lse_avx2(const float *x, int n, float mx, float *dst) {
+	__m256 m = _mm256_set1_ps(mx), acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+	double s = 0;
+	int j = 0, blk = 0;
+	for (; j + 16 <= n; j += 16) {
+		__m256 e0 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), m));
+		__m256 e1 = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j + 8), m));
+		if (dst) { _mm256_storeu_ps(dst + j, e0); _mm256_storeu_ps(dst + j + 8, e1); }
+		acc0 = _mm256_add_ps(acc0, e0);
+		acc1 = _mm256_add_ps(acc1, e1);
+		if (++blk == 64) {
+			float t[8]; _mm256_storeu_ps(t, _mm256_add_ps(acc0, acc1));
+			for (int i = 0; i < 8; i++) s += t[i];
+			acc0 = acc1 = _mm256_setzero_ps(); blk = 0;
+		}
+	}
+	float t[8]; _mm256_storeu_ps(t, _mm256_add_ps(acc0, acc1));
+	for (int i = 0; i < 8; i++) s += t[i];
+	for (; j < n; j++) { float e = expf_poly(x[j] - mx); if (dst) dst[j] = e; s += e; }
+	if (dst) {
+		__m256 inv = _mm256_set1_ps((float)(1.0 / s));
+		int i = 0;
+		for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(dst + i), inv));
+		for (; i < n; i++) dst[i] *= (float)(1.0 / s);
+	}
+	return (double)mx + log(s);
+}
+
+__attribute__((target("avx2")))
+static float max_avx2(const float *x, int n) {
+	__m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
+	int j = 0;
+	for (; j + 16 <= n; j += 16) {
+		m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + j));
+		m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + j + 8));
+	}
+	float t[8]; _mm256_storeu_ps(t, _mm256_max_ps(m0, m1));
+	float m = -INFINITY;
+	for (int i = 0; i < 8; i++) m = t[i] > m ? t[i] : m;
+	for (; j < n; j++) m = x[j] > m ? x[j] : m;
+	return m;
+}
+
+static float ll_max(const float *x, int n, int *arg) {
+	float m;
+	if (__builtin_cpu_supports("avx2")) m = max_avx2(x, n);
+	else { m = -INFINITY; for (int j = 0; j < n; j++) m = x[j] > m ? x[j] : m; }
+	*arg = 0;
+	for (int j = 0; j < n; j++) if (x[j] == m) { *arg = j; break; }
+	return m;
+}
+
+static double ll_lse(const float *x, int n, float mx, float *dst) {
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return lse_avx2(x, n, mx, dst);
+	return lse_generic(x, n, mx, dst);
+}
+*/
+import "C"
+
+import (
+	"math"
+	"unsafe"
+)
+
+// LogSumExp returns log Σ exp(x_j) given mx = max_j x_j. When dst is non-nil it
+// also writes the softmax exp(x_j − lse) into it. (Vectorised C, AVX2 when the
+// CPU has it; the accumulation is in float64 every 1024 terms.)
+func LogSumExp(x []float32, mx float32, dst []float32) float64 {
+	if len(x) == 0 {
+		return math.Inf(-1)
+	}
+	var d *C.float
+	if dst != nil {
+		d = (*C.float)(unsafe.Pointer(&dst[:len(x)][0]))
+	}
+	return float64(C.ll_lse((*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)), C.float(mx), d))
+}
+
+// MaxArg returns the largest value of x and the first index holding it
+// (NaNs are skipped). x must not be empty.
+func MaxArg(x []float32) (float32, int) {
+	var arg C.int
+	m := C.ll_max((*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)), &arg)
+	return float32(m), int(arg)
+}

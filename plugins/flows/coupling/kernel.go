@@ -1,0 +1,303 @@
+package coupling
+
+import (
+	"math"
+
+	"liquidlab/framework/num"
+)
+
+// Rows are processed in fixed chunks so that reductions (the scalar gradients)
+// are summed in the same order whatever the number of cores: results are
+// deterministic.
+const chunkRows = 64
+
+func numChunks(n int) int { return (n + chunkRows - 1) / chunkRows }
+
+// parallel runs fn over [0,n) in chunks of chunkRows rows, chunk c covering
+// [lo,hi), spread over the cores when the work pays for it.
+func parallel(n, costPerRow int, fn func(c, lo, hi int)) {
+	num.ParallelRows(numChunks(n), chunkRows*costPerRow, func(a, b int) {
+		for c := a; c < b; c++ {
+			fn(c, c*chunkRows, min((c+1)*chunkRows, n))
+		}
+	})
+}
+
+// tape is what a forward pass with gradients saves for the backward pass.
+type tape struct {
+	d    dims
+	p    *paramSet
+	n    int
+	emb  []float32   // the input x, referenced, not copied
+	proj []float32   // Lin_p(emb), [n,D]
+	xs   [][]float32 // xs[i] is layer i's input, [n,D]; xs[0] = x0
+	hs   [][]float32 // ReLU outputs of the scale nets, [n,F]
+	ht   [][]float32 // ReLU outputs of the translate nets, [n,F]
+	th   [][]float32 // tanh outputs of the scale nets, [n,H]
+	ut   [][]float32 // translate net outputs (before the adapter), [n,H]
+}
+
+// forward runs the reducer on emb [n,D]. It returns the coupling stack's output
+// y [n,D] (before the latent slice), x0 [n,D] and ldj [n]; y may alias x0 when
+// K = 0. With save it also returns the tape.
+func forward(d dims, p *paramSet, emb []float32, n int, save bool) (y, x0, ldj []float32, tp *tape) {
+	D, H, F := d.D, d.H, d.F
+	x0 = make([]float32, n*D)
+	var proj []float32
+	if save || p.gp != 0 {
+		proj = make([]float32, n*D)
+		num.LinearForward(proj, emb, p.wp, p.bp, n, D, D)
+		gp := p.gp
+		parallel(n, D, func(_, lo, hi int) {
+			for k := lo * D; k < hi*D; k++ {
+				x0[k] = gp*proj[k] + (1-gp)*emb[k]
+			}
+		})
+	} else {
+		copy(x0, emb)
+	}
+	ldj = make([]float32, n)
+	if save {
+		tp = &tape{d: d, p: p, n: n, emb: emb, proj: proj}
+	}
+	var hs, ht, th, ut []float32
+	if !save && d.K > 0 {
+		hs, ht = make([]float32, n*F), make([]float32, n*F)
+		th, ut = make([]float32, n*H), make([]float32, n*H)
+	}
+	cur := x0
+	for i := 0; i < d.K; i++ {
+		out := cur
+		if save || i == 0 {
+			out = make([]float32, n*D)
+		}
+		if save {
+			hs, ht = make([]float32, n*F), make([]float32, n*F)
+			th, ut = make([]float32, n*H), make([]float32, n*H)
+			tp.xs = append(tp.xs, cur)
+			tp.hs, tp.ht = append(tp.hs, hs), append(tp.ht, ht)
+			tp.th, tp.ut = append(tp.th, th), append(tp.ut, ut)
+		}
+		layerForward(d, &p.flows[i], i%2 == 1, cur, out, x0, ldj, n, hs, th, ht, ut)
+		cur = out
+	}
+	return cur, x0, ldj, tp
+}
+
+// latent returns z [n,L] = y[:, :L] (+ Residual·x0[:, :L] when L = D/2).
+func latent(d dims, y, x0 []float32, n int) []float32 {
+	D, L := d.D, d.L
+	z := make([]float32, n*L)
+	res := L == d.H
+	parallel(n, L, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			zr, yr := z[r*L:(r+1)*L], y[r*D:r*D+L]
+			copy(zr, yr)
+			if res {
+				for j, v := range x0[r*D : r*D+L] {
+					zr[j] += v * Residual
+				}
+			}
+		}
+	})
+	return z
+}
+
+// netForward computes h = relu(x1·w1ᵀ + b1) [n,F] and u = h·w2ᵀ + b2 [n,H],
+// where x1 is the first H columns of x (row stride ldx).
+func netForward(nt *net, x []float32, ldx int, h, u []float32, n, H, F int) {
+	parallel(n, F+H, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			copy(h[r*F:(r+1)*F], nt.b1)
+			copy(u[r*H:(r+1)*H], nt.b2)
+		}
+	})
+	num.Gemm(false, true, n, F, H, 1, x, ldx, nt.w1, H, 1, h, F)
+	parallel(n, F, func(_, lo, hi int) { num.ReLUInPlace(h[lo*F : hi*F]) })
+	num.Gemm(false, true, n, H, F, 1, h, F, nt.w2, F, 1, u, H)
+}
+
+// logGate is log|1 + g·(e^s − 1)|, the log-determinant of one gated coupling
+// element, given g·(e^s − 1).
+func logGate(gm float32) float64 {
+	v := float64(gm)
+	if v > -1 {
+		return math.Log1p(v)
+	}
+	return math.Log(-(1 + v))
+}
+
+// layerForward applies coupling layer f to in [n,D], writing out [n,D] (out may
+// be in) and adding the layer's log-determinant to ldj. On return th holds the
+// tanh of the scale net and ut the translate net's output.
+func layerForward(d dims, f *flow, odd bool, in, out, x0, ldj []float32, n int, hs, th, ht, ut []float32) {
+	D, H, F := d.D, d.H, d.F
+	if n == 0 {
+		return
+	}
+	netForward(f.nets[0], in, D, hs, th, n, H, F)
+	netForward(f.nets[1], in, D, ht, ut, n, H, F)
+	as, at, g, exact := f.as, f.at, f.g, d.exact
+	inPlace := &in[0] == &out[0]
+	parallel(n, 40*H, func(_, lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xi, yo := in[r*D:(r+1)*D], out[r*D:(r+1)*D]
+			x2, y2 := xi[H:], yo[H:]
+			thr, utr := th[r*H:(r+1)*H], ut[r*H:(r+1)*H]
+			var acc float64
+			for j, u := range thr {
+				t := tanh32(u)
+				thr[j] = t
+				s := t * as
+				e, em1 := expm1(s)
+				xv := x2[j]
+				y2[j] = g*(xv*e+utr[j]*at) + (1-g)*xv
+				if exact {
+					acc += logGate(g * em1)
+				} else {
+					acc += float64(s * g)
+				}
+			}
+			if !inPlace {
+				copy(yo[:H], xi[:H])
+			}
+			if odd {
+				for k, v := range x0[r*D : (r+1)*D] {
+					yo[k] += v * Residual
+				}
+			}
+			ldj[r] += float32(acc)
+		}
+	})
+}
+
+// grads holds gradient buffers laid out like a paramSet plus float64
+// accumulators for the scalars.
+type grads struct {
+	set           *paramSet // slices into the gradient tensors; scalars unused
+	dgp           float64
+	das, dat, dgs []float64 // per layer
+}
+
+// backward returns dL/demb [n,D] and accumulates parameter gradients into g,
+// given dz [n,L] and dldj [n] (either may be nil). It reuses the tape's buffers
+// as scratch: a tape supports one backward pass.
+func (tp *tape) backward(dz, dldj []float32, g *grads) []float32 {
+	d, n := tp.d, tp.n
+	D, H, L, F := d.D, d.H, d.L, d.F
+	dY := make([]float32, n*D)
+	dX0 := make([]float32, n*D)
+	if dz != nil {
+		res := L == H
+		parallel(n, L, func(_, lo, hi int) {
+			for r := lo; r < hi; r++ {
+				dzr := dz[r*L : (r+1)*L]
+				copy(dY[r*D:r*D+L], dzr)
+				if res {
+					for j, v := range dzr {
+						dX0[r*D+j] = v * Residual
+					}
+				}
+			}
+		})
+	}
+	dh := make([]float32, n*F)
+	for i := d.K - 1; i >= 0; i-- {
+		f, gf := &tp.p.flows[i], &g.set.flows[i]
+		g.dgs[i], g.das[i], g.dat[i] = layerBackward(d, f, i%2 == 1, tp.xs[i], tp.th[i], tp.ut[i], dY, dX0, dldj, n)
+		netBackward(f.nets[0], gf.nets[0], tp.xs[i], tp.hs[i], tp.th[i], dh, dY, n, D, H, F)
+		netBackward(f.nets[1], gf.nets[1], tp.xs[i], tp.ht[i], tp.ut[i], dh, dY, n, D, H, F)
+	}
+	// dX0 becomes the total gradient of x0; dY becomes dP = gp·dX0.
+	gp := tp.p.gp
+	demb := make([]float32, n*D)
+	part := make([]float64, numChunks(n))
+	parallel(n, 4*D, func(c, lo, hi int) {
+		var acc float64
+		for k := lo * D; k < hi*D; k++ {
+			v := dX0[k] + dY[k]
+			acc += float64(v * (tp.proj[k] - tp.emb[k]))
+			demb[k] = (1 - gp) * v
+			dY[k] = gp * v
+		}
+		part[c] = acc
+	})
+	for _, v := range part {
+		g.dgp += v
+	}
+	if gp != 0 {
+		num.LinearBackward(demb, true, g.set.wp, g.set.bp, dY, tp.emb, tp.p.wp, n, D, D)
+	}
+	return demb
+}
+
+// layerBackward turns dY (gradient of layer i's output) into the gradient of its
+// input, except the nets' contribution to the first half, which netBackward adds.
+// It adds the residual's share to dX0, leaves dL/du_s in th and dL/du_t in ut,
+// and returns the gradients of the gate and the two adapters.
+func layerBackward(d dims, f *flow, odd bool, in, th, ut, dY, dX0, dldj []float32, n int) (dg, das, dat float64) {
+	D, H := d.D, d.H
+	as, at, g, exact := f.as, f.at, f.g, d.exact
+	nc := numChunks(n)
+	part := make([]float64, 3*nc)
+	parallel(n, 40*H, func(c, lo, hi int) {
+		var sg, sas, sat float64
+		for r := lo; r < hi; r++ {
+			dyr := dY[r*D : (r+1)*D]
+			if odd {
+				for k, v := range dyr {
+					dX0[r*D+k] += v * Residual
+				}
+			}
+			var dl float32
+			if dldj != nil {
+				dl = dldj[r]
+			}
+			x2, dy2 := in[r*D+H:(r+1)*D], dyr[H:]
+			thr, utr := th[r*H:(r+1)*H], ut[r*H:(r+1)*H]
+			for j, t := range thr {
+				s := t * as
+				e, em1 := expm1(s)
+				xv, u, dv := x2[j], utr[j], dy2[j]
+				a := 1 + g*em1
+				dt := dv * g
+				ds := dt * xv * e
+				gsum := dv * (xv*em1 + u*at)
+				if exact {
+					ds += dl * g * e / a
+					gsum += dl * em1 / a
+				} else {
+					ds += dl * g
+					gsum += dl * s
+				}
+				sg += float64(gsum)
+				sas += float64(ds * t)
+				sat += float64(dt * u)
+				thr[j] = ds * as * (1 - t*t)
+				utr[j] = dt * at
+				dy2[j] = dv * a
+			}
+		}
+		part[3*c], part[3*c+1], part[3*c+2] = sg, sas, sat
+	})
+	for c := 0; c < nc; c++ {
+		dg += part[3*c]
+		das += part[3*c+1]
+		dat += part[3*c+2]
+	}
+	return dg, das, dat
+}
+
+// netBackward back-propagates du [n,H] through a net whose ReLU output was h
+// [n,F] and whose input was the first H columns of x (stride D): it adds the
+// weight gradients to gn and dL/dx1 to the first H columns of dY. dh [n,F] is
+// scratch.
+func netBackward(nt, gn *net, x, h, du, dh, dY []float32, n, D, H, F int) {
+	num.Gemm(true, false, H, F, n, 1, du, H, h, F, 1, gn.w2, F)
+	num.ColSumAdd(gn.b2, du, n, H)
+	num.Gemm(false, false, n, F, H, 1, du, H, nt.w2, F, 0, dh, F)
+	parallel(n, F, func(_, lo, hi int) { num.ReLUBackward(dh[lo*F:hi*F], h[lo*F:hi*F]) })
+	num.Gemm(true, false, F, H, n, 1, dh, F, x, D, 1, gn.w1, H)
+	num.ColSumAdd(gn.b1, dh, n, F)
+	num.Gemm(false, false, n, H, F, 1, dh, F, nt.w1, H, 1, dY, D)
+}

@@ -1,0 +1,39 @@
+// Package results is the on-disk layout of experiment runs.
+//
+// Every grid cell of an experiment owns one directory:
+//
+//	<Root>/<experiment>/<cell-id>/
+//		config.toml | config.json  the resolved config, exactly the bytes given to Begin
+//		plugins.json               one PluginInfo per stage (kind, impl, version, path, sha256)
+//		run.json                   RunInfo (commit, dirty flag, machine, BLAS, start/end,
+//		                           axes, cell index) plus status and error text
+//		metrics.json               Metrics, written by Finish (also when the run failed)
+//		log.txt                    free text, appended through Cell.Log
+//
+// The cell id is CellID(canonical config, plugin checksums): the first 12 hex
+// digits of a SHA-256, so a changed config or a rebuilt plugin lands in a new
+// directory and never mixes with older results.
+//
+// # Life cycle
+//
+// The runner asks Cell.Status first. "done" means the cell is finished and is
+// skipped; "" (never started), "running" (a crash left it) and "failed" are
+// (re)done by calling Begin, which rewrites config, plugins.json and run.json
+// with status "running" and removes a stale metrics.json. Finish writes
+// metrics.json and then run.json with status "done" or "failed" and the error
+// text, so a "done" status always has its metrics beside it, and a failed cell
+// keeps whatever partial metrics the run produced. log.txt is never truncated:
+// each Begin appends a marker line, so the log of a failed attempt survives the
+// retry.
+//
+// # Guarantees
+//
+// Every file except log.txt is written with WriteFileAtomic (temporary file in the
+// same directory, fsync, rename), so a reader sees either the old or the new
+// content, never a torn file. Non-finite metric values (a diverged loss) are
+// stored as the JSON strings "NaN", "+Inf" and "-Inf" and read back as such.
+// Experiment names and cell ids must be single path elements; bad names, missing
+// directories and corrupt files are reported as wrapped errors, never panics.
+// A Store and its Cells are plain values and hold no open files; concurrent
+// writers to one cell are not coordinated (the runner owns a cell while it runs).
+package results

@@ -1,0 +1,145 @@
+// Package config reads experiment files: TOML, strict, with defaults, grids and
+// command-line overrides. This comment is the manual of the format.
+//
+// # Reading
+//
+// Load(path, overrides) parses a file, applies the overrides and checks every
+// setting that can be checked without the plugins; Validate(describe) then checks
+// the component options against the implementations' OptionSpecs and fills in
+// their defaults; Cells expands the grid into fully resolved experiments.
+//
+// Strictness: a key that names no setting is an error, reported with FILE:LINE
+// and the valid keys of its table; so is a value of the wrong type or an
+// impossible one (negative steps, odd embedding_dim, unknown mode, …). Settings
+// left out take the defaults below. Problems are reported together (up to ten),
+// each as
+//
+//	FILE:LINE: key.path = value: what is wrong and what is valid
+//
+// (a value set by -set names the override instead of FILE:LINE, an unset value
+// says "(the default)", and an error inside one grid cell ends with
+// "(grid cell N: axis=value, …)").
+//
+// # An experiment file
+//
+// Every key with its default, except that the component options shown are
+// examples (by default each option takes its implementation's default) and the
+// grid is empty by default. A file may leave out any key.
+//
+//	name = "quickstart"          # string, [a-z0-9_-]+; default: the file name without .toml
+//	description = ""             # string, free text
+//	seed = 1                     # int, seeds every random number generator
+//	repeats = 1                  # int ≥ 1, runs of each grid cell (compare uses their medians)
+//
+//	[model]                      # the seed README's recommended configuration
+//	vocab_size = 32000           # int > 0, V
+//	embedding_dim = 512          # int > 0 and even, D (the coupling flows split it in halves)
+//	latent_dim = 128             # int, 0 < L ≤ D
+//	hidden_size = 256            # int > 0, H
+//	hidden_dim = 128             # int > 0, F: width of the flow nets
+//	num_flows = 4                # int ≥ 0, K
+//	tie_output = false           # bool, output_proj shares the embedding (needs H == D)
+//
+//	[components.flows]           # one table per stage kind: flows, ode, attention, liquid
+//	impl = "coupling"            # string: a built-in name (liquidlab plugins lists them) or
+//	                             #   a path to a plugin binary (any name containing '/')
+//	sha256 = ""                  # string, 64 hex digits: pins the binary impl names (paths only)
+//	options = { share_params = true }  # table of string, int, float or bool values;
+//	                             #   checked by Validate against the implementation's
+//	                             #   options, whose defaults fill what is left out
+//	[components.ode]
+//	impl = "odefunc"
+//	options = { method = "dopri5", rtol = 1e-3, atol = 1e-3 }
+//	[components.attention]
+//	impl = "singlequery"
+//	options = { pattern = "all" }
+//	[components.liquid]
+//	impl = "ltc"
+//	options = { method = "dopri5" }
+//
+//	[data]
+//	source = "builtin"           # string: "builtin" (generated text) or a path to a text
+//	                             #   file or a directory of them
+//	tokenizer = ""               # string: "" = the built-in tokenizer, else a directory
+//	                             #   with tokenizer files
+//	seq_len = 256                # int > 0, tokens per training sequence
+//	valid_fraction = 0.1         # float in [0, 1), share of the text held out
+//
+//	[train]                      # the seed's recipe
+//	steps = 100                  # int ≥ 0 (0: no training)
+//	batch = 32                   # int > 0
+//	lr = 1e-4                    # float > 0, AdamW learning rate
+//	weight_decay = 5e-3          # float ≥ 0
+//	warmup_steps = 1000          # int ≥ 0, linear warm-up
+//	clip_grad_norm = 1.0         # float ≥ 0 (0: no clipping)
+//	lr_step_every = 0            # int ≥ 0, StepLR period in steps (0: off)
+//	lr_gamma = 0.1               # float in (0, 1], StepLR factor
+//	objective = "copy"           # "copy" (the seed: labels = inputs) or "next_token"
+//
+//	[eval]
+//	batches = 4                  # int ≥ 0, validation batches after training
+//
+//	[bench]                      # the long-sequence benchmark
+//	lengths = [4096, 8192, 16384, 32768]  # list of int > 0 (empty: no benchmark)
+//	batch = 1                    # int > 0
+//	modes = ["forward"]          # non-empty list of "forward", "eval", "train"
+//	warmup = 1                   # int ≥ 0, untimed runs first
+//	repeats = 3                  # int ≥ 1, timed runs
+//
+//	[run]
+//	chunk_size = 0               # int ≥ 0, tokens per chunk (0: the whole sequence)
+//	mode = "plugin"              # "plugin" (go-plugin subprocesses) or "inprocess"
+//	call_timeout = "10m"         # duration string (Go syntax: "90s", "1h30m") per plugin call
+//	jobs = 1                     # int ≥ 1, cells run at once
+//
+//	[grid]                       # axes: "dotted.key.path" = [values]; crossed
+//	"model.num_flows" = [0, 1, 2, 4, 8]
+//	"components.flows.options.share_params" = [true, false]
+//
+//	[[grid.paired]]              # a group of axes of equal length that vary together,
+//	                             #   crossed with the other axes and groups
+//	"components.ode.options.method" = ["dopri5", "dopri5"]
+//	"components.ode.options.rtol" = [1e-3, 1e-6]
+//
+// # Grids
+//
+// An axis key is the dotted path of any setting except name (quoted in [grid],
+// since it contains dots; written unquoted it is read as nested tables and means
+// the same). Every value of an axis must be valid for its setting. The cells are
+// the cartesian product of the axes, in the order they are written, then of the
+// [[grid.paired]] groups, in the order they are written; the first axis varies
+// slowest. The example above has 5 × 2 × 2 = 20 cells; a grid may have at most
+// MaxCells. Each cell is a copy of the experiment with the axis values set and an
+// empty grid; Cell.Axes lists its values.
+//
+// # Overrides
+//
+// liquidlab's -set key.path=value changes one setting before anything is
+// checked, exactly as if the file said so. The key is a TOML dotted key; the value
+// is read as a TOML value ("3", "1e-3", "true", "[512, 1024]", "\"x\"") and, when
+// it is not one, taken as a string (so -set data.source=/data/wiki and
+// -set components.ode.options.method=rk4 need no quotes). Overrides apply in
+// order. A setting that is a grid axis stops varying (from a paired group only
+// that axis is removed). -set grid.KEY=[values] replaces the values of axis KEY
+// (crossed or paired), or adds a crossed axis.
+//
+// # Components and stage configuration
+//
+// Validate asks a Describer for each component's stage.Description. Every given
+// option must be declared there and have its type: a string; an integer for
+// "int"; an integer or float for "float" (stored as float64); true or false for
+// "bool"; and, when the option lists Choices, be one of them. Options left out
+// take their declared defaults, in the experiment and in every cell (after
+// Validate, Cells completes each cell for its own implementations, so a grid may
+// vary impl). A nil Describer leaves options unchecked. StageConfig(kind) gives
+// a stage its Dims (every int field of [model], under its key) and its options as
+// strings: strings as they are, bools "true"/"false", integers in decimal,
+// floats in %g.
+//
+// # Canonical form
+//
+// Canonical writes the resolved settings as sorted `dotted.key = value` TOML
+// lines, the same bytes for the same settings; cell ids hash it. It leaves out the
+// settings that cannot change a result: name, description, grid, run.jobs and
+// run.call_timeout. The output parses back into the same settings.
+package config

@@ -1,0 +1,242 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"liquidlab/framework/stage"
+)
+
+// Values of Run.Mode.
+const (
+	ModePlugin    = "plugin"
+	ModeInProcess = "inprocess"
+)
+
+// Values of Train.Objective.
+const (
+	ObjectiveCopy      = "copy"
+	ObjectiveNextToken = "next_token"
+)
+
+// Values of Bench.Modes.
+const (
+	BenchForward = "forward"
+	BenchEval    = "eval"
+	BenchTrain   = "train"
+)
+
+// SourceBuiltin is Data.Source for the generated built-in text.
+const SourceBuiltin = "builtin"
+
+// Built-in implementations the default experiment uses, one per stage kind.
+var DefaultImpl = map[string]string{
+	stage.KindFlows:     "coupling",
+	stage.KindODE:       "odefunc",
+	stage.KindAttention: "singlequery",
+	stage.KindLiquid:    "ltc",
+}
+
+// MaxCells bounds the size of a grid, so a typo cannot expand into millions of runs.
+const MaxCells = 10000
+
+// Experiment is one experiment file, resolved: defaults filled in and overrides
+// applied. Its Grid is expanded by Cells.
+type Experiment struct {
+	Name        string               `toml:"name"`
+	Description string               `toml:"description"`
+	Seed        int64                `toml:"seed"`
+	Repeats     int                  `toml:"repeats"`
+	Model       Model                `toml:"model"`
+	Components  map[string]Component `toml:"components"`
+	Data        Data                 `toml:"data"`
+	Train       Train                `toml:"train"`
+	Eval        Eval                 `toml:"eval"`
+	Bench       Bench                `toml:"bench"`
+	Run         Run                  `toml:"run"`
+	Grid        Grid                 `toml:"grid"`
+
+	// File is the path the experiment was read from (the name given to Parse).
+	File string `toml:"-"`
+
+	// origin maps a setting's dotted path to where its value came from
+	// ("file:line", "-set k=v", …); settings left at their default are absent.
+	origin map[string]string
+	// describe is the Describer given to Validate; Cells fills option defaults
+	// of every cell with it.
+	describe  Describer
+	validated bool
+	// note ends every message about this experiment (which grid cell it is).
+	note string
+}
+
+// Model holds the seed model's dimensions. Every int field is passed to the
+// stages as a dimension (stage.Config.Dims) under its toml name.
+type Model struct {
+	VocabSize    int  `toml:"vocab_size"`
+	EmbeddingDim int  `toml:"embedding_dim"`
+	LatentDim    int  `toml:"latent_dim"`
+	HiddenSize   int  `toml:"hidden_size"`
+	HiddenDim    int  `toml:"hidden_dim"`
+	NumFlows     int  `toml:"num_flows"`
+	TieOutput    bool `toml:"tie_output"`
+}
+
+// Component picks the implementation of one stage kind.
+type Component struct {
+	Impl    string         `toml:"impl"`
+	SHA256  string         `toml:"sha256"`
+	Options map[string]any `toml:"options"`
+}
+
+// IsPath reports whether Impl names a plugin binary rather than a built-in.
+func (c Component) IsPath() bool { return strings.Contains(c.Impl, "/") }
+
+// Data says where the text comes from.
+type Data struct {
+	Source        string  `toml:"source"`
+	Tokenizer     string  `toml:"tokenizer"`
+	SeqLen        int     `toml:"seq_len"`
+	ValidFraction float64 `toml:"valid_fraction"`
+}
+
+// Train is the training recipe.
+type Train struct {
+	Steps        int     `toml:"steps"`
+	Batch        int     `toml:"batch"`
+	LR           float64 `toml:"lr"`
+	WeightDecay  float64 `toml:"weight_decay"`
+	WarmupSteps  int     `toml:"warmup_steps"`
+	ClipGradNorm float64 `toml:"clip_grad_norm"`
+	LRStepEvery  int     `toml:"lr_step_every"`
+	LRGamma      float64 `toml:"lr_gamma"`
+	Objective    string  `toml:"objective"`
+}
+
+// Eval is the evaluation after training.
+type Eval struct {
+	Batches int `toml:"batches"`
+}
+
+// Bench is the long-sequence benchmark.
+type Bench struct {
+	Lengths []int    `toml:"lengths"`
+	Batch   int      `toml:"batch"`
+	Modes   []string `toml:"modes"`
+	Warmup  int      `toml:"warmup"`
+	Repeats int      `toml:"repeats"`
+}
+
+// Run says how cells are executed.
+type Run struct {
+	ChunkSize   int           `toml:"chunk_size"`
+	Mode        string        `toml:"mode"`
+	CallTimeout time.Duration `toml:"call_timeout"`
+	Jobs        int           `toml:"jobs"`
+}
+
+// Default returns the experiment every file starts from: the seed README's
+// recommended model and the seed's training recipe.
+func Default() *Experiment {
+	comps := make(map[string]Component, len(stage.Kinds))
+	for _, k := range stage.Kinds {
+		comps[k] = Component{Impl: DefaultImpl[k], Options: map[string]any{}}
+	}
+	return &Experiment{
+		Seed:    1,
+		Repeats: 1,
+		Model: Model{VocabSize: 32000, EmbeddingDim: 512, LatentDim: 128,
+			HiddenSize: 256, HiddenDim: 128, NumFlows: 4},
+		Components: comps,
+		Data:       Data{Source: SourceBuiltin, SeqLen: 256, ValidFraction: 0.1},
+		Train: Train{Steps: 100, Batch: 32, LR: 1e-4, WeightDecay: 5e-3,
+			WarmupSteps: 1000, ClipGradNorm: 1.0, LRGamma: 0.1, Objective: ObjectiveCopy},
+		Eval:   Eval{Batches: 4},
+		Bench:  Bench{Lengths: []int{4096, 8192, 16384, 32768}, Batch: 1, Modes: []string{BenchForward}, Warmup: 1, Repeats: 3},
+		Run:    Run{Mode: ModePlugin, CallTimeout: 10 * time.Minute, Jobs: 1},
+		origin: map[string]string{},
+	}
+}
+
+// Load reads an experiment file, applies the overrides ("key.path=value", the
+// value parsed as a TOML value and taken as a string when it is not one) and
+// checks everything that can be checked without the plugins.
+func Load(path string, overrides []string) (*Experiment, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data, overrides)
+}
+
+// Parse is Load on data already read; name is the file name used in messages
+// and, without its extension, as the default experiment name.
+func Parse(name string, data []byte, overrides []string) (*Experiment, error) {
+	e := Default()
+	e.File = name
+	e.Name = strings.TrimSuffix(filepath.Base(name), filepath.Ext(name))
+	if err := e.decodeFile(data); err != nil {
+		return nil, err
+	}
+	for _, o := range overrides {
+		if err := e.applyOverride(o); err != nil {
+			return nil, err
+		}
+	}
+	if err := e.checkAll(); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// checkAll checks the base settings, the grid and every cell.
+func (e *Experiment) checkAll() error {
+	if err := e.check(); err != nil {
+		return err
+	}
+	_, err := e.Cells()
+	return err
+}
+
+// clone returns a deep copy.
+func (e *Experiment) clone() *Experiment {
+	c := *e
+	c.Components = make(map[string]Component, len(e.Components))
+	for k, v := range e.Components {
+		v.Options = cloneMap(v.Options)
+		c.Components[k] = v
+	}
+	c.Bench.Lengths = append([]int(nil), e.Bench.Lengths...)
+	c.Bench.Modes = append([]string(nil), e.Bench.Modes...)
+	c.Grid = e.Grid.clone()
+	c.origin = make(map[string]string, len(e.origin))
+	for k, v := range e.origin {
+		c.origin[k] = v
+	}
+	return &c
+}
+
+func cloneMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m))
+	for k, v := range m {
+		out[k] = cloneValue(v)
+	}
+	return out
+}
+
+func cloneValue(v any) any {
+	switch v := v.(type) {
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			out[i] = cloneValue(x)
+		}
+		return out
+	case map[string]any:
+		return cloneMap(v)
+	}
+	return v
+}

@@ -1,0 +1,17 @@
+// Package model is the seed model's pipeline on the host side: it owns the
+// parameter store (PyTorch state_dict names), the token embedding and the output
+// head, and runs a batch through the four stages (flows → ode → attention →
+// liquid) chunk by chunk, handing each block of logits to a consumer as soon as it
+// exists so that memory does not grow with the sequence.
+//
+// Stages are any stage.Stage: in-process implementations or plugin clients; the
+// model does not know which. Run with Train set does truncated back-propagation
+// per chunk: the attention's carried state is a constant input to each chunk, the
+// liquid cell runs once after the last chunk (as the seed computes h once from
+// the whole sequence), and every parameter gradient is added into Params.
+//
+// With a single chunk (ChunkSize 0 or ≥ S) Run computes exactly the seed's
+// LiquidTextGenerationModel.forward and the gradient of a loss made of the
+// consumer's logits gradient plus constant weights on h and log_det_jacobian,
+// which is what the parity fixtures hold.
+package model

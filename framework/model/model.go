@@ -1,0 +1,147 @@
+package model
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+
+	"liquidlab/framework/stage"
+)
+
+// Prefix maps a stage kind to the state_dict prefix of its parameters.
+var Prefix = map[string]string{
+	stage.KindFlows:     "liquid_embedding.flow_reducer.",
+	stage.KindODE:       "liquid_embedding.",
+	stage.KindAttention: "liquid_cell.",
+	stage.KindLiquid:    "liquid_cell.liquid_cell.",
+}
+
+// Dims are the model's sizes, named as in SEED_MODEL.md.
+type Dims struct {
+	Vocab int // V
+	D     int // embedding_dim
+	L     int // latent_dim
+	H     int // hidden_size
+	F     int // hidden_dim (flow nets)
+	K     int // num_flows
+}
+
+// Map returns the dims under the names stage.Config uses.
+func (d Dims) Map() map[string]int {
+	return map[string]int{"vocab_size": d.Vocab, "embedding_dim": d.D, "latent_dim": d.L,
+		"hidden_size": d.H, "hidden_dim": d.F, "num_flows": d.K}
+}
+
+// Validate checks the sizes the seed's model can be built with.
+func (d Dims) Validate() error {
+	switch {
+	case d.Vocab < 2:
+		return fmt.Errorf("vocab_size %d: need at least 2", d.Vocab)
+	case d.D < 2 || d.D%2 != 0:
+		return fmt.Errorf("embedding_dim %d: need an even number ≥ 2 (the coupling layers split it in halves)", d.D)
+	case d.L < 1 || d.L > d.D:
+		return fmt.Errorf("latent_dim %d: need 1 ≤ latent_dim ≤ embedding_dim (%d)", d.L, d.D)
+	case d.H < 1:
+		return fmt.Errorf("hidden_size %d: need ≥ 1", d.H)
+	case d.F < 1:
+		return fmt.Errorf("hidden_dim %d: need ≥ 1", d.F)
+	case d.K < 0:
+		return fmt.Errorf("num_flows %d: need ≥ 0", d.K)
+	}
+	return nil
+}
+
+// Model is the seed model assembled from stages.
+type Model struct {
+	Dims    Dims
+	Stages  map[string]stage.Stage
+	Configs map[string]stage.Config
+	Descs   map[string]*stage.Description
+	Params  Params
+
+	// PaddingIdx is the embedding row that receives no gradient (the seed's
+	// nn.Embedding(padding_idx=0); negative for none).
+	PaddingIdx int
+
+	emb, wo, bo *Param
+}
+
+// New describes every stage and builds the parameter store: the host's
+// embedding, then each stage's parameters in pipeline order, then the head.
+// options holds each kind's validated options.
+func New(ctx context.Context, dims Dims, stages map[string]stage.Stage, options map[string]map[string]string) (*Model, error) {
+	if err := dims.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Model{Dims: dims, Stages: stages, Configs: map[string]stage.Config{}, Descs: map[string]*stage.Description{}, PaddingIdx: 0}
+	if err := m.Params.add("host", "", stage.ParamSpec{Name: "liquid_embedding.embedding.weight", Shape: []int{dims.Vocab, dims.D}, Init: "embedding"}); err != nil {
+		return nil, err
+	}
+	for _, kind := range stage.Kinds {
+		st, ok := stages[kind]
+		if !ok || st == nil {
+			return nil, fmt.Errorf("no %s stage given", kind)
+		}
+		cfg := stage.Config{Dims: dims.Map(), Options: options[kind]}
+		if cfg.Options == nil {
+			cfg.Options = map[string]string{}
+		}
+		desc, err := st.Describe(ctx, cfg)
+		if err != nil {
+			return nil, fmt.Errorf("%s stage: describe: %w", kind, err)
+		}
+		if desc.Kind != kind {
+			return nil, fmt.Errorf("%s stage: implementation %q says it is a %q stage", kind, desc.Name, desc.Kind)
+		}
+		m.Configs[kind], m.Descs[kind] = cfg, desc
+		for _, ps := range desc.Params {
+			if err := m.Params.add(kind, Prefix[kind], ps); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := m.Params.add("host", "", stage.ParamSpec{Name: "output_proj.weight", Shape: []int{dims.Vocab, dims.H}, Init: "linear_weight", FanIn: dims.H}); err != nil {
+		return nil, err
+	}
+	if err := m.Params.add("host", "", stage.ParamSpec{Name: "output_proj.bias", Shape: []int{dims.Vocab}, Init: "linear_bias", FanIn: dims.H}); err != nil {
+		return nil, err
+	}
+	m.emb = m.Params.Get("liquid_embedding.embedding.weight")
+	m.wo = m.Params.Get("output_proj.weight")
+	m.bo = m.Params.Get("output_proj.bias")
+	return m, nil
+}
+
+// Init initialises every parameter from a seed (PyTorch's default rules), with
+// the embedding's padding row zeroed as nn.Embedding does.
+func (m *Model) Init(seed uint64) error {
+	if err := m.Params.Init(seed); err != nil {
+		return err
+	}
+	if p := m.PaddingIdx; p >= 0 && p < m.Dims.Vocab {
+		clear(m.emb.Value.Data[p*m.Dims.D : (p+1)*m.Dims.D])
+	}
+	return nil
+}
+
+// Describe summarises the stages, one line each.
+func (m *Model) Describe() []string {
+	var out []string
+	for _, k := range stage.Kinds {
+		d := m.Descs[k]
+		out = append(out, fmt.Sprintf("%s: %s %s %v", k, d.Name, d.Version, m.Configs[k].Options))
+	}
+	out = append(out, "parameters: "+strconv.Itoa(m.Params.Count()))
+	return out
+}
+
+// MatmulFLOPs returns the floating-point operations of the model's matrix
+// products per token in the forward pass (2 per multiply-add): the flows'
+// initial projection and coupling nets, W_e, the attention's key and value
+// projections, and the output head. The liquid cell and attention query act
+// once per sequence and are left out.
+func (d Dims) MatmulFLOPs() float64 {
+	f := float64(d.D*d.D) + float64(d.K)*4*float64(d.D/2)*float64(d.F) +
+		float64(d.L*d.H) + 2*float64(d.H*d.H) + float64(d.H)*float64(d.Vocab)
+	return 2 * f
+}

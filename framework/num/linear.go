@@ -1,6 +1,8 @@
 package num
 
 import (
+	"time"
+
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 )
@@ -88,4 +90,23 @@ func checkLen(what string, s []float32, n int) {
 	if len(s) < n {
 		panic("num: " + what + ": slice too short")
 	}
+}
+
+// SgemmPeak measures this machine's sgemm rate in GFLOP/s on n×n×n products
+// (best of reps), the yardstick for how much of the BLAS the model reaches.
+func SgemmPeak(n, reps int) float64 {
+	a, b, c := make([]float32, n*n), make([]float32, n*n), make([]float32, n*n)
+	for i := range a {
+		a[i], b[i] = float32(i%7)*0.1, float32(i%5)*0.1
+	}
+	Gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
+	best := 0.0
+	for r := 0; r < reps; r++ {
+		t0 := time.Now()
+		Gemm(false, false, n, n, n, 1, a, n, b, n, 0, c, n)
+		if s := time.Since(t0).Seconds(); s > 0 {
+			best = max(best, 2*float64(n)*float64(n)*float64(n)/s/1e9)
+		}
+	}
+	return best
 }

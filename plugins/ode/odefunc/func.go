@@ -1,0 +1,273 @@
+package odefunc
+
+import (
+	"fmt"
+	"math"
+
+	"liquidlab/framework/num"
+)
+
+// The seed's ODEFunc constants: decay_factor, adaptive_factor, stability_factor, alpha.
+const (
+	decayFactor     = 0.1
+	adaptiveFactor  = 0.01
+	stabilityFactor = 0.1
+	alpha           = 0.2
+	invSqrt2        = 0.7071067811865476
+	// blockRows is the unit of parallel work and of gradient accumulation. It is
+	// fixed (not derived from the core count) so that results do not depend on
+	// GOMAXPROCS.
+	blockRows = 64
+)
+
+// Func is the seed's ODEFunc over a [rows, h] tensor of token vectors:
+//
+//	f(t, y) = LN(−0.1·(1 + 0.01·‖y‖₂)·y + 0.8·tanh(y) + 0.2·gelu(y) + 0.1·y)
+//
+// row by row, with LayerNorm weight gamma and bias beta (eps 1e-5). It implements
+// odeint.Func. Eval and VJP must not be called concurrently on one Func; they do
+// not allocate beyond the goroutines of num.ParallelRows.
+type Func struct {
+	rows, h     int
+	gamma, beta []float32
+	// per block: 2h float64 gradient accumulators (dγ, dβ) and 3h float32 scratch.
+	acc     []float64
+	scratch []float32
+
+	// arguments of the call in flight, read by the bound kernels below
+	y, dy, g, gy []float32
+	evalFn       func(lo, hi int)
+	vjpFn        func(lo, hi int)
+}
+
+// NewFunc returns f for rows token vectors of size h with LayerNorm parameters
+// gamma and beta (copied).
+func NewFunc(rows, h int, gamma, beta []float32) (*Func, error) {
+	if rows <= 0 || h <= 0 {
+		return nil, fmt.Errorf("odefunc: need rows > 0 and h > 0, got rows=%d h=%d", rows, h)
+	}
+	if len(gamma) != h || len(beta) != h {
+		return nil, fmt.Errorf("odefunc: layer_norm weight/bias have %d/%d values, want %d", len(gamma), len(beta), h)
+	}
+	nb := (rows + blockRows - 1) / blockRows
+	f := &Func{
+		rows: rows, h: h,
+		gamma:   append([]float32(nil), gamma...),
+		beta:    append([]float32(nil), beta...),
+		acc:     make([]float64, nb*2*h),
+		scratch: make([]float32, nb*3*h),
+	}
+	f.evalFn = f.evalBlocks
+	f.vjpFn = f.vjpBlocks
+	return f, nil
+}
+
+// Size is rows·h, the length of the state vector.
+func (f *Func) Size() int { return f.rows * f.h }
+
+func (f *Func) blocks() int { return (f.rows + blockRows - 1) / blockRows }
+
+func (f *Func) check(what string, s []float32) {
+	if len(s) != f.rows*f.h {
+		panic(fmt.Sprintf("odefunc: %s has %d values, want %d", what, len(s), f.rows*f.h))
+	}
+}
+
+// Eval sets dy = f(t, y). dy must not overlap y. It panics if a length is not
+// rows·h (a programmer error: odeint passes the state it was given).
+func (f *Func) Eval(_ float64, y, dy []float32) {
+	f.check("y", y)
+	f.check("dy", dy)
+	f.y, f.dy = y, dy
+	num.ParallelRows(f.blocks(), blockRows*f.h*60, f.evalFn)
+	f.y, f.dy = nil, nil
+}
+
+// VJP adds gᵀ∂f/∂y to gy and accumulates gᵀ∂f/∂gamma and gᵀ∂f/∂beta into the
+// Func's gradient (see AddGrads). gy must not overlap y or g.
+func (f *Func) VJP(_ float64, y, g, gy []float32) {
+	f.check("y", y)
+	f.check("g", g)
+	f.check("gy", gy)
+	f.y, f.g, f.gy = y, g, gy
+	num.ParallelRows(f.blocks(), blockRows*f.h*120, f.vjpFn)
+	f.y, f.g, f.gy = nil, nil, nil
+}
+
+// ZeroGrad clears the accumulated gamma and beta gradients.
+func (f *Func) ZeroGrad() { clear(f.acc) }
+
+// AddGrads adds the gradients accumulated by VJP since the last ZeroGrad to
+// dGamma and dBeta (each h values; either may be nil). The block partial sums are
+// reduced in a fixed order, so the result does not depend on the core count.
+func (f *Func) AddGrads(dGamma, dBeta []float32) {
+	h := f.h
+	tg, tb := make([]float64, h), make([]float64, h)
+	for b := 0; b < f.blocks(); b++ {
+		a := f.acc[b*2*h : (b+1)*2*h]
+		for j := 0; j < h; j++ {
+			tg[j] += a[j]
+			tb[j] += a[h+j]
+		}
+	}
+	for j := 0; j < h; j++ {
+		if dGamma != nil {
+			dGamma[j] += float32(tg[j])
+		}
+		if dBeta != nil {
+			dBeta[j] += float32(tb[j])
+		}
+	}
+}
+
+// sumSq is Σv² with four independent accumulators (latency, not accuracy).
+func sumSq(v []float32) float32 {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(v); i += 4 {
+		a, b, c, d := v[i], v[i+1], v[i+2], v[i+3]
+		s0 += a * a
+		s1 += b * b
+		s2 += c * c
+		s3 += d * d
+	}
+	for ; i < len(v); i++ {
+		s0 += v[i] * v[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// sumDev is Σ(v−mu)².
+func sumDev(v []float32, mu float32) float32 {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(v); i += 4 {
+		a, b, c, d := v[i]-mu, v[i+1]-mu, v[i+2]-mu, v[i+3]-mu
+		s0 += a * a
+		s1 += b * b
+		s2 += c * c
+		s3 += d * d
+	}
+	for ; i < len(v); i++ {
+		a := v[i] - mu
+		s0 += a * a
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// linCoef is the coefficient of y in the pre-LayerNorm vector:
+// −0.1·(1+0.01·n) + 0.1 = −0.001·n, formed in float64.
+func linCoef(sumsq float32) (c, n float32) {
+	nn := math.Sqrt(float64(sumsq))
+	return float32(-decayFactor * adaptiveFactor * nn), float32(nn)
+}
+
+func rstdOf(sumdev float32, h int) float32 {
+	return float32(1 / math.Sqrt(float64(sumdev)/float64(h)+num.LNEps))
+}
+
+func (f *Func) evalBlocks(lo, hi int) {
+	h := f.h
+	for b := lo; b < hi; b++ {
+		er := f.scratch[b*3*h : b*3*h+h]
+		for i := b * blockRows; i < min((b+1)*blockRows, f.rows); i++ {
+			yr, dr := f.y[i*h:(i+1)*h], f.dy[i*h:(i+1)*h]
+			f.evalRow(yr, dr, er)
+		}
+	}
+}
+
+// evalRow writes f(y) for one token; er is h floats of scratch.
+func (f *Func) evalRow(yr, dr, er []float32) {
+	h := len(yr)
+	dr, er = dr[:h], er[:h]
+	c, _ := linCoef(sumSq(yr))
+	num.TanhFastSlice(dr, yr)
+	num.ErfFastSlice(er, yr, invSqrt2)
+	var s0, s1 float32
+	for j, y := range yr {
+		x := c*y + (1-alpha)*dr[j] + (0.5*alpha)*y*(1+er[j])
+		dr[j] = x
+		if j&1 == 0 {
+			s0 += x
+		} else {
+			s1 += x
+		}
+	}
+	mu := (s0 + s1) / float32(h)
+	r := rstdOf(sumDev(dr, mu), h)
+	g, bb := f.gamma[:h], f.beta[:h]
+	for j, x := range dr {
+		dr[j] = (x-mu)*r*g[j] + bb[j]
+	}
+}
+
+func (f *Func) vjpBlocks(lo, hi int) {
+	h := f.h
+	for b := lo; b < hi; b++ {
+		s := f.scratch[b*3*h : (b+1)*3*h]
+		acc := f.acc[b*2*h : (b+1)*2*h]
+		for i := b * blockRows; i < min((b+1)*blockRows, f.rows); i++ {
+			f.vjpRow(f.y[i*h:(i+1)*h], f.g[i*h:(i+1)*h], f.gy[i*h:(i+1)*h], s, acc)
+		}
+	}
+}
+
+// vjpRow recomputes the forward of one token from y, then adds gᵀ∂f/∂y to gy and
+// gᵀ∂f/∂(γ,β) to acc (2h float64). s is 3h floats of scratch.
+//
+// With x = c(n)·y + φ(y), c = −0.001·n, n = ‖y‖, φ = 0.8·tanh + 0.2·gelu, and
+// dx the LayerNorm input gradient:
+// gy_k += dx_k·(c + φ'(y_k)) − 0.001·(Σ_j dx_j·y_j)·y_k/n.
+func (f *Func) vjpRow(yr, gr, gyr, s []float32, acc []float64) {
+	h := len(yr)
+	gr, gyr = gr[:h], gyr[:h]
+	sa, sb, sc := s[:h], s[h:2*h], s[2*h:3*h]
+	c, n := linCoef(sumSq(yr))
+	num.TanhFastSlice(sa, yr)          // tanh
+	num.ErfFastSlice(sb, yr, invSqrt2) // erf(y/√2)
+	num.NormPDFFastSlice(sc, yr)       // φ(y)
+	var s0, s1 float32
+	for j, y := range yr {
+		th, cdf := sa[j], 0.5*(1+sb[j])
+		x := c*y + (1-alpha)*th + alpha*y*cdf
+		sa[j] = x
+		sc[j] = c + (1-alpha)*(1-th*th) + alpha*(cdf+y*sc[j]) // ∂x_j/∂y_j without the norm term
+		if j&1 == 0 {
+			s0 += x
+		} else {
+			s1 += x
+		}
+	}
+	mu := (s0 + s1) / float32(h)
+	r := rstdOf(sumDev(sa, mu), h)
+	dg, db := acc[:h], acc[h:2*h]
+	gam := f.gamma[:h]
+	var a1, a2 float32
+	for j, x := range sa {
+		xh := (x - mu) * r
+		gj := gr[j]
+		dg[j] += float64(gj * xh)
+		db[j] += float64(gj)
+		gx := gj * gam[j]
+		a1 += gx
+		a2 += gx * xh
+		sa[j] = xh
+		sb[j] = gx
+	}
+	a1 /= float32(h)
+	a2 /= float32(h)
+	var dot float32
+	for j, xh := range sa {
+		dx := r * (sb[j] - a1 - xh*a2)
+		sb[j] = dx
+		dot += dx * yr[j]
+	}
+	var k float32
+	if n > 0 {
+		k = -decayFactor * adaptiveFactor * dot / n
+	}
+	for j, y := range yr {
+		gyr[j] += sb[j]*sc[j] + k*y
+	}
+}

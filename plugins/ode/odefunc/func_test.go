@@ -1,0 +1,115 @@
+package odefunc
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"liquidlab/framework/num/numtest"
+)
+
+func randSlice(r *rand.Rand, n int, scale float64) []float32 {
+	out := make([]float32, n)
+	for i := range out {
+		out[i] = float32(r.NormFloat64() * scale)
+	}
+	return out
+}
+
+func TestFuncEvalMatchesReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, tc := range []struct{ rows, h int }{{1, 1}, {3, 5}, {150, 16}, {70, 256}} {
+		y := randSlice(r, tc.rows*tc.h, 1.5)
+		y[0] = 9 // a saturated tanh
+		if tc.rows > 2 {
+			for j := 0; j < tc.h; j++ {
+				y[2*tc.h+j] = 0 // a zero row (‖y‖ = 0)
+			}
+		}
+		g := randSlice(r, tc.h, 1)
+		b := randSlice(r, tc.h, 0.5)
+		f, err := NewFunc(tc.rows, tc.h, g, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		yc := append([]float32(nil), y...)
+		dy := make([]float32, len(y))
+		f.Eval(0, y, dy)
+		want := refFAll(to64(y), tc.h, to64(g), to64(b))
+		for i := range dy {
+			if d := math.Abs(float64(dy[i]) - want[i]); d > 2e-5*(1+math.Abs(want[i])) {
+				t.Fatalf("rows %d h %d: dy[%d] = %v, want %v", tc.rows, tc.h, i, dy[i], want[i])
+			}
+		}
+		for i := range y {
+			if y[i] != yc[i] {
+				t.Fatalf("Eval modified y[%d]", i)
+			}
+		}
+	}
+}
+
+func TestFuncVJP(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct{ rows, h int }{{2, 3}, {150, 16}} {
+		n := tc.rows * tc.h
+		y := randSlice(r, n, 1.2)
+		w := randSlice(r, n, 1) // loss = Σ w·f(y)
+		g := randSlice(r, tc.h, 1)
+		b := randSlice(r, tc.h, 0.5)
+		f, err := NewFunc(tc.rows, tc.h, g, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gy := make([]float32, n)
+		for i := range gy {
+			gy[i] = 1 // VJP must add, not overwrite
+		}
+		yc, wc := append([]float32(nil), y...), append([]float32(nil), w...)
+		f.VJP(0, y, w, gy)
+		f.VJP(0, y, w, gy) // twice: both gy and the parameter grads accumulate
+		for i := range gy {
+			gy[i] = (gy[i] - 1) / 2
+		}
+		dg, db := make([]float32, tc.h), make([]float32, tc.h)
+		f.AddGrads(dg, db)
+		for i := range dg {
+			dg[i] /= 2
+			db[i] /= 2
+		}
+		for i := range y {
+			if y[i] != yc[i] || w[i] != wc[i] {
+				t.Fatalf("VJP modified its inputs at %d", i)
+			}
+		}
+		loss := func() float64 {
+			out := refFAll(to64(y), tc.h, to64(g), to64(b))
+			var s float64
+			for i, v := range out {
+				s += float64(w[i]) * v
+			}
+			return s
+		}
+		numtest.CheckGrad(t, "y", y, gy, loss, 1e-3, 2e-4, 2e-3)
+		numtest.CheckGrad(t, "layer_norm.weight", g, dg, loss, 1e-3, 2e-4, 2e-3)
+		numtest.CheckGrad(t, "layer_norm.bias", b, db, loss, 1e-3, 2e-4, 2e-3)
+
+		f.ZeroGrad()
+		clear(dg)
+		f.AddGrads(dg, nil)
+		for _, v := range dg {
+			if v != 0 {
+				t.Fatal("ZeroGrad left a gradient")
+			}
+		}
+	}
+}
+
+func TestNewFuncErrors(t *testing.T) {
+	if _, err := NewFunc(0, 4, make([]float32, 4), make([]float32, 4)); err == nil {
+		t.Error("rows = 0 accepted")
+	}
+	if _, err := NewFunc(2, 4, make([]float32, 3), make([]float32, 4)); err == nil {
+		t.Error("short gamma accepted")
+	}
+}

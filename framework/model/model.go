@@ -64,7 +64,15 @@ type Model struct {
 	PaddingIdx int
 
 	emb, wo, bo *Param
+
+	// perToken is set when the liquid stage reads every token's "e" and writes
+	// "y" (a causal scan): it then runs on every chunk and the head reads e + y.
+	// Otherwise it is the seed's cell, run once on the attention's context.
+	perToken bool
 }
+
+// PerTokenLiquid reports whether the liquid stage feeds the head.
+func (m *Model) PerTokenLiquid() bool { return m.perToken }
 
 // New describes every stage and builds the parameter store: the host's
 // embedding, then each stage's parameters in pipeline order, then the head.
@@ -100,6 +108,7 @@ func New(ctx context.Context, dims Dims, stages map[string]stage.Stage, options 
 			}
 		}
 	}
+	m.perToken = contains(m.Descs[stage.KindLiquid].Inputs, "e") && contains(m.Descs[stage.KindLiquid].Outputs, "y")
 	if err := m.Params.add("host", "", stage.ParamSpec{Name: "output_proj.weight", Shape: []int{dims.Vocab, dims.H}, Init: "linear_weight", FanIn: dims.H}); err != nil {
 		return nil, err
 	}
@@ -144,4 +153,13 @@ func (d Dims) MatmulFLOPs() float64 {
 	f := float64(d.D*d.D) + float64(d.K)*4*float64(d.D/2)*float64(d.F) +
 		float64(d.L*d.H) + 2*float64(d.H*d.H) + float64(d.H)*float64(d.Vocab)
 	return 2 * f
+}
+
+func contains(xs []string, x string) bool {
+	for _, v := range xs {
+		if v == x {
+			return true
+		}
+	}
+	return false
 }

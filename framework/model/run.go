@@ -102,7 +102,11 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 	for _, k := range stage.Kinds {
 		params[k] = m.Params.local(k)
 	}
-	var attnState tensor.Map
+	var attnState, liqState tensor.Map
+	var hin []float32
+	if m.perToken {
+		hin = make([]float32, b.B*chunk*d.H)
+	}
 	var c *tensor.Tensor
 
 	// Per-chunk buffers, reused.
@@ -186,7 +190,8 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 			release()
 			return nil, fmt.Errorf("ode stage output: %w", err)
 		}
-		ar, err := call(stage.KindAttention, tensor.Map{"e": e, "timestamps": tensor.From(ts[:n], b.B, sc), "h": h0T}, attnState)
+		tsT := tensor.From(ts[:n], b.B, sc)
+		ar, err := call(stage.KindAttention, tensor.Map{"e": e, "timestamps": tsT, "h": h0T}, attnState)
 		if err != nil {
 			release()
 			return nil, err
@@ -204,6 +209,35 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 			}
 		}
 
+		// A per-token liquid stage (one that reads "e" and writes "y") runs on
+		// every chunk, carrying its state, and the head reads e + y.
+		headIn := e.Data
+		var hT *tensor.Tensor
+		var lr *stage.ForwardResult
+		if m.perToken {
+			lr, err = call(stage.KindLiquid, tensor.Map{"e": e, "timestamps": tsT, "h": h0T}, liqState)
+			if err != nil {
+				release()
+				return nil, err
+			}
+			liqState = lr.State
+			y, err := lr.Outputs.Need("y", b.B, sc, d.H)
+			if err == nil && last {
+				hT, err = lr.Outputs.Need("h", b.B, d.H)
+			}
+			if err != nil {
+				release()
+				return nil, fmt.Errorf("liquid stage output: %w", err)
+			}
+			for i, v := range e.Data {
+				hin[i] = v + y.Data[i]
+			}
+			headIn = hin[:n*d.H]
+			if last {
+				res.H = append([]float32(nil), hT.Data...)
+			}
+		}
+
 		// Head: logits block by block, consumed at once.
 		if opt.Train {
 			clear(de[:n*d.H])
@@ -215,7 +249,7 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 				r := r0 + i
 				blk.Index[i] = (r/sc)*b.S + s0 + r%sc
 			}
-			eb := e.Data[r0*d.H : (r0+rows)*d.H]
+			eb := headIn[r0*d.H : (r0+rows)*d.H]
 			num.LinearForward(blk.Logits, eb, m.wo.Value.Data, m.bo.Value.Data, rows, d.H, d.Vocab)
 			if opt.Train {
 				blk.DLogits = dlogits[:rows*d.Vocab]
@@ -230,9 +264,7 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 			}
 		}
 
-		var hT *tensor.Tensor
-		var lr *stage.ForwardResult
-		if last {
+		if last && !m.perToken {
 			lr, err = call(stage.KindLiquid, tensor.Map{"c": c, "h": h0T}, nil)
 			if err != nil {
 				release()
@@ -274,7 +306,26 @@ func (m *Model) backwardChunk(ctx context.Context, b *Batch, opt RunOptions, hFl
 			firstErr = err
 		}
 	}
-	if lr != nil {
+	if m.perToken {
+		g := tensor.Map{"y": tensor.From(append([]float32(nil), de...), b.B, sc, d.H)}
+		if hT != nil {
+			dh := make([]float32, b.B*d.H)
+			if opt.DH != nil {
+				opt.DH(hT.Data, dh)
+			}
+			g["h"] = tensor.From(dh, b.B, d.H)
+		}
+		_ = m.Stages[stage.KindAttention].Release(ctx, hAttn)
+		if r, err := bwd(stage.KindLiquid, lr.Handle, g); err != nil {
+			fail(err)
+		} else if ge, err := r.InputGrads.Need("e", b.B, sc, d.H); err != nil {
+			fail(fmt.Errorf("liquid stage backward: %w", err))
+		} else {
+			for i, v := range ge.Data {
+				de[i] += v
+			}
+		}
+	} else if lr != nil {
 		dh := make([]float32, b.B*d.H)
 		if opt.DH != nil {
 			opt.DH(hT.Data, dh)

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"go.uber.org/fx"
+)
+
+func TestAppValidates(t *testing.T) {
+	var out bytes.Buffer
+	opts := appOptions(&env{stdout: &out, stderr: &out}, experimentArgs{Path: "../../experiments/quickstart.toml"}, t.TempDir())
+	if err := fx.ValidateApp(opts...); err != nil {
+		t.Fatal(err)
+	}
+}
+
+const tinyExperiment = `
+name = "tiny"
+seed = 3
+[model]
+vocab_size = 2000
+embedding_dim = 16
+latent_dim = 4
+hidden_size = 8
+hidden_dim = 8
+num_flows = 2
+[components.ode]
+options = { method = "euler" }
+[components.liquid]
+options = { method = "euler" }
+[data]
+seq_len = 32
+[train]
+steps = 3
+batch = 2
+lr = 1e-3
+warmup_steps = 1
+[eval]
+batches = 1
+[run]
+mode = "inprocess"
+[grid]
+"model.num_flows" = [0, 2]
+`
+
+// TestRunSkipsFinishedCells runs a tiny two-cell grid in process, checks each
+// cell's files, and checks that a rerun skips both cells.
+func TestRunSkipsFinishedCells(t *testing.T) {
+	dir := t.TempDir()
+	exp := filepath.Join(dir, "tiny.toml")
+	if err := os.WriteFile(exp, []byte(tinyExperiment), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := filepath.Join(dir, "results")
+	var out bytes.Buffer
+	if err := run(&env{stdout: &out, stderr: &out}, []string{"run", "-results", res, exp}); err != nil {
+		t.Fatalf("run: %v\n%s", err, out.String())
+	}
+	if n := strings.Count(out.String(), ": done "); n != 2 {
+		t.Fatalf("want 2 cells done:\n%s", out.String())
+	}
+	cells, _ := filepath.Glob(filepath.Join(res, "tiny", "*", "metrics.json"))
+	if len(cells) != 2 {
+		t.Fatalf("metrics files: %v", cells)
+	}
+	for _, f := range []string{"config.toml", "plugins.json", "run.json", "log.txt"} {
+		if _, err := os.Stat(filepath.Join(filepath.Dir(cells[0]), f)); err != nil {
+			t.Error(err)
+		}
+	}
+	out.Reset()
+	if err := run(&env{stdout: &out, stderr: &out}, []string{"run", "-results", res, exp}); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(out.String(), "already done, skipped"); n != 2 {
+		t.Errorf("rerun did not skip both cells:\n%s", out.String())
+	}
+}
+
+func TestRunBadExperiment(t *testing.T) {
+	dir := t.TempDir()
+	exp := filepath.Join(dir, "bad.toml")
+	os.WriteFile(exp, []byte("[model]\nvocab_sise = 3\n"), 0o644)
+	var out bytes.Buffer
+	err := run(&env{stdout: &out, stderr: &out}, []string{"run", exp})
+	if err == nil || !strings.Contains(err.Error(), "bad.toml:2") || !strings.Contains(err.Error(), "vocab_size") {
+		t.Errorf("want file:line and the valid keys, got %v", err)
+	}
+}

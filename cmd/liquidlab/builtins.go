@@ -1,0 +1,52 @@
+package main
+
+import (
+	"liquidlab/framework/registry"
+	"liquidlab/framework/stage"
+	"liquidlab/plugins/attention/singlequery"
+	"liquidlab/plugins/flows/coupling"
+	"liquidlab/plugins/liquid/ltc"
+	"liquidlab/plugins/ode/odefunc"
+)
+
+// builtinComponents are the stage implementations compiled into this binary. Add
+// a component here to make it selectable by name in experiments.
+var builtinComponents = []registry.Component{
+	{Kind: stage.KindFlows, Name: "coupling", New: func() stage.Stage { return coupling.New() }},
+	{Kind: stage.KindODE, Name: "odefunc", New: func() stage.Stage { return odefunc.New() }},
+	{Kind: stage.KindAttention, Name: "singlequery", New: func() stage.Stage { return singlequery.New() }},
+	{Kind: stage.KindLiquid, Name: "ltc", New: func() stage.Stage { return ltc.New() }},
+}
+
+// builtinRegistry is the registry of builtinComponents, sorted.
+func builtinRegistry() *registry.Registry {
+	r, err := registry.FromList(builtinComponents)
+	if err != nil {
+		panic(err) // a duplicate in the list above is a programmer error
+	}
+	return r
+}
+
+// builtinStage returns a new instance of a built-in implementation.
+func builtinStage(kind, name string) (stage.Stage, error) { return builtinRegistry().New(kind, name) }
+
+// builtinNames lists the built-in implementation names per kind, sorted.
+func builtinNames() map[string][]string {
+	out := map[string][]string{}
+	r := builtinRegistry()
+	for _, k := range stage.Kinds {
+		out[k] = r.Names(k)
+	}
+	return out
+}
+
+// defaultBuiltins returns an in-process instance of the seed's component of
+// every kind.
+func defaultBuiltins() map[string]stage.Stage {
+	return map[string]stage.Stage{
+		stage.KindFlows:     coupling.New(),
+		stage.KindODE:       odefunc.New(),
+		stage.KindAttention: singlequery.New(),
+		stage.KindLiquid:    ltc.New(),
+	}
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"strconv"
+	"strings"
+
+	"liquidlab/framework/config"
+	"liquidlab/framework/model"
+	"liquidlab/framework/num"
+	"liquidlab/framework/report"
+	"liquidlab/framework/results"
+	"liquidlab/framework/runner"
+)
+
+func init() {
+	register("bench", command{summary: "measure memory, time per batch and tokens/s at long sequence lengths", run: cmdBench})
+}
+
+const benchDoc = `bench [flags] EXPERIMENT.toml
+
+For every cell of the experiment and every configured length (bench.lengths,
+default 4096, 8192, 16384, 32768) and mode (bench.modes: forward = logits for
+every position, each block handed on and dropped; eval = forward plus loss and
+accuracy; train = forward, backward and an AdamW step), measures after
+bench.warmup runs the time per batch over bench.repeats runs (median, spread =
+max − min), tokens per second, and the peak resident memory of this process and
+its plugin processes together. Prints the table in the seed README's format with
+the README's documented figures in their own columns, the machine, the BLAS, and
+the share of this machine's sgemm peak the model's matrix products reach.
+Writes results/<experiment>.bench/<cell>/ and bench.json / bench.csv there.
+
+Example:
+  liquidlab bench experiments/seed-table.toml
+  liquidlab bench -set bench.lengths=[4096] -set bench.modes=["forward"] experiments/seed-table.toml`
+
+func cmdBench(e *env, args []string) error {
+	fs := newFlags(e, "bench", benchDoc)
+	var sets setFlags
+	fs.Var(&sets, "set", "override a setting, key.path=value (repeatable)")
+	lengths := fs.String("lengths", "", "comma-separated sequence lengths (overrides bench.lengths)")
+	modes := fs.String("modes", "", "comma-separated modes: forward, eval, train (overrides bench.modes)")
+	dir := fs.String("results", "results", "results directory")
+	format := fs.String("format", "text", "table format: text, markdown, csv, json")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the host process to this file (go tool pprof)")
+	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return fmt.Errorf("bench: want one experiment file: %w", errUsage)
+	}
+	if *lengths != "" {
+		sets = append(sets, "bench.lengths=["+*lengths+"]")
+	}
+	if *modes != "" {
+		var q []string
+		for _, m := range strings.Split(*modes, ",") {
+			q = append(q, strconv.Quote(strings.TrimSpace(m)))
+		}
+		sets = append(sets, "bench.modes=["+strings.Join(q, ",")+"]")
+	}
+	a := experimentArgs{Path: fs.Arg(0), Overrides: sets}
+	return withApp(e, a, *dir, func(ctx context.Context, exp *config.Experiment, r *runner.Runner) error {
+		if err := exp.Validate(r.Launcher.Describer(ctx, exp)); err != nil {
+			return err
+		}
+		if len(exp.Bench.Lengths) == 0 {
+			return fmt.Errorf("bench: %s has no bench.lengths", exp.File)
+		}
+		fmt.Fprintf(e.stderr, "measuring sgemm peak...\n")
+		peak := num.SgemmPeak(1024, 5)
+		out, err := r.Run(ctx, exp, runner.Options{Bench: true, Force: true, Prefix: ".bench"})
+		if err != nil {
+			return err
+		}
+		mach := results.DescribeMachine(num.Backend())
+		for _, oc := range out {
+			if oc.Err != nil {
+				continue
+			}
+			ce := oc.Cell.Exp
+			dims := model.Dims{Vocab: ce.Model.VocabSize, D: ce.Model.EmbeddingDim, L: ce.Model.LatentDim, H: ce.Model.HiddenSize, F: ce.Model.HiddenDim, K: ce.Model.NumFlows}
+			t := report.SeqTable(oc.Metrics.Bench, report.SeedREADME, mach.String())
+			t.Title = fmt.Sprintf("%s cell %s (batch %d, chunk %d, %s/%s ode %v)", exp.Name, oc.ID, ce.Bench.Batch, ce.Run.ChunkSize, ce.Components["ode"].Impl, ce.Run.Mode, ce.Components["ode"].Options)
+			for _, b := range oc.Metrics.Bench {
+				flops := dims.MatmulFLOPs() * float64(b.SeqLen*b.Batch)
+				if b.Mode == "train" {
+					flops *= 3
+				}
+				gf := flops / b.MedianS / 1e9
+				t.Notes = append(t.Notes, fmt.Sprintf("%s %d: matrix products %.1f GFLOP/batch → %.1f GFLOP/s = %.0f%% of sgemm peak %.1f GFLOP/s (%s)",
+					b.Mode, b.SeqLen, flops/1e9, gf, 100*gf/peak, peak, num.Backend()))
+			}
+			if err := report.Render(e.stdout, t, *format); err != nil {
+				return err
+			}
+			js, _ := json.MarshalIndent(map[string]any{"machine": mach, "blas": num.Backend(), "sgemm_peak_gflops": peak,
+				"matmul_flops_per_token": dims.MatmulFLOPs(), "rows": oc.Metrics.Bench, "documented_seed_readme": report.SeedREADME}, "", "  ")
+			if err := results.WriteFileAtomic(filepath.Join(oc.Dir, "bench.json"), js); err != nil {
+				return err
+			}
+			var sb strings.Builder
+			if err := report.Render(&sb, t, "csv"); err != nil {
+				return err
+			}
+			if err := results.WriteFileAtomic(filepath.Join(oc.Dir, "bench.csv"), []byte(sb.String())); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "written: %s\n\n", filepath.Join(oc.Dir, "bench.{json,csv}"))
+		}
+		if n := runner.Failed(out); n > 0 {
+			return fmt.Errorf("%d of %d cells failed:\n%w", n, len(out), runner.FirstError(out))
+		}
+		return nil
+	})
+}

@@ -1,0 +1,45 @@
+package main
+
+import (
+	"bytes"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestParityFixtures runs `liquidlab parity` on the PyTorch fixtures shipped in
+// testdata: outputs within 1e-4 and gradients within 1e-3 relative.
+func TestParityFixtures(t *testing.T) {
+	fixtures, _ := filepath.Glob("../../testdata/fixtures/*.safetensors")
+	if len(fixtures) < 3 {
+		t.Fatalf("found %d fixtures in testdata/fixtures", len(fixtures))
+	}
+	var out, errb bytes.Buffer
+	err := run(&env{stdout: &out, stderr: &errb}, append([]string{"parity", "-q"}, fixtures...))
+	if err != nil {
+		t.Fatalf("parity: %v\n%s%s", err, out.String(), errb.String())
+	}
+	if n := strings.Count(out.String(), "PASS "); n != len(fixtures) {
+		t.Errorf("%d PASS lines for %d fixtures:\n%s", n, len(fixtures), out.String())
+	}
+}
+
+// TestParityCatchesAWrongModel checks the check: a tolerance no float32
+// computation meets must fail, so the test above cannot pass vacuously.
+func TestParityCatchesAWrongModel(t *testing.T) {
+	var out bytes.Buffer
+	err := run(&env{stdout: &out, stderr: &out}, []string{"parity", "-q", "-out-tol", "1e-12", "../../testdata/fixtures/seed_rk4.safetensors"})
+	if err == nil || !strings.Contains(out.String(), "FAIL") {
+		t.Errorf("impossible tolerance passed: %v\n%s", err, out.String())
+	}
+}
+
+func TestParityBadFile(t *testing.T) {
+	var out bytes.Buffer
+	for _, args := range [][]string{{"parity", "/no/such.safetensors"}, {"parity", "cmd_parity_test.go"}} {
+		err := run(&env{stdout: &out, stderr: &out}, args)
+		if err == nil || strings.Count(err.Error(), "\n") > 0 {
+			t.Errorf("%v: want a one-line error, got %v", args, err)
+		}
+	}
+}

@@ -1,0 +1,67 @@
+// Package plugin carries the stage contract (package stage) across a process
+// boundary: a stage implementation runs in a hashicorp/go-plugin subprocess and
+// the host talks to it over gRPC, with tensors in shared memory.
+//
+// # Plugin side
+//
+// A plugin's main calls Serve(kind, impl); see plugins/flows/main.go. The
+// handshake (MagicCookieKey/MagicCookieValue, ProtocolVersion) is fixed here; a
+// plugin built against another protocol version is refused at start with a
+// message that says which versions each side speaks. Logs are hclog JSON on
+// stderr. The plugin exits when its host dies, even by SIGKILL: the host sets
+// SIGTERM as parent-death signal, and Serve also exits when its parent changes;
+// either way it removes the session's shared memory first.
+//
+// # Host side
+//
+// Launch(ctx, Options) starts a plugin binary (Builtin returns Options that run
+// the current executable as `liquidlab plugin serve <kind> <name>`), verifies an
+// optional sha256 pin, negotiates the protocol and checks the kind. The *Client
+// is a stage.Stage; Close kills the process and removes its shared memory.
+// Failures are sentences naming the plugin (kind/name at path) and what to do:
+// a pin mismatch, a protocol mismatch, a crash mid-call (with the exit status
+// and the last lines of the plugin's stderr), a call running past CallTimeout
+// (the plugin is killed), or an error of the implementation (*StageError). After
+// a crash or a kill every further call fails at once; launch a new Client.
+//
+// # Transports and shared memory
+//
+// With TransportShm (the default) tensors never travel inside messages: each
+// Client has a session directory under /dev/shm (os.TempDir() where /dev/shm is
+// absent) holding mmapped region files, and messages carry descriptors (region,
+// offset, shape, dtype float32, 64-byte aligned, machine byte order).
+//
+//   - Who allocates: the host creates regions ("h-N") and writes a request's
+//     params, inputs and state into one free region, offering the rest of it
+//     for the reply. The plugin writes the reply there, or, when it does not
+//     fit, into a region it creates ("p-N") that the host then adopts. The host
+//     sizes regions from the largest reply seen per method, keeps up to four
+//     free ones for reuse and retires others (file removed; the plugin unmaps
+//     it once no call uses it). Regions never grow in place: a bigger one is a
+//     new region with a new name.
+//   - Aliasing, plugin side: tensors handed to the implementation alias the
+//     request region (no copy). When Forward returns a handle, the host pins
+//     that region until Backward or Release of the handle, so an implementation
+//     may keep its inputs (and params) under a handle as it may in process.
+//     Nothing else may be kept past a call.
+//   - Aliasing, host side: results are copied out of shared memory; the caller
+//     owns them. Parameters are rewritten on every call (they are small next to
+//     activations, and a region may be pinned by an earlier handle).
+//   - A call that fails without the plugin finishing it (timeout, cancelled
+//     context, broken connection) retires its region instead of reusing it.
+//
+// TransportBytes puts tensors into the messages (gRPC limits raised to
+// MaxMessageSize on both sides); it is the fallback when the plugin cannot map
+// the host's directory. Results do not depend on the transport.
+//
+// Nil tensors in a Map are not sent (to a stage, nil and missing are alike).
+//
+// The wire types (stage.proto, stage.pb.go, stage_grpc.pb.go) are generated;
+// regenerate them from this directory with
+//
+//	protoc --proto_path=. --go_out=. --go_opt=paths=source_relative \
+//	  --go-grpc_out=. --go-grpc_opt=paths=source_relative stage.proto
+//
+// (`go generate ./framework/plugin`; protoc-gen-go v1.36.12, protoc-gen-go-grpc
+// v1.6.2). Linux is the supported platform (mmap, parent-death signal).
+package plugin

@@ -1,0 +1,275 @@
+package plugin
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"strings"
+	"sync"
+
+	"github.com/hashicorp/go-hclog"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"liquidlab/framework/stage"
+	"liquidlab/framework/tensor"
+)
+
+// grpcServer adapts a stage.Stage to the Stage gRPC service.
+//
+// Tensors handed to Impl alias the host's request region (shared memory) or
+// the request message (bytes): no copy on the way in. This is safe because the
+// host pins a request region under the handle a Forward returns until Backward
+// or Release of that handle, so an implementation may keep its inputs under a
+// handle exactly as in process.
+type grpcServer struct {
+	UnimplementedStageServer
+	kind string
+	Impl stage.Stage
+	log  hclog.Logger
+
+	mu      sync.Mutex
+	regions *regionTable // nil until Info names a session directory
+}
+
+func (s *grpcServer) table() *regionTable {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.regions
+}
+
+// removeSession deletes the session's shared memory: the host died and cannot.
+func (s *grpcServer) removeSession() {
+	if t := s.table(); t != nil {
+		_ = os.RemoveAll(t.dir)
+	}
+}
+
+func (s *grpcServer) closeSession() {
+	if t := s.table(); t != nil {
+		t.unmapAll()
+	}
+}
+
+func (s *grpcServer) Info(_ context.Context, req *InfoRequest) (*InfoResponse, error) {
+	resp := &InfoResponse{Kind: s.kind, Pid: int64(os.Getpid())}
+	if dir := req.GetShmDir(); dir != "" {
+		fi, err := os.Stat(dir)
+		switch {
+		case err != nil:
+			s.log.Warn("cannot use the host's shared memory; falling back to bytes", "dir", dir, "error", err)
+		case !fi.IsDir() || !strings.HasPrefix(filepath.Base(dir), "liquidlab-"):
+			s.log.Warn("the host's shared-memory path is not a liquidlab session directory; falling back to bytes", "dir", dir)
+		default:
+			s.mu.Lock()
+			if s.regions == nil || s.regions.dir != dir {
+				s.regions = newRegionTable(dir)
+			}
+			s.mu.Unlock()
+			resp.Shm = true
+		}
+	}
+	return resp, nil
+}
+
+func (s *grpcServer) Describe(ctx context.Context, req *DescribeRequest) (resp *DescribeResponse, err error) {
+	defer s.recoverPanic("Describe", &err)
+	d, err := s.Impl.Describe(ctx, configFromProto(req.GetConfig()))
+	if err != nil {
+		return nil, implError(err)
+	}
+	if d == nil {
+		return nil, status.Error(codes.Internal, "the stage's Describe returned no description")
+	}
+	return &DescribeResponse{Description: descriptionToProto(d)}, nil
+}
+
+// call holds what one request maps and where its reply goes.
+type call struct {
+	s    *grpcServer
+	regs *callRegions // nil for the bytes transport
+	w    *shmWriter
+	new  []*Region
+}
+
+func (s *grpcServer) begin(a *Arena) (*call, error) {
+	c := &call{s: s}
+	if a == nil {
+		return c, nil
+	}
+	t := s.table()
+	if t == nil {
+		return nil, status.Error(codes.FailedPrecondition, "the request uses shared memory but the host did not name a session directory")
+	}
+	regs, err := t.acquire(a)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	c.regs = regs
+	if name := a.GetReplyRegion(); name != "" {
+		c.w = &shmWriter{r: regs.m[name], off: alignUp(int(min(a.GetReplyOffset(), uint64(len(regs.m[name].mem)))))}
+	}
+	return c, nil
+}
+
+func (c *call) end() {
+	if c.regs != nil {
+		c.regs.release()
+	}
+}
+
+func (c *call) lookup(name string) *region {
+	if c.regs == nil {
+		return nil
+	}
+	return c.regs.m[name]
+}
+
+func (c *call) decode(what string, ps []*Tensor) (tensor.Map, error) {
+	m, err := decodeMap(what, ps, c.lookup, false)
+	if err != nil {
+		return nil, status.Error(codes.InvalidArgument, err.Error())
+	}
+	return m, nil
+}
+
+// reserve makes room for n reply bytes: in the offered region when they fit,
+// else in a new plugin-owned region.
+func (c *call) reserve(n int) error {
+	if c.regs == nil {
+		return nil
+	}
+	if c.w != nil && c.w.off+n <= len(c.w.r.mem) {
+		return nil
+	}
+	size := max(minRegionSize, alignUp(n+n/4))
+	r, err := c.regs.t.create(c.regs, size)
+	if err != nil {
+		return status.Error(codes.ResourceExhausted, err.Error())
+	}
+	c.w = &shmWriter{r: r}
+	c.new = append(c.new, &Region{Name: r.name, Size: uint64(len(r.mem))})
+	return nil
+}
+
+func (c *call) encode(what string, m tensor.Map) ([]*Tensor, error) {
+	var w *shmWriter
+	if c.regs != nil {
+		w = c.w
+	}
+	ps, err := encodeMap(what, m, w)
+	if err != nil {
+		return nil, status.Error(codes.Internal, fmt.Sprintf("the stage returned a bad tensor: %v", err))
+	}
+	return ps, nil
+}
+
+func (s *grpcServer) Forward(ctx context.Context, req *ForwardRequest) (resp *ForwardResponse, err error) {
+	defer s.recoverPanic("Forward", &err)
+	c, err := s.begin(req.GetArena())
+	if err != nil {
+		return nil, err
+	}
+	defer c.end()
+	r := &stage.ForwardRequest{NeedGrad: req.GetNeedGrad()}
+	if r.Params, err = c.decode("parameter", req.GetParams()); err != nil {
+		return nil, err
+	}
+	if r.Inputs, err = c.decode("input", req.GetInputs()); err != nil {
+		return nil, err
+	}
+	if r.State, err = c.decode("state", req.GetState()); err != nil {
+		return nil, err
+	}
+	res, err := s.Impl.Forward(ctx, configFromProto(req.GetConfig()), r)
+	if err != nil {
+		return nil, implError(err)
+	}
+	if res == nil {
+		return nil, status.Error(codes.Internal, "the stage's Forward returned no result")
+	}
+	resp = &ForwardResponse{Handle: res.Handle, Stats: res.Stats}
+	if err := c.reserve(mapBytes(res.Outputs) + mapBytes(res.State)); err != nil {
+		return nil, err
+	}
+	if resp.Outputs, err = c.encode("output", res.Outputs); err != nil {
+		return nil, err
+	}
+	if resp.State, err = c.encode("state", res.State); err != nil {
+		return nil, err
+	}
+	resp.Regions = c.new
+	return resp, nil
+}
+
+func (s *grpcServer) Backward(ctx context.Context, req *BackwardRequest) (resp *BackwardResponse, err error) {
+	defer s.recoverPanic("Backward", &err)
+	c, err := s.begin(req.GetArena())
+	if err != nil {
+		return nil, err
+	}
+	defer c.end()
+	g, err := c.decode("output gradient", req.GetOutGrads())
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.Impl.Backward(ctx, req.GetHandle(), g)
+	if err != nil {
+		return nil, implError(err)
+	}
+	if res == nil {
+		return nil, status.Error(codes.Internal, "the stage's Backward returned no result")
+	}
+	if err := c.reserve(mapBytes(res.InputGrads) + mapBytes(res.ParamGrads)); err != nil {
+		return nil, err
+	}
+	resp = &BackwardResponse{}
+	if resp.InputGrads, err = c.encode("input gradient", res.InputGrads); err != nil {
+		return nil, err
+	}
+	if resp.ParamGrads, err = c.encode("parameter gradient", res.ParamGrads); err != nil {
+		return nil, err
+	}
+	resp.Regions = c.new
+	return resp, nil
+}
+
+func (s *grpcServer) Release(ctx context.Context, req *ReleaseRequest) (resp *ReleaseResponse, err error) {
+	defer s.recoverPanic("Release", &err)
+	c, err := s.begin(req.GetArena())
+	if err != nil {
+		return nil, err
+	}
+	defer c.end()
+	if err := s.Impl.Release(ctx, req.GetHandle()); err != nil {
+		return nil, implError(err)
+	}
+	return &ReleaseResponse{}, nil
+}
+
+// recoverPanic turns a panic of the implementation into an error of the call,
+// so the host gets a sentence rather than a dead plugin.
+func (s *grpcServer) recoverPanic(method string, err *error) {
+	if v := recover(); v != nil {
+		s.log.Error("stage panicked", "method", method, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		*err = status.Errorf(codes.Internal, "the stage panicked in %s: %v", method, v)
+	}
+}
+
+// implError carries an implementation's error to the host: its text, with
+// cancellation kept recognisable.
+func implError(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	return status.Error(codes.Unknown, err.Error())
+}

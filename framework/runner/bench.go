@@ -1,0 +1,156 @@
+package runner
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"time"
+
+	"liquidlab/framework/data"
+	"liquidlab/framework/model"
+	"liquidlab/framework/results"
+	"liquidlab/framework/train"
+)
+
+// BenchOptions say what to measure.
+type BenchOptions struct {
+	Lengths   []int
+	Batch     int
+	Modes     []string // forward, eval, train
+	Warmup    int
+	Repeats   int
+	ChunkSize int
+	Seed      uint64
+	PIDs      func() []int // plugin processes whose memory counts too
+	Progress  Progress
+}
+
+// Bench measures the model at every length and mode: time per batch (median
+// over repeats after warm-up, with the spread max−min), tokens per second, and
+// the peak resident memory of this process plus the plugin processes during the
+// measurement (VmHWM, reset before each configuration through clear_refs).
+func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.BenchRow, error) {
+	var rows []results.BenchRow
+	rng := rand.New(rand.NewPCG(o.Seed, 0xbe4c))
+	var opt *train.AdamW
+	for _, mode := range o.Modes {
+		for _, S := range o.Lengths {
+			B := o.Batch
+			b := &model.Batch{B: B, S: S, IDs: make([]int64, B*S), Timestamps: make([]float32, B*S), TSpan: []float32{0, 0.25, 0.5, 0.75, 1}}
+			for i := range b.IDs {
+				b.IDs[i] = 2 + rng.Int64N(int64(m.Dims.Vocab-2))
+			}
+			data.Timestamps(rng, b.Timestamps, B, S)
+			if mode == "train" && opt == nil {
+				opt = train.NewAdamW(1e-4, 5e-3)
+			}
+			step := func() (map[string]float64, error) {
+				switch mode {
+				case "forward":
+					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize}, func(*model.Block) error { return nil })
+					if err != nil {
+						return nil, err
+					}
+					return res.Stats, nil
+				case "eval":
+					var loss float64
+					var correct int
+					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize}, model.CrossEntropy(b.IDs, -1, B*S, &loss, &correct))
+					if err != nil {
+						return nil, err
+					}
+					return res.Stats, nil
+				case "train":
+					var loss float64
+					m.Params.ZeroGrad()
+					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize, Train: true}, model.CrossEntropy(b.IDs, -1, B*S, &loss, nil))
+					if err != nil {
+						return nil, err
+					}
+					train.ClipGradNorm(&m.Params, 1)
+					opt.Step(&m.Params, 1e-4)
+					return res.Stats, nil
+				}
+				return nil, fmt.Errorf("unknown bench mode %q (forward, eval, train)", mode)
+			}
+			runtime.GC()
+			debug.FreeOSMemory()
+			pids := []int{os.Getpid()}
+			if o.PIDs != nil {
+				pids = append(pids, o.PIDs()...)
+			}
+			for _, p := range pids {
+				resetPeak(p)
+			}
+			row := results.BenchRow{Mode: mode, SeqLen: S, Batch: B, ChunkSize: o.ChunkSize}
+			var stats map[string]float64
+			for i := 0; i < o.Warmup+o.Repeats; i++ {
+				if o.Progress != nil {
+					o.Progress.Update("bench %s %d tokens: run %d/%d", mode, S, i+1, o.Warmup+o.Repeats)
+				}
+				t0 := time.Now()
+				st, err := step()
+				if err != nil {
+					return rows, fmt.Errorf("bench %s at %d tokens: %w", mode, S, err)
+				}
+				if i >= o.Warmup {
+					row.TimesS = append(row.TimesS, time.Since(t0).Seconds())
+				}
+				stats = st
+			}
+			row.MedianS = median(row.TimesS)
+			lo, hi := math.Inf(1), math.Inf(-1)
+			for _, t := range row.TimesS {
+				lo, hi = math.Min(lo, t), math.Max(hi, t)
+			}
+			row.SpreadS = hi - lo
+			row.TokensPerS = float64(B*S) / row.MedianS
+			var kb int64
+			for _, p := range pids {
+				kb += peakKB(p)
+			}
+			row.PeakMemGB = float64(kb) / (1 << 20)
+			if n := stats["ode.nfe"]; n > 0 {
+				row.Notes = append(row.Notes, fmt.Sprintf("ode nfe %g (accepted %g, rejected %g)", n, stats["ode.accepted"], stats["ode.rejected"]))
+			}
+			if o.ChunkSize > 0 && o.ChunkSize < S {
+				row.Notes = append(row.Notes, fmt.Sprintf("chunked by %d: adaptive ODE step sizes are chosen per chunk, so results differ slightly from one whole-sequence solve", o.ChunkSize))
+			}
+			rows = append(rows, row)
+		}
+	}
+	return rows, nil
+}
+
+// resetPeak resets a process's peak RSS (VmHWM) so the next reading covers only
+// what follows; it is best effort (another user's process cannot be reset).
+func resetPeak(pid int) {
+	_ = os.WriteFile("/proc/"+strconv.Itoa(pid)+"/clear_refs", []byte("5"), 0)
+}
+
+// peakKB reads a process's peak resident set size in KiB.
+func peakKB(pid int) int64 {
+	f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "VmHWM:"); ok {
+			fs := strings.Fields(v)
+			if len(fs) > 0 {
+				n, _ := strconv.ParseInt(fs[0], 10, 64)
+				return n
+			}
+		}
+	}
+	return 0
+}

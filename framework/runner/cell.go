@@ -1,0 +1,198 @@
+package runner
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"sort"
+	"time"
+
+	"liquidlab/framework/config"
+	"liquidlab/framework/data"
+	"liquidlab/framework/model"
+	"liquidlab/framework/stage"
+	"liquidlab/framework/tokenizer"
+	"liquidlab/framework/train"
+)
+
+// BuildModel makes the model of an experiment on resolved stages and
+// initialises it from the experiment's seed.
+func BuildModel(ctx context.Context, e *config.Experiment, stages map[string]stage.Stage) (*model.Model, error) {
+	dims := model.Dims{Vocab: e.Model.VocabSize, D: e.Model.EmbeddingDim, L: e.Model.LatentDim,
+		H: e.Model.HiddenSize, F: e.Model.HiddenDim, K: e.Model.NumFlows}
+	opts := map[string]map[string]string{}
+	for _, k := range stage.Kinds {
+		opts[k] = e.StageConfig(k).Options
+	}
+	m, err := model.New(ctx, dims, stages, opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Init(uint64(e.Seed)); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// LoadTokenizer returns the experiment's tokenizer: the built-in one, or the
+// files in data.tokenizer.
+func LoadTokenizer(e *config.Experiment) (*tokenizer.Tokenizer, error) {
+	if e.Data.Tokenizer == "" {
+		return tokenizer.Default(), nil
+	}
+	t, err := tokenizer.LoadDir(e.Data.Tokenizer)
+	if err != nil {
+		return nil, fmt.Errorf("data.tokenizer: %w", err)
+	}
+	return t, nil
+}
+
+type encoder struct{ t *tokenizer.Tokenizer }
+
+func (e encoder) Encode(text string) ([]int64, error) {
+	ids := e.t.Encode(text)
+	out := make([]int64, len(ids))
+	for i, id := range ids {
+		out[i] = int64(id)
+	}
+	return out, nil
+}
+
+// padID is the id the loss ignores: the tokenizer's <pad>, or -1.
+func padID(t *tokenizer.Tokenizer) int64 {
+	if id, ok := t.TokenID(tokenizer.PadToken); ok {
+		return int64(id)
+	}
+	return -1
+}
+
+// Progress receives progress of long work; implementations print it or not.
+type Progress interface {
+	Update(format string, args ...any)
+}
+
+// TrainResult holds the training and evaluation metrics of one repeat.
+type TrainResult map[string]float64
+
+// TrainEval trains a freshly built model for e.Train.Steps and evaluates it on
+// e.Eval.Batches validation batches.
+func TrainEval(ctx context.Context, e *config.Experiment, m *model.Model, corpus *data.Corpus, pad int64, seed uint64, log io.Writer, prog Progress) (TrainResult, error) {
+	out := TrainResult{"params": float64(m.Params.Count())}
+	rng := rand.New(rand.NewPCG(seed, 0x7a1))
+	B, S := e.Train.Batch, corpus.SeqLen
+	opt := train.NewAdamW(e.Train.LR, e.Train.WeightDecay)
+	sched := train.Schedule{LR: e.Train.LR, Warmup: e.Train.WarmupSteps, StepEvery: e.Train.LRStepEvery, Gamma: e.Train.LRGamma}
+	tspan := []float32{0, 0.25, 0.5, 0.75, 1}
+	batch := &model.Batch{B: B, S: S, IDs: make([]int64, B*S), Timestamps: make([]float32, B*S), TSpan: tspan}
+	fill := func(seqs [][]int64, pick func(i int) int) {
+		for i := 0; i < B; i++ {
+			copy(batch.IDs[i*S:(i+1)*S], seqs[pick(i)])
+		}
+		data.Timestamps(rng, batch.Timestamps, B, S)
+	}
+	start := time.Now()
+	var lossTail []float64
+	var nfe float64
+	for step := 0; step < e.Train.Steps; step++ {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		fill(corpus.Train, func(int) int { return rng.IntN(len(corpus.Train)) })
+		labels, err := data.Labels(e.Train.Objective, batch.IDs, B, S, pad)
+		if err != nil {
+			return out, err
+		}
+		count := countLabels(labels, pad)
+		var loss float64
+		m.Params.ZeroGrad()
+		res, err := m.Run(ctx, batch, model.RunOptions{ChunkSize: e.Run.ChunkSize, Train: true}, model.CrossEntropy(labels, pad, count, &loss, nil))
+		if err != nil {
+			return out, fmt.Errorf("training step %d: %w", step+1, err)
+		}
+		nfe += res.Stats["ode.nfe"]
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return out, fmt.Errorf("training step %d: loss is %v (diverged; lower train.lr?)", step+1, loss)
+		}
+		norm := train.ClipGradNorm(&m.Params, e.Train.ClipGradNorm)
+		lr := sched.At(step)
+		opt.Step(&m.Params, lr)
+		lossTail = append(lossTail, loss)
+		if len(lossTail) > max(1, e.Train.Steps/10) {
+			lossTail = lossTail[1:]
+		}
+		el := time.Since(start)
+		eta := time.Duration(float64(el) / float64(step+1) * float64(e.Train.Steps-step-1))
+		prog.Update("step %d/%d loss %.4f lr %.2e |g| %.3g ETA %s", step+1, e.Train.Steps, loss, lr, norm, eta.Round(time.Second))
+		if log != nil && (step == 0 || (step+1)%max(1, e.Train.Steps/20) == 0 || step+1 == e.Train.Steps) {
+			fmt.Fprintf(log, "step %d/%d loss %.5f lr %.3e grad_norm %.4g elapsed %.1fs\n", step+1, e.Train.Steps, loss, lr, norm, el.Seconds())
+		}
+	}
+	if e.Train.Steps > 0 {
+		el := time.Since(start).Seconds()
+		out["train_loss"] = mean(lossTail)
+		out["train_time_s"] = el
+		out["train_tokens_per_s"] = float64(e.Train.Steps*B*S) / el
+		out["ode_nfe_per_step"] = nfe / float64(e.Train.Steps)
+	}
+	// Evaluation on held-out sequences, in order.
+	if e.Eval.Batches > 0 && len(corpus.Valid) > 0 {
+		var lossSum float64
+		var correct, total int
+		for bi := 0; bi < e.Eval.Batches; bi++ {
+			fill(corpus.Valid, func(i int) int { return (bi*B + i) % len(corpus.Valid) })
+			labels, err := data.Labels(e.Train.Objective, batch.IDs, B, S, pad)
+			if err != nil {
+				return out, err
+			}
+			count := countLabels(labels, pad)
+			var loss float64
+			if _, err := m.Run(ctx, batch, model.RunOptions{ChunkSize: e.Run.ChunkSize}, model.CrossEntropy(labels, pad, count, &loss, &correct)); err != nil {
+				return out, fmt.Errorf("evaluation batch %d: %w", bi+1, err)
+			}
+			lossSum += loss * float64(count)
+			total += count
+		}
+		out["valid_loss"] = lossSum / float64(total)
+		out["valid_ppl"] = math.Exp(out["valid_loss"])
+		out["valid_acc"] = float64(correct) / float64(total)
+		if log != nil {
+			fmt.Fprintf(log, "eval: %d tokens loss %.5f ppl %.3f acc %.4f\n", total, out["valid_loss"], out["valid_ppl"], out["valid_acc"])
+		}
+	}
+	return out, nil
+}
+
+func countLabels(labels []int64, pad int64) int {
+	n := 0
+	for _, l := range labels {
+		if l != pad {
+			n++
+		}
+	}
+	return max(n, 1)
+}
+
+func mean(x []float64) float64 {
+	if len(x) == 0 {
+		return math.NaN()
+	}
+	var s float64
+	for _, v := range x {
+		s += v
+	}
+	return s / float64(len(x))
+}
+
+func median(x []float64) float64 {
+	if len(x) == 0 {
+		return math.NaN()
+	}
+	s := append([]float64(nil), x...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}

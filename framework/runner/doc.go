@@ -1,0 +1,11 @@
+// Package runner executes experiments: for every grid cell it starts the stage
+// implementations the cell names (plugin subprocesses, or in process for
+// debugging), builds the model, trains it, evaluates it, benchmarks it at the
+// configured lengths, and writes the cell's directory under results/.
+//
+// A cell whose directory says "done" is skipped; "failed" or "running" (a crash
+// left it) is redone. A failing cell — a plugin that crashes, hangs past its
+// call timeout or speaks another protocol — is recorded as failed with the
+// plugin's name in the error, and the other cells run. Cells may run side by side
+// (Jobs); progress goes to a terminal only.
+package runner

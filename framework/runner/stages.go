@@ -1,0 +1,183 @@
+package runner
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+
+	"liquidlab/framework/config"
+	"liquidlab/framework/plugin"
+	"liquidlab/framework/registry"
+	"liquidlab/framework/results"
+	"liquidlab/framework/stage"
+)
+
+// Stages are the resolved stage implementations of one cell.
+type Stages struct {
+	Map     map[string]stage.Stage
+	Plugins []results.PluginInfo
+	clients []*plugin.Client
+	l       *Launcher
+}
+
+// PIDs returns the plugin processes' ids.
+func (s *Stages) PIDs() []int {
+	var out []int
+	for _, c := range s.clients {
+		out = append(out, c.PID())
+	}
+	return out
+}
+
+// Close stops every plugin process.
+func (s *Stages) Close() {
+	for _, c := range s.clients {
+		_ = c.Close()
+		if s.l != nil {
+			s.l.track(c, false)
+		}
+	}
+	s.clients = nil
+}
+
+// Launcher starts stage implementations.
+type Launcher struct {
+	Registry *registry.Registry
+	Stderr   io.Writer // plugin logs; nil discards
+
+	mu     sync.Mutex
+	hashes map[string]string
+	live   map[*plugin.Client]bool
+}
+
+// CloseAll stops every plugin process this launcher started that is still
+// running; the fx module calls it on stop so no plugin outlives the host.
+func (l *Launcher) CloseAll() {
+	l.mu.Lock()
+	live := l.live
+	l.live = nil
+	l.mu.Unlock()
+	for c := range live {
+		_ = c.Close()
+	}
+}
+
+func (l *Launcher) track(c *plugin.Client, on bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.live == nil {
+		l.live = map[*plugin.Client]bool{}
+	}
+	if on {
+		l.live[c] = true
+	} else {
+		delete(l.live, c)
+	}
+}
+
+// Resolve starts (or instantiates) the four stages of an experiment.
+func (l *Launcher) Resolve(ctx context.Context, e *config.Experiment) (*Stages, error) {
+	s := &Stages{Map: map[string]stage.Stage{}, l: l}
+	for _, kind := range stage.Kinds {
+		comp := e.Components[kind]
+		info := results.PluginInfo{Kind: kind, Impl: comp.Impl}
+		var st stage.Stage
+		switch {
+		case e.Run.Mode == config.ModeInProcess && comp.IsPath():
+			s.Close()
+			return nil, fmt.Errorf("%s component %q is a plugin binary; run.mode = \"inprocess\" runs built-in components only: set run.mode = \"plugin\"", kind, comp.Impl)
+		case e.Run.Mode == config.ModeInProcess:
+			var err error
+			if st, err = l.Registry.New(kind, comp.Impl); err != nil {
+				s.Close()
+				return nil, err
+			}
+			info.Path = "(in process)"
+		default:
+			var o plugin.Options
+			if comp.IsPath() {
+				o = plugin.Options{Kind: kind, Name: comp.Impl, Path: comp.Impl, SHA256: comp.SHA256}
+			} else {
+				if _, err := l.Registry.New(kind, comp.Impl); err != nil {
+					s.Close()
+					return nil, err
+				}
+				o = plugin.Builtin(kind, comp.Impl)
+			}
+			o.CallTimeout = e.Run.CallTimeout
+			o.Stderr = l.Stderr
+			c, err := plugin.Launch(ctx, o)
+			if err != nil {
+				s.Close()
+				return nil, err
+			}
+			s.clients = append(s.clients, c)
+			l.track(c, true)
+			st = c
+			info.Path = o.Path
+			if info.SHA256, err = l.hash(o.Path); err != nil {
+				s.Close()
+				return nil, err
+			}
+		}
+		d, err := st.Describe(ctx, e.StageConfig(kind))
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("%s component %q: %w", kind, comp.Impl, err)
+		}
+		info.Impl, info.Version = d.Name, d.Version
+		s.Map[kind] = st
+		s.Plugins = append(s.Plugins, info)
+	}
+	return s, nil
+}
+
+func (l *Launcher) hash(path string) (string, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if h, ok := l.hashes[path]; ok {
+		return h, nil
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	hh := sha256.New()
+	if _, err := io.Copy(hh, f); err != nil {
+		return "", err
+	}
+	if l.hashes == nil {
+		l.hashes = map[string]string{}
+	}
+	l.hashes[path] = hex.EncodeToString(hh.Sum(nil))
+	return l.hashes[path], nil
+}
+
+// Describer returns a config.Describer that asks built-in components in process
+// and plugin binaries by starting them once.
+func (l *Launcher) Describer(ctx context.Context, e *config.Experiment) config.Describer {
+	return func(kind, impl string) (*stage.Description, error) {
+		cfg := e.StageConfig(kind)
+		cfg.Options = map[string]string{}
+		comp := config.Component{Impl: impl}
+		if !comp.IsPath() {
+			st, err := l.Registry.New(kind, impl)
+			if err != nil {
+				return nil, err
+			}
+			return st.Describe(ctx, cfg)
+		}
+		o := plugin.Options{Kind: kind, Name: impl, Path: impl, SHA256: e.Components[kind].SHA256, Stderr: l.Stderr}
+		c, err := plugin.Launch(ctx, o)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		return c.Describe(ctx, cfg)
+	}
+}

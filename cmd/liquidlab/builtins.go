@@ -40,13 +40,24 @@ func builtinNames() map[string][]string {
 	return out
 }
 
-// defaultBuiltins returns an in-process instance of the seed's component of
+// defaultNames are the seed's implementations, by kind.
+var defaultNames = map[string]string{
+	stage.KindFlows:     "coupling",
+	stage.KindODE:       "odefunc",
+	stage.KindAttention: "singlequery",
+	stage.KindLiquid:    "ltc",
+}
+
+// defaultBuiltins returns an in-process instance of the seed's implementation of
 // every kind.
 func defaultBuiltins() map[string]stage.Stage {
-	return map[string]stage.Stage{
-		stage.KindFlows:     coupling.New(),
-		stage.KindODE:       odefunc.New(),
-		stage.KindAttention: singlequery.New(),
-		stage.KindLiquid:    ltc.New(),
+	out := map[string]stage.Stage{}
+	for kind, name := range defaultNames {
+		st, err := builtinStage(kind, name)
+		if err != nil {
+			panic(err) // defaultNames names a component the list lacks: a programmer error
+		}
+		out[kind] = st
 	}
+	return out
 }

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	"liquidlab/framework/model"
+	"liquidlab/framework/plugin"
+	"liquidlab/framework/stage"
 )
 
 func init() {
@@ -30,6 +32,7 @@ func cmdParity(e *env, args []string) error {
 	outTol := fs.Float64("out-tol", 1e-4, "relative tolerance of outputs")
 	gradTol := fs.Float64("grad-tol", 1e-3, "relative tolerance of gradients")
 	quiet := fs.Bool("q", false, "print only failures and the summary line")
+	viaPlugins := fs.Bool("plugins", false, "run the stages as plugin subprocesses (shared memory) instead of in process")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -43,7 +46,15 @@ func cmdParity(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		rep, err := model.RunParity(context.Background(), fx, defaultBuiltins(), *outTol, *gradTol)
+		stages := defaultBuiltins()
+		if *viaPlugins {
+			var closeAll func()
+			if stages, closeAll, err = launchBuiltins(); err != nil {
+				return err
+			}
+			defer closeAll()
+		}
+		rep, err := model.RunParity(context.Background(), fx, stages, *outTol, *gradTol)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -66,4 +77,25 @@ func cmdParity(e *env, args []string) error {
 		return fmt.Errorf("parity: %d of %d fixtures out of tolerance", failed, fs.NArg())
 	}
 	return nil
+}
+
+// launchBuiltins starts the seed's implementations as plugin subprocesses.
+func launchBuiltins() (map[string]stage.Stage, func(), error) {
+	out := map[string]stage.Stage{}
+	var clients []*plugin.Client
+	closeAll := func() {
+		for _, c := range clients {
+			_ = c.Close()
+		}
+	}
+	for kind, name := range defaultNames {
+		c, err := plugin.Launch(context.Background(), plugin.Builtin(kind, name))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		clients = append(clients, c)
+		out[kind] = c
+	}
+	return out, closeAll, nil
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -41,5 +42,25 @@ func TestParityBadFile(t *testing.T) {
 		if err == nil || strings.Count(err.Error(), "\n") > 0 {
 			t.Errorf("%v: want a one-line error, got %v", args, err)
 		}
+	}
+}
+
+// TestMain lets the test binary serve as its own plugin: plugin.Builtin starts
+// os.Executable() as "plugin serve <kind> <name>".
+func TestMain(m *testing.M) {
+	if len(os.Args) > 1 && os.Args[1] == "plugin" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// TestParityThroughPlugins runs a fixture with every stage in a plugin
+// subprocess: results must not depend on the process boundary.
+func TestParityThroughPlugins(t *testing.T) {
+	var out bytes.Buffer
+	err := run(&env{stdout: &out, stderr: &out}, []string{"parity", "-q", "-plugins", "../../testdata/fixtures/seed_dopri5.safetensors"})
+	if err != nil || !strings.Contains(out.String(), "PASS") {
+		t.Fatalf("parity through plugins: %v\n%s", err, out.String())
 	}
 }

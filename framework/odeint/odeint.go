@@ -1,0 +1,159 @@
+package odeint
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+)
+
+// Func is the right-hand side of dy/dt = f(t, y) on a flat float32 state.
+type Func interface {
+	// Eval writes f(t, y) into dy; len(dy) == len(y). It must not retain y or dy.
+	Eval(t float64, y, dy []float32)
+	// VJP adds gᵀ·∂f/∂y evaluated at (t, y) into gy and accumulates gᵀ·∂f/∂θ into
+	// the function's own parameter-gradient buffers (the Func owns those).
+	VJP(t float64, y, g, gy []float32)
+}
+
+// Options selects the method and its tolerances.
+type Options struct {
+	Method     string  // "euler", "midpoint", "heun", "rk4", "bosh3", "dopri5"
+	RTol, ATol float64 // adaptive methods; zero means 1e-3 (the seed's values)
+	Tape       bool    // record what Backward needs
+	MaxSteps   int     // adaptive: error after this many attempted steps (0 = 10000)
+}
+
+// Stats counts the work of one Solve.
+type Stats struct{ NFE, Accepted, Rejected int }
+
+// Solution is the result of Solve.
+type Solution struct {
+	Ys    [][]float32 // solution at each requested time (Ys[0] is a copy of y0)
+	Stats Stats
+	tape  *tape
+}
+
+// DefaultTol is the rtol and atol used when Options leaves them zero.
+const DefaultTol = 1e-3
+
+// DefaultMaxSteps is the MaxSteps used when Options leaves it zero.
+const DefaultMaxSteps = 10000
+
+// Methods lists the accepted Options.Method names.
+func Methods() []string {
+	out := make([]string, len(methods))
+	for i, tb := range methods {
+		out[i] = tb.name
+	}
+	return out
+}
+
+// tapeStep is one step on the differentiable path: its start time, size and the
+// input of every stage (for adaptive methods ys[0] is the previous step's last
+// stage input, or y0).
+type tapeStep struct {
+	t0, dt float64
+	ys     [][]float32
+}
+
+// outRef says which accepted step an adaptive output was interpolated from.
+type outRef struct {
+	step int
+	x    float64
+}
+
+type tape struct {
+	tab   *tableau
+	n     int
+	ts    []float64
+	y0    []float32
+	steps []tapeStep
+	outs  []outRef // adaptive: outs[i] for Ys[i+1]
+}
+
+// replay forces an adaptive solve to take recorded step sizes and accept/reject
+// decisions; the tests use it to hold the step sequence fixed under perturbations.
+type replay struct {
+	dts    []float64 // size of every attempted step
+	accept []bool
+	rec    bool // record instead of replaying
+}
+
+// Solve integrates dy/dt = f(t, y) from y0 at ts[0] and returns the solution at
+// every time of ts (strictly increasing, at least two). y0 is not modified.
+func Solve(f Func, y0 []float32, ts []float64, opt Options) (*Solution, error) {
+	return solve(f, y0, ts, opt, nil)
+}
+
+func solve(f Func, y0 []float32, ts []float64, opt Options, rp *replay) (*Solution, error) {
+	tb, o, err := check(f, y0, ts, opt)
+	if err != nil {
+		return nil, err
+	}
+	p := newPool(len(y0))
+	if !p.allFinite(y0) {
+		return nil, fmt.Errorf("odeint: %s: y0 holds NaN or Inf", tb.name)
+	}
+	if tb.adaptive() {
+		return solveAdaptive(f, y0, ts, tb, o, p, rp)
+	}
+	return solveFixed(f, y0, ts, tb, o, p)
+}
+
+func check(f Func, y0 []float32, ts []float64, opt Options) (*tableau, Options, error) {
+	name := opt.Method
+	if name == "" {
+		name = "dopri5"
+	}
+	tb := lookup(name)
+	if tb == nil {
+		return nil, opt, fmt.Errorf("odeint: unknown method %q (valid: %s)", opt.Method, strings.Join(Methods(), ", "))
+	}
+	if f == nil {
+		return nil, opt, fmt.Errorf("odeint: %s: nil Func", name)
+	}
+	if len(y0) == 0 {
+		return nil, opt, fmt.Errorf("odeint: %s: empty state y0", name)
+	}
+	if len(ts) < 2 {
+		return nil, opt, fmt.Errorf("odeint: %s: need at least 2 times, got %d", name, len(ts))
+	}
+	for i, t := range ts {
+		if math.IsNaN(t) || math.IsInf(t, 0) {
+			return nil, opt, fmt.Errorf("odeint: %s: ts[%d] = %g is not finite", name, i, t)
+		}
+		if i > 0 && !(t > ts[i-1]) {
+			return nil, opt, fmt.Errorf("odeint: %s: times must be strictly increasing: ts[%d] = %g after ts[%d] = %g", name, i, t, i-1, ts[i-1])
+		}
+	}
+	if opt.RTol < 0 || opt.ATol < 0 || math.IsNaN(opt.RTol) || math.IsNaN(opt.ATol) {
+		return nil, opt, fmt.Errorf("odeint: %s: tolerances must be ≥ 0 (rtol %g, atol %g)", name, opt.RTol, opt.ATol)
+	}
+	if opt.MaxSteps < 0 {
+		return nil, opt, fmt.Errorf("odeint: %s: MaxSteps must be ≥ 0, got %d", name, opt.MaxSteps)
+	}
+	if opt.RTol == 0 {
+		opt.RTol = DefaultTol
+	}
+	if opt.ATol == 0 {
+		opt.ATol = DefaultTol
+	}
+	if opt.MaxSteps == 0 {
+		opt.MaxSteps = DefaultMaxSteps
+	}
+	opt.Method = name
+	return tb, opt, nil
+}
+
+// Release frees the tape; Backward fails afterwards. Ys stay valid.
+func (s *Solution) Release() {
+	if s != nil {
+		s.tape = nil
+	}
+}
+
+// ErrNoTape is returned by Backward when the solve did not record a tape (or it was released).
+var ErrNoTape = errors.New("odeint: Backward needs a tape: solve with Options.Tape and call Backward before Release")
+
+func copyOf(v []float32) []float32 { return append([]float32(nil), v...) }

@@ -136,6 +136,10 @@ func GELUGradFast(x float32) float32 {
 // shorter than x.
 func TanhFastSlice(dst, x []float32) {
 	dst = dst[:len(x)]
+	if haveVec && len(x) >= vecMin {
+		tanhSliceC(dst, x)
+		return
+	}
 	for i, v := range x {
 		v = clampAbs(v, tanhClampBits)
 		x2 := v * v
@@ -156,6 +160,10 @@ func TanhFastSlice(dst, x []float32) {
 // dst is shorter than x.
 func ErfFastSlice(dst, x []float32, scale float32) {
 	dst = dst[:len(x)]
+	if haveVec && len(x) >= vecMin {
+		erfSliceC(dst, x, scale)
+		return
+	}
 	for i, v := range x {
 		v = clampAbs(v*scale, erfClampBits)
 		x2 := v * v
@@ -177,6 +185,10 @@ func ErfFastSlice(dst, x []float32, scale float32) {
 // dst is shorter than x.
 func NormPDFFastSlice(dst, x []float32) {
 	dst = dst[:len(x)]
+	if haveVec && len(x) >= vecMin {
+		normPDFSliceC(dst, x)
+		return
+	}
 	for i, v := range x {
 		v = clampAbs(v, pdfClampBits)
 		v = -0.5 * v * v

@@ -147,3 +147,44 @@ func BenchmarkNormPDFFastSlice(b *testing.B) { benchSlice(b, NormPDFFastSlice) }
 func BenchmarkErfFastSlice(b *testing.B) {
 	benchSlice(b, func(dst, x []float32) { ErfFastSlice(dst, x, invSqrt2) })
 }
+
+// TestVectorKernelsBitIdentical checks that the vectorised C loops give exactly
+// the Go loops' results, so parity does not depend on which one ran.
+func TestVectorKernelsBitIdentical(t *testing.T) {
+	if !haveVec {
+		t.Skip("pure-Go build")
+	}
+	n := 20001
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(i-n/2) * 0.0013
+	}
+	x[0], x[1], x[2] = 30, -30, 0
+	a, b := make([]float32, n), make([]float32, n)
+	kernels := []struct {
+		name string
+		vec  func(d, x []float32)
+	}{
+		{"tanh", func(d, x []float32) { tanhSliceC(d, x) }},
+		{"erf", func(d, x []float32) { erfSliceC(d, x, invSqrt2) }},
+		{"normpdf", func(d, x []float32) { normPDFSliceC(d, x) }},
+	}
+	for _, k := range kernels {
+		k.vec(a, x)
+		for i := range x {
+			switch k.name {
+			case "tanh":
+				TanhFastSlice(b[i:i+1], x[i:i+1])
+			case "erf":
+				ErfFastSlice(b[i:i+1], x[i:i+1], invSqrt2)
+			default:
+				NormPDFFastSlice(b[i:i+1], x[i:i+1])
+			}
+		}
+		for i := range a {
+			if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+				t.Fatalf("%s(%v): C %v, Go %v", k.name, x[i], a[i], b[i])
+			}
+		}
+	}
+}

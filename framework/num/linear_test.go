@@ -1,0 +1,72 @@
+package num
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// naive is the reference row-major product.
+func naive(transA, transB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	for i := 0; i < m; i++ {
+		for j := 0; j < n; j++ {
+			var s float64
+			for p := 0; p < k; p++ {
+				var av, bv float32
+				if transA {
+					av = a[p*lda+i]
+				} else {
+					av = a[i*lda+p]
+				}
+				if transB {
+					bv = b[j*ldb+p]
+				} else {
+					bv = b[p*ldb+j]
+				}
+				s += float64(av) * float64(bv)
+			}
+			c[i*ldc+j] = float32(s) + beta*c[i*ldc+j]
+		}
+	}
+}
+
+// TestGemmSplit checks the goroutine split of large products (both the m and
+// the n split, every transpose) against a plain triple loop.
+func TestGemmSplit(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, sz := range [][3]int{{300, 40, 400}, {40, 300, 400}, {3, 5, 7}} {
+		m, n, k := sz[0], sz[1], sz[2]
+		for _, ta := range []bool{false, true} {
+			for _, tb := range []bool{false, true} {
+				a := make([]float32, m*k)
+				b := make([]float32, k*n)
+				for i := range a {
+					a[i] = float32(rng.NormFloat64())
+				}
+				for i := range b {
+					b[i] = float32(rng.NormFloat64())
+				}
+				lda, ldb := k, n
+				if ta {
+					lda = m
+				}
+				if tb {
+					ldb = k
+				}
+				c := make([]float32, m*n)
+				want := make([]float32, m*n)
+				for i := range c {
+					c[i] = float32(i % 3)
+					want[i] = c[i]
+				}
+				Gemm(ta, tb, m, n, k, 1, a, lda, b, ldb, 0.5, c, n)
+				naive(ta, tb, m, n, k, a, lda, b, ldb, 0.5, want, n)
+				for i := range c {
+					if math.Abs(float64(c[i]-want[i])) > 1e-3 {
+						t.Fatalf("%v ta=%v tb=%v: c[%d] = %v, want %v", sz, ta, tb, i, c[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}

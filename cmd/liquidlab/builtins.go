@@ -6,6 +6,7 @@ import (
 	"liquidlab/plugins/attention/singlequery"
 	"liquidlab/plugins/flows/coupling"
 	"liquidlab/plugins/liquid/ltc"
+	"liquidlab/plugins/liquid/scan"
 	"liquidlab/plugins/ode/odefunc"
 )
 
@@ -16,6 +17,7 @@ var builtinComponents = []registry.Component{
 	{Kind: stage.KindODE, Name: "odefunc", New: func() stage.Stage { return odefunc.New() }},
 	{Kind: stage.KindAttention, Name: "singlequery", New: func() stage.Stage { return singlequery.New() }},
 	{Kind: stage.KindLiquid, Name: "ltc", New: func() stage.Stage { return ltc.New() }},
+	{Kind: stage.KindLiquid, Name: "scan", New: func() stage.Stage { return scan.New() }},
 }
 
 // builtinRegistry is the registry of builtinComponents, sorted.

@@ -120,8 +120,8 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 			if n := stats["ode.nfe"]; n > 0 {
 				row.Notes = append(row.Notes, fmt.Sprintf("ode nfe %g (accepted %g, rejected %g)", n, stats["ode.accepted"], stats["ode.rejected"]))
 			}
-			if o.ChunkSize > 0 && o.ChunkSize < S {
-				row.Notes = append(row.Notes, fmt.Sprintf("chunked by %d: adaptive ODE step sizes are chosen per chunk, so results differ slightly from one whole-sequence solve", o.ChunkSize))
+			if o.ChunkSize > 0 && o.ChunkSize < S && strings.Contains(stats2methods(m), "adaptive") {
+				row.Notes = append(row.Notes, fmt.Sprintf("chunked by %d: the adaptive ODE chooses its step sizes per chunk, so results differ slightly from one whole-sequence solve", o.ChunkSize))
 			}
 			rows = append(rows, row)
 		}
@@ -153,4 +153,15 @@ func peakKB(pid int) int64 {
 		}
 	}
 	return 0
+}
+
+// stats2methods says whether any stage integrates with an adaptive method.
+func stats2methods(m *model.Model) string {
+	for _, cfg := range m.Configs {
+		switch cfg.Options["method"] {
+		case "dopri5", "bosh3":
+			return "adaptive"
+		}
+	}
+	return ""
 }

@@ -113,6 +113,16 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 	x := make([]float32, b.B*chunk*d.D)
 	ts := make([]float32, b.B*chunk)
 	logits := make([]float32, headRows*d.Vocab)
+	// The head's weight and bias packed as [V, H+1], and each block's inputs
+	// with a column of ones: one sgemm then adds the bias, instead of writing
+	// the bias into every row of the (large) logits block first.
+	ha := d.H + 1
+	wob := make([]float32, d.Vocab*ha)
+	for v := 0; v < d.Vocab; v++ {
+		copy(wob[v*ha:v*ha+d.H], m.wo.Value.Data[v*d.H:(v+1)*d.H])
+		wob[v*ha+d.H] = m.bo.Value.Data[v]
+	}
+	hinAug := make([]float32, headRows*ha)
 	var dlogits, de []float32
 	if opt.Train {
 		dlogits = make([]float32, headRows*d.Vocab)
@@ -250,7 +260,11 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 				blk.Index[i] = (r/sc)*b.S + s0 + r%sc
 			}
 			eb := headIn[r0*d.H : (r0+rows)*d.H]
-			num.LinearForward(blk.Logits, eb, m.wo.Value.Data, m.bo.Value.Data, rows, d.H, d.Vocab)
+			for i := 0; i < rows; i++ {
+				copy(hinAug[i*ha:i*ha+d.H], eb[i*d.H:(i+1)*d.H])
+				hinAug[i*ha+d.H] = 1
+			}
+			num.Gemm(false, true, rows, d.Vocab, ha, 1, hinAug, ha, wob, ha, 0, blk.Logits, d.Vocab)
 			if opt.Train {
 				blk.DLogits = dlogits[:rows*d.Vocab]
 				clear(blk.DLogits)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -215,6 +216,12 @@ func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, 
 				fmt.Fprintf(logw, "repeat %d/%d (seed %d)\n", rep+1, reps, re.Seed)
 			}
 			tr, err := TrainEval(ctx, &re, m, corpus, padID(tok), uint64(re.Seed), logw, prog)
+			if err == nil && rep == 0 && e.Train.Steps > 0 {
+				// The trained parameters, under PyTorch's state_dict names.
+				if cerr := m.SaveCheckpoint(filepath.Join(c.Dir, "checkpoint.safetensors"), map[string]string{"experiment": expName, "cell": oc.ID}); cerr != nil {
+					fmt.Fprintf(logw, "checkpoint not saved: %v\n", cerr)
+				}
+			}
 			for k, v := range tr {
 				metrics.Samples[k] = append(metrics.Samples[k], v)
 			}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"context"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+
+	"liquidlab/framework/model"
+	"liquidlab/framework/stage"
+)
+
+func seedModel(t testing.TB, d model.Dims, opts map[string]map[string]string) *model.Model {
+	t.Helper()
+	m, err := model.New(context.Background(), d, defaultBuiltins(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Init(7); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func randomBatch(d model.Dims, b, s int, seed uint64) *model.Batch {
+	rng := rand.New(rand.NewPCG(seed, 1))
+	bt := &model.Batch{B: b, S: s, IDs: make([]int64, b*s), Timestamps: make([]float32, b*s), TSpan: []float32{0, 0.25, 0.5, 0.75, 1}}
+	for i := range bt.IDs {
+		bt.IDs[i] = rng.Int64N(int64(d.Vocab))
+	}
+	for i := 0; i < b; i++ {
+		acc := float32(0)
+		for j := 0; j < s; j++ {
+			acc += rng.Float32()
+			bt.Timestamps[i*s+j] = acc
+		}
+		for j := 0; j < s; j++ {
+			bt.Timestamps[i*s+j] /= acc
+		}
+	}
+	return bt
+}
+
+func collect(t testing.TB, m *model.Model, b *model.Batch, chunk int) ([]float32, *model.Result) {
+	t.Helper()
+	logits := make([]float32, b.B*b.S*m.Dims.Vocab)
+	v := m.Dims.Vocab
+	res, err := m.Run(context.Background(), b, model.RunOptions{ChunkSize: chunk, HeadRows: 7}, func(blk *model.Block) error {
+		for i, p := range blk.Index {
+			copy(logits[p*v:(p+1)*v], blk.Logits[i*v:(i+1)*v])
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return logits, res
+}
+
+// TestChunkedMatchesWhole: with a fixed-step solver the model is per-token up to
+// the attention, whose online softmax is exact over chunks, so streaming the
+// sequence in uneven chunks must give the unchunked logits, h and ldj.
+func TestChunkedMatchesWhole(t *testing.T) {
+	d := model.Dims{Vocab: 50, D: 8, L: 4, H: 6, F: 5, K: 2}
+	for _, liq := range []string{"ltc", "scan"} {
+		opts := map[string]map[string]string{stage.KindODE: {"method": "rk4"}, stage.KindLiquid: {}}
+		if liq == "ltc" {
+			opts[stage.KindLiquid]["method"] = "rk4"
+		}
+		m := seedModel(t, d, opts)
+		if liq == "scan" {
+			var err error
+			st := defaultBuiltins()
+			st[stage.KindLiquid], err = builtinStage(stage.KindLiquid, "scan")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m, err = model.New(context.Background(), d, st, opts); err != nil {
+				t.Fatal(err)
+			}
+			m.Init(7)
+		}
+		b := randomBatch(d, 2, 23, 3)
+		whole, rw := collect(t, m, b, 0)
+		for _, chunk := range []int{23, 10, 4, 1} {
+			got, rc := collect(t, m, b, chunk)
+			for name, pair := range map[string][2][]float32{"logits": {whole, got}, "h": {rw.H, rc.H}, "ldj": {rw.LDJ, rc.LDJ}} {
+				for i := range pair[0] {
+					if math.Abs(float64(pair[0][i]-pair[1][i])) > 2e-5*(1+math.Abs(float64(pair[0][i]))) {
+						t.Fatalf("%s chunk %d: %s[%d] = %v, unchunked %v", liq, chunk, name, i, pair[1][i], pair[0][i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestCheckpointRoundTrip saves a model and loads it into a fresh one; the
+// fixture (PyTorch state_dict names with a "param." prefix) loads as well.
+func TestCheckpointRoundTrip(t *testing.T) {
+	d := model.Dims{Vocab: 97, D: 16, L: 4, H: 8, F: 12, K: 4}
+	a := seedModel(t, d, nil)
+	p := filepath.Join(t.TempDir(), "ck.safetensors")
+	if err := a.SaveCheckpoint(p, nil); err != nil {
+		t.Fatal(err)
+	}
+	b := seedModel(t, d, nil)
+	if err := b.Params.Init(99); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.LoadCheckpoint(p); err != nil {
+		t.Fatal(err)
+	}
+	for i, pa := range a.Params.List {
+		pb := b.Params.List[i]
+		for j := range pa.Value.Data {
+			if pa.Value.Data[j] != pb.Value.Data[j] {
+				t.Fatalf("%s differs after the round trip", pa.Name)
+			}
+		}
+	}
+	if err := b.LoadCheckpoint("../../testdata/fixtures/seed_rk4.safetensors"); err != nil {
+		t.Fatalf("PyTorch state_dict: %v", err)
+	}
+	c := seedModel(t, model.Dims{Vocab: 97, D: 16, L: 4, H: 8, F: 12, K: 3}, nil)
+	if err := c.LoadCheckpoint(p); err == nil {
+		t.Error("a checkpoint with four flows loaded into a model with three")
+	}
+}
+
+// BenchmarkSeedForward4096 is the seed's forward pass at the README's
+// recommended configuration (V=32000, D=512, L=128, H=256, F=128, K=4, dopri5)
+// on one sequence of 4096 tokens, in process; the logits of every position are
+// produced block by block and dropped. Compare with
+// /usr/bin/python3 ../shared/reference/seed_torch.py bench 4096 dopri5.
+func BenchmarkSeedForward4096(b *testing.B) {
+	d := model.Dims{Vocab: 32000, D: 512, L: 128, H: 256, F: 128, K: 4}
+	m := seedModel(b, d, nil)
+	bt := randomBatch(d, 1, 4096, 1)
+	drop := func(*model.Block) error { return nil }
+	b.ResetTimer()
+	for b.Loop() {
+		if _, err := m.Run(context.Background(), bt, model.RunOptions{}, drop); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(4096*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
+}

@@ -2,8 +2,8 @@ package config
 
 import (
 	"bytes"
-	"flag"
 	"fmt"
+	"liquidlab/framework/golden"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -13,31 +13,6 @@ import (
 
 	"liquidlab/framework/stage"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// golden compares got with testdata/name; on a mismatch it writes
-// testdata/name.got beside it.
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if !bytes.Equal(got, want) {
-		if err := os.WriteFile(path+".got", got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		t.Errorf("%s differs from the golden file; see %s.got", name, path)
-	}
-}
 
 func TestExperimentFiles(t *testing.T) {
 	files, err := filepath.Glob("../../experiments/*.toml")
@@ -90,7 +65,7 @@ func TestDefaults(t *testing.T) {
 	if e.Run.CallTimeout != 10*time.Minute || e.Train.LR != 1e-4 || e.Model.VocabSize != 32000 {
 		t.Errorf("unexpected defaults: %+v", e)
 	}
-	golden(t, "default.canonical", e.Canonical())
+	golden.Check(t, "default.canonical", e.Canonical())
 }
 
 // errorCases are experiment files (and overrides) that must be refused; every
@@ -152,7 +127,7 @@ func TestErrors(t *testing.T) {
 		}
 		fmt.Fprintf(&out, "=== %s\n%v\n", tc.name, err)
 	}
-	golden(t, "errors.golden", out.Bytes())
+	golden.Check(t, "errors.golden", out.Bytes())
 }
 
 func TestOverrides(t *testing.T) {
@@ -203,7 +178,7 @@ latent_dim = 16
 		}
 		fmt.Fprintf(&out, "%q → %s\n", tc.sets, tc.check(e))
 	}
-	golden(t, "overrides.golden", out.Bytes())
+	golden.Check(t, "overrides.golden", out.Bytes())
 }
 
 func axisKeys(e *Experiment) []string {
@@ -391,7 +366,7 @@ func TestValidate(t *testing.T) {
 			}
 		}
 	}
-	golden(t, "validate.golden", out.Bytes())
+	golden.Check(t, "validate.golden", out.Bytes())
 }
 
 func TestValidateIdempotent(t *testing.T) {
@@ -431,7 +406,7 @@ func TestDryRun(t *testing.T) {
 	if err := DryRun(&out, e); err != nil {
 		t.Fatal(err)
 	}
-	golden(t, "dryrun.golden", out.Bytes())
+	golden.Check(t, "dryrun.golden", out.Bytes())
 }
 
 func TestKeyLines(t *testing.T) {

@@ -2,10 +2,9 @@ package report
 
 import (
 	"bytes"
-	"flag"
+	"liquidlab/framework/golden"
 	"math"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -15,31 +14,6 @@ import (
 	"liquidlab/framework/results"
 )
 
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with testdata/name; on mismatch it writes
-// testdata/name.got (or, with -update, the golden file itself).
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (go test -update creates it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		os.WriteFile(path+".got", got, 0o644)
-		t.Errorf("%s differs from golden; see %s.got", name, path)
-	} else {
-		os.Remove(path + ".got")
-	}
-}
-
 func renderAll(t *testing.T, base string, tab *Table) {
 	t.Helper()
 	ext := map[string]string{"text": "txt", "markdown": "md", "csv": "csv", "json": "json"}
@@ -48,7 +22,7 @@ func renderAll(t *testing.T, base string, tab *Table) {
 		if err := Render(&b, tab, f); err != nil {
 			t.Fatalf("Render %s as %s: %v", base, f, err)
 		}
-		golden(t, base+"."+ext[f]+".golden", b.Bytes())
+		golden.Check(t, base+"."+ext[f]+".golden", b.Bytes())
 	}
 }
 

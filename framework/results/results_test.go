@@ -1,10 +1,9 @@
 package results
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"flag"
+	"liquidlab/framework/golden"
 	"math"
 	"os"
 	"path/filepath"
@@ -14,31 +13,6 @@ import (
 	"testing"
 	"time"
 )
-
-var update = flag.Bool("update", false, "rewrite golden files")
-
-// golden compares got with testdata/name; on mismatch it writes
-// testdata/name.got for inspection (or the golden itself with -update).
-func golden(t *testing.T, name string, got []byte) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("read golden (run go test -update to create it): %v", err)
-	}
-	if !bytes.Equal(got, want) {
-		os.WriteFile(path+".got", got, 0o644)
-		t.Errorf("%s differs from golden; see %s.got", name, path)
-	} else {
-		os.Remove(path + ".got")
-	}
-}
 
 var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 
@@ -232,9 +206,9 @@ func TestOnDiskFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	run, _ := os.ReadFile(filepath.Join(c.Dir, RunFile))
-	golden(t, "run.json.golden", run)
+	golden.Check(t, "run.json.golden", run)
 	plugins, _ := os.ReadFile(filepath.Join(c.Dir, PluginsFile))
-	golden(t, "plugins.json.golden", plugins)
+	golden.Check(t, "plugins.json.golden", plugins)
 	m := Metrics{
 		Values:  map[string]float64{"loss": 2.5, "accuracy": 0.25, "nan": math.NaN()},
 		Samples: map[string][]float64{"loss": {2.4, 2.5, 2.7}},
@@ -245,7 +219,7 @@ func TestOnDiskFormat(t *testing.T) {
 		t.Fatal(err)
 	}
 	metrics, _ := os.ReadFile(filepath.Join(c.Dir, MetricsFile))
-	golden(t, "metrics.json.golden", metrics)
+	golden.Check(t, "metrics.json.golden", metrics)
 	var back Metrics
 	if err := json.Unmarshal(metrics, &back); err != nil {
 		t.Fatal(err)

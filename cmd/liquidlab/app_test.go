@@ -91,3 +91,29 @@ func TestRunBadExperiment(t *testing.T) {
 		t.Errorf("want file:line and the valid keys, got %v", err)
 	}
 }
+
+// TestCompareTwoRuns runs the tiny grid twice with different learning rates
+// (four repeats each) and compares them: every metric row, a geomean row.
+func TestCompareTwoRuns(t *testing.T) {
+	dir := t.TempDir()
+	exp := filepath.Join(dir, "tiny.toml")
+	os.WriteFile(exp, []byte(strings.Replace(tinyExperiment, "seed = 3", "seed = 3\nrepeats = 4", 1)), 0o644)
+	var out bytes.Buffer
+	for _, run1 := range []struct{ name, lr string }{{"a", "1e-3"}, {"b", "3e-3"}} {
+		args := []string{"run", "-results", filepath.Join(dir, run1.name), "-set", "train.lr=" + run1.lr, exp}
+		if err := run(&env{stdout: &out, stderr: &out}, args); err != nil {
+			t.Fatalf("%v: %v\n%s", args, err, out.String())
+		}
+	}
+	out.Reset()
+	err := run(&env{stdout: &out, stderr: &out}, []string{"compare", "-metrics", "train_loss,valid_loss", filepath.Join(dir, "a", "tiny"), filepath.Join(dir, "b", "tiny")})
+	if err != nil {
+		t.Fatalf("compare: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{"train_loss", "valid_loss", "geomean", "n=4"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("compare output lacks %q:\n%s", want, out.String())
+		}
+	}
+	t.Log(out.String())
+}

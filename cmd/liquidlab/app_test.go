@@ -47,7 +47,8 @@ mode = "inprocess"
 "model.num_flows" = [0, 2]
 `
 
-// TestRunSkipsFinishedCells runs a tiny two-cell grid in process, checks each
+// TestRunSkipsFinishedCells runs a tiny two-cell grid in process, two cells side
+// by side, checks each
 // cell's files, and checks that a rerun skips both cells.
 func TestRunSkipsFinishedCells(t *testing.T) {
 	dir := t.TempDir()
@@ -57,7 +58,7 @@ func TestRunSkipsFinishedCells(t *testing.T) {
 	}
 	res := filepath.Join(dir, "results")
 	var out bytes.Buffer
-	if err := run(&env{stdout: &out, stderr: &out}, []string{"run", "-results", res, exp}); err != nil {
+	if err := run(&env{stdout: &out, stderr: &out}, []string{"run", "-jobs", "2", "-results", res, exp}); err != nil {
 		t.Fatalf("run: %v\n%s", err, out.String())
 	}
 	if n := strings.Count(out.String(), ": done "); n != 2 {

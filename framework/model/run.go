@@ -123,9 +123,12 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 		wob[v*ha+d.H] = m.bo.Value.Data[v]
 	}
 	hinAug := make([]float32, headRows*ha)
-	var dlogits, de []float32
+	var dlogits, de, dwob []float32
 	if opt.Train {
 		dlogits = make([]float32, headRows*d.Vocab)
+		// Gradient of the packed [W_o | b_o]: one sgemm per block gives the
+		// bias gradient as its last column.
+		dwob = make([]float32, d.Vocab*ha)
 		de = make([]float32, b.B*chunk*d.H)
 	}
 	index := make([]int, headRows)
@@ -274,7 +277,10 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 				return nil, err
 			}
 			if opt.Train {
-				num.LinearBackward(de[r0*d.H:(r0+rows)*d.H], false, m.wo.Grad.Data, m.bo.Grad.Data, blk.DLogits, eb, m.wo.Value.Data, rows, d.H, d.Vocab)
+				// de = dlogits·W_o (the first H columns of the packed matrix),
+				// d[W_o|b_o] += dlogitsᵀ·[e|1].
+				num.Gemm(false, false, rows, d.H, d.Vocab, 1, blk.DLogits, d.Vocab, wob, ha, 0, de[r0*d.H:(r0+rows)*d.H], d.H)
+				num.Gemm(true, false, d.Vocab, ha, rows, 1, blk.DLogits, d.Vocab, hinAug, ha, 1, dwob, ha)
 			}
 		}
 
@@ -296,6 +302,15 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 		}
 		if err := m.backwardChunk(ctx, b, opt, handles[0].h, handles[1].h, handles[2].h, lr, hT, de[:n*d.H], s0, sc); err != nil {
 			return nil, err
+		}
+	}
+	if opt.Train {
+		for v := 0; v < d.Vocab; v++ {
+			g := m.wo.Grad.Data[v*d.H : (v+1)*d.H]
+			for j, x := range dwob[v*ha : v*ha+d.H] {
+				g[j] += x
+			}
+			m.bo.Grad.Data[v] += dwob[v*ha+d.H]
 		}
 	}
 	return res, nil
@@ -415,32 +430,47 @@ func (m *Model) backwardChunk(ctx context.Context, b *Batch, opt RunOptions, hFl
 // against labels (ignoring ignoreID) into *loss and, when training, writes its
 // gradient scaled by 1/count, where count is the number of labels not ignored in
 // the whole batch. It also counts correct argmax predictions into *correct.
+// Rows are spread over the cores; the block's loss is summed in row order, so the
+// result does not depend on the core count.
 func CrossEntropy(labels []int64, ignoreID int64, count int, loss *float64, correct *int) Consumer {
+	var rowLoss []float64
+	var rowOK []bool
 	return func(blk *Block) error {
 		v := len(blk.Logits) / blk.Rows
 		inv := float32(1 / float64(count))
-		for i := 0; i < blk.Rows; i++ {
-			lab := labels[blk.Index[i]]
-			if lab == ignoreID {
-				continue
-			}
-			row := blk.Logits[i*v : (i+1)*v]
-			mx, arg := num.MaxArg(row)
-			if int64(arg) == lab && correct != nil {
-				*correct++
-			}
-			var dst []float32
-			if blk.DLogits != nil {
-				dst = blk.DLogits[i*v : (i+1)*v]
-			}
-			lse := num.LogSumExp(row, mx, dst)
-			*loss += (lse - float64(row[lab])) / float64(count)
-			if dst != nil {
-				// dst holds exp(x−lse) = softmax.
-				for j := range dst {
-					dst[j] *= inv
+		if cap(rowLoss) < blk.Rows {
+			rowLoss, rowOK = make([]float64, blk.Rows), make([]bool, blk.Rows)
+		}
+		rowLoss, rowOK = rowLoss[:blk.Rows], rowOK[:blk.Rows]
+		num.ParallelRows(blk.Rows, 4*v, func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				rowLoss[i], rowOK[i] = 0, false
+				lab := labels[blk.Index[i]]
+				if lab == ignoreID {
+					continue
 				}
-				dst[lab] -= inv
+				row := blk.Logits[i*v : (i+1)*v]
+				mx, arg := num.MaxArg(row)
+				rowOK[i] = int64(arg) == lab
+				var dst []float32
+				if blk.DLogits != nil {
+					dst = blk.DLogits[i*v : (i+1)*v]
+				}
+				lse := num.LogSumExp(row, mx, dst)
+				rowLoss[i] = lse - float64(row[lab])
+				if dst != nil {
+					// dst holds exp(x−lse) = softmax.
+					for j := range dst {
+						dst[j] *= inv
+					}
+					dst[lab] -= inv
+				}
+			}
+		})
+		for i := range rowLoss {
+			*loss += rowLoss[i] / float64(count)
+			if rowOK[i] && correct != nil {
+				*correct++
 			}
 		}
 		return nil

@@ -54,13 +54,7 @@ func (o *AdamW) Step(ps *model.Params, lr float64) {
 		v := o.v[p]
 		w, g := p.Value.Data, p.Grad.Data
 		num.ParallelRows(len(w), 12, func(lo, hi int) {
-			for i := lo; i < hi; i++ {
-				gi := g[i]
-				m[i] = b1*m[i] + (1-b1)*gi
-				v[i] = b2*v[i] + (1-b2)*gi*gi
-				denom := float32(math.Sqrt(float64(v[i])))*invSqrtBC2 + eps
-				w[i] = w[i]*decay - stepSize*m[i]/denom
-			}
+			adamwKernel(w[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], b1, b2, decay, stepSize, invSqrtBC2, eps)
 		})
 	}
 }

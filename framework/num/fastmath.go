@@ -206,3 +206,15 @@ func NormPDFFastSlice(dst, x []float32) {
 		dst[i] = invSqrt2P * math.Float32frombits(uint32(int32(math.Float32bits(y))+k<<23))
 	}
 }
+
+// ExpFastSlice sets dst[i] = ExpFast(x[i]); dst may be x.
+func ExpFastSlice(dst, x []float32) {
+	dst = dst[:len(x)]
+	if haveVec && len(x) >= vecMin {
+		expSliceC(dst, x)
+		return
+	}
+	for i, v := range x {
+		dst[i] = ExpFast(v)
+	}
+}

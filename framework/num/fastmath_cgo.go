@@ -82,6 +82,42 @@ void ll_normpdf(float *dst, const float *x, int n) {
 		dst[i] = 0.3989422804014327f * s;
 	}
 }
+
+__attribute__((target_clones("avx2", "default")))
+void ll_exp(float *dst, const float *x, int n) {
+	const float magic = 12582912.0f;
+	uint32_t mb; memcpy(&mb, &magic, 4);
+	for (int i = 0; i < n; i++) {
+		float v = x[i];
+		v = v < 88.0f ? v : 88.0f;
+		v = v > -86.0f ? v : -86.0f;
+		float t = v * 1.44269504088896341f + magic;
+		uint32_t tb; memcpy(&tb, &t, 4);
+		int32_t k = (int32_t)tb - (int32_t)mb;
+		float kf = t - magic;
+		float r = v - kf * 0.693359375f;
+		r -= kf * -2.12194440e-4f;
+		float p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+		p = p * r + 8.3334519073e-3f;
+		p = p * r + 4.1665795894e-2f;
+		p = p * r + 1.6666665459e-1f;
+		p = p * r + 5.0000001201e-1f;
+		float y = p * r * r + r + 1;
+		uint32_t yb; memcpy(&yb, &y, 4);
+		yb = (uint32_t)((int32_t)yb + (k << 23));
+		memcpy(&dst[i], &yb, 4);
+	}
+}
+
+__attribute__((target_clones("avx2", "default")))
+void ll_relu(float *x, int n) {
+	for (int i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
+}
+
+__attribute__((target_clones("avx2", "default")))
+void ll_relu_back(float *dy, const float *y, int n) {
+	for (int i = 0; i < n; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+}
 */
 import "C"
 
@@ -101,6 +137,18 @@ func erfSliceC(dst, x []float32, scale float32) {
 
 func normPDFSliceC(dst, x []float32) {
 	C.ll_normpdf((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)))
+}
+
+func expSliceC(dst, x []float32) {
+	C.ll_exp((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)))
+}
+
+func reluC(x []float32) {
+	C.ll_relu((*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)))
+}
+
+func reluBackC(dy, y []float32) {
+	C.ll_relu_back((*C.float)(unsafe.Pointer(&dy[0])), (*C.float)(unsafe.Pointer(&y[0])), C.int(len(y)))
 }
 
 const haveVec = true

@@ -188,3 +188,25 @@ func TestVectorKernelsBitIdentical(t *testing.T) {
 		}
 	}
 }
+
+func TestExpSliceAndReLU(t *testing.T) {
+	n := 5001
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(i-n/2) * 0.04
+	}
+	got := make([]float32, n)
+	ExpFastSlice(got, x)
+	for i, v := range x {
+		if w := ExpFast(v); math.Float32bits(got[i]) != math.Float32bits(w) {
+			t.Fatalf("ExpFastSlice(%v) = %v, ExpFast %v", v, got[i], w)
+		}
+	}
+	y := append([]float32(nil), x...)
+	ReLUInPlace(y)
+	for i, v := range x {
+		if want := max(v, 0); y[i] != want {
+			t.Fatalf("relu(%v) = %v", v, y[i])
+		}
+	}
+}

@@ -2,8 +2,11 @@ package plugin
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime/pprof"
 	"sync"
 	"syscall"
 	"time"
@@ -83,9 +86,20 @@ func serve(kind string, impl stage.Stage, version int) {
 	})
 	srv := &grpcServer{kind: kind, Impl: impl, log: logger}
 
+	// LIQUIDLAB_PLUGIN_CPUPROFILE=DIR writes a CPU profile of this plugin to
+	// DIR/<kind>-<pid>.prof, flushed when the plugin is stopped.
+	stopProfile := func() {}
+	if dir := os.Getenv("LIQUIDLAB_PLUGIN_CPUPROFILE"); dir != "" {
+		if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.prof", kind, os.Getpid()))); err == nil {
+			if pprof.StartCPUProfile(f) == nil {
+				stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+			}
+		}
+	}
 	var once sync.Once
 	die := func(why string) {
 		once.Do(func() {
+			stopProfile()
 			// Remove first: with the host gone, writing to stderr may raise
 			// SIGPIPE and end the process on the spot.
 			srv.removeSession()
@@ -123,6 +137,7 @@ func serve(kind string, impl stage.Stage, version int) {
 		},
 		Logger: logger,
 	})
+	stopProfile()
 	if os.Getppid() != ppid {
 		srv.removeSession()
 	}

@@ -140,23 +140,41 @@ func layerForward(d dims, f *flow, odd bool, in, out, x0, ldj []float32, n int, 
 	as, at, g, exact := f.as, f.at, f.g, d.exact
 	inPlace := &in[0] == &out[0]
 	parallel(n, 40*H, func(_, lo, hi int) {
+		var sb, eb []float32
+		if !exact {
+			sb, eb = make([]float32, H), make([]float32, H)
+		}
 		for r := lo; r < hi; r++ {
 			xi, yo := in[r*D:(r+1)*D], out[r*D:(r+1)*D]
 			x2, y2 := xi[H:], yo[H:]
 			thr, utr := th[r*H:(r+1)*H], ut[r*H:(r+1)*H]
 			var acc float64
+			if !exact {
+				// The seed's path, vectorised: tanh and exp over the row.
+				num.TanhFastSlice(thr, thr)
+				for j, t := range thr {
+					sb[j] = t * as
+				}
+				num.ExpFastSlice(eb, sb)
+				var a32 float32
+				for j, e := range eb {
+					xv := x2[j]
+					y2[j] = g*(xv*e+utr[j]*at) + (1-g)*xv
+					a32 += sb[j]
+				}
+				acc = float64(a32 * g)
+			}
 			for j, u := range thr {
+				if !exact {
+					break
+				}
 				t := tanh32(u)
 				thr[j] = t
 				s := t * as
 				e, em1 := expm1(s)
 				xv := x2[j]
 				y2[j] = g*(xv*e+utr[j]*at) + (1-g)*xv
-				if exact {
-					acc += logGate(g * em1)
-				} else {
-					acc += float64(s * g)
-				}
+				acc += logGate(g * em1)
 			}
 			if !inPlace {
 				copy(yo[:H], xi[:H])

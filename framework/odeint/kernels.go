@@ -113,6 +113,13 @@ func sumTile(t []float32, terms []term, off int) {
 }
 
 func lincombRange(dst, base []float32, scale float32, terms []term, lo, hi int) float32 {
+	if acc, ok := lincombRangeC(dst, base, scale, terms, lo, hi); ok {
+		return acc
+	}
+	return lincombRangeGo(dst, base, scale, terms, lo, hi)
+}
+
+func lincombRangeGo(dst, base []float32, scale float32, terms []term, lo, hi int) float32 {
 	var tile [tileLen]float32
 	var acc float32
 	for off := lo; off < hi; off += tileLen {

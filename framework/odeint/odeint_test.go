@@ -406,3 +406,41 @@ func TestParallelDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestLincombCMatchesGo checks that the vectorised linear combination gives the
+// Go loop's bits, for every term count the solvers use and ragged ends.
+func TestLincombCMatchesGo(t *testing.T) {
+	n := 3*tileLen + 37
+	mk := func(seed float32) []float32 {
+		v := make([]float32, n)
+		for i := range v {
+			v[i] = float32(math.Sin(float64(seed) + float64(i)*0.37))
+		}
+		return v
+	}
+	for nt := 0; nt <= 7; nt++ {
+		var terms []term
+		for k := 0; k < nt; k++ {
+			terms = append(terms, term{c: float32(k)*0.37 - 1.1, v: mk(float32(k))})
+		}
+		for _, base := range [][]float32{nil, mk(9)} {
+			a, b := make([]float32, n), make([]float32, n)
+			accC, ok := lincombRangeC(a, base, 0.1234567, terms, 5, n)
+			if !ok {
+				t.Skip("pure-Go build")
+			}
+			for i := 0; i < 5; i++ {
+				b[i] = a[i]
+			}
+			accGo := lincombRangeGo(b, base, 0.1234567, terms, 5, n)
+			for i := range a {
+				if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+					t.Fatalf("%d terms: [%d] C %v, Go %v", nt, i, a[i], b[i])
+				}
+			}
+			if accC != accGo {
+				t.Errorf("%d terms: finiteness %v vs %v", nt, accC, accGo)
+			}
+		}
+	}
+}

@@ -129,14 +129,38 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	}
 }
 
-// BenchmarkSeedForward4096 is the seed's forward pass at the README's
+// BenchmarkSeedForward4096 measures the seed's forward pass in process
+// (Mode=inprocess) and with every stage in a plugin subprocess (Mode=plugin), so
+//
+//	go test ./cmd/liquidlab -run X -bench SeedForward4096 -count 8 | benchstat -col /mode -
+//
+// gives the cost of the process boundary. See benchSeedForward for the setup.
+func BenchmarkSeedForward4096(b *testing.B) {
+	b.Run("mode=inprocess", func(b *testing.B) { benchSeedForward(b, defaultBuiltins()) })
+	b.Run("mode=plugin", func(b *testing.B) {
+		st, closeAll, err := launchBuiltins()
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer closeAll()
+		benchSeedForward(b, st)
+	})
+}
+
+// benchSeedForward is the seed's forward pass at the README's
 // recommended configuration (V=32000, D=512, L=128, H=256, F=128, K=4, dopri5)
-// on one sequence of 4096 tokens, in process; the logits of every position are
+// on one sequence of 4096 tokens, on the given stages; the logits of every position are
 // produced block by block and dropped. Compare with
 // /usr/bin/python3 ../shared/reference/seed_torch.py bench 4096 dopri5.
-func BenchmarkSeedForward4096(b *testing.B) {
+func benchSeedForward(b *testing.B, stages map[string]stage.Stage) {
 	d := model.Dims{Vocab: 32000, D: 512, L: 128, H: 256, F: 128, K: 4}
-	m := seedModel(b, d, nil)
+	m, err := model.New(context.Background(), d, stages, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Init(7); err != nil {
+		b.Fatal(err)
+	}
 	bt := randomBatch(d, 1, 4096, 1)
 	drop := func(*model.Block) error { return nil }
 	b.ResetTimer()

@@ -20,6 +20,29 @@ static inline float clamp_abs(float x, uint32_t c) {
 	return x;
 }
 
+// e^v for v already clamped: Cody–Waite reduction and Cephes' polynomial, as
+// fastmath.go's expCore.
+static inline float exp_core(float v) {
+	const float magic = 12582912.0f;
+	uint32_t mb; memcpy(&mb, &magic, 4);
+	float t = v * 1.44269504088896341f + magic;
+	uint32_t tb; memcpy(&tb, &t, 4);
+	int32_t k = (int32_t)tb - (int32_t)mb;
+	float kf = t - magic;
+	float r = v - kf * 0.693359375f;
+	r -= kf * -2.12194440e-4f;
+	float p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	float y = p * r * r + r + 1;
+	uint32_t yb; memcpy(&yb, &y, 4);
+	yb = (uint32_t)((int32_t)yb + (k << 23));
+	float e; memcpy(&e, &yb, 4);
+	return e;
+}
+
 __attribute__((target_clones("avx2", "default")))
 void ll_tanh(float *dst, const float *x, int n) {
 	for (int i = 0; i < n; i++) {
@@ -59,53 +82,20 @@ void ll_erf(float *dst, const float *x, int n, float scale) {
 
 __attribute__((target_clones("avx2", "default")))
 void ll_normpdf(float *dst, const float *x, int n) {
-	const float magic = 12582912.0f;
-	uint32_t mb; memcpy(&mb, &magic, 4);
 	for (int i = 0; i < n; i++) {
 		float v = clamp_abs(x[i], 0x41200000u);
 		v = -0.5f * v * v;
-		float t = v * 1.44269504088896341f + magic;
-		uint32_t tb; memcpy(&tb, &t, 4);
-		int32_t k = (int32_t)tb - (int32_t)mb;
-		float kf = t - magic;
-		float r = v - kf * 0.693359375f;
-		r -= kf * -2.12194440e-4f;
-		float p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-		p = p * r + 8.3334519073e-3f;
-		p = p * r + 4.1665795894e-2f;
-		p = p * r + 1.6666665459e-1f;
-		p = p * r + 5.0000001201e-1f;
-		float y = p * r * r + r + 1;
-		uint32_t yb; memcpy(&yb, &y, 4);
-		yb = (uint32_t)((int32_t)yb + (k << 23));
-		float s; memcpy(&s, &yb, 4);
-		dst[i] = 0.3989422804014327f * s;
+		dst[i] = 0.3989422804014327f * exp_core(v);
 	}
 }
 
 __attribute__((target_clones("avx2", "default")))
 void ll_exp(float *dst, const float *x, int n) {
-	const float magic = 12582912.0f;
-	uint32_t mb; memcpy(&mb, &magic, 4);
 	for (int i = 0; i < n; i++) {
 		float v = x[i];
 		v = v < 88.0f ? v : 88.0f;
 		v = v > -86.0f ? v : -86.0f;
-		float t = v * 1.44269504088896341f + magic;
-		uint32_t tb; memcpy(&tb, &t, 4);
-		int32_t k = (int32_t)tb - (int32_t)mb;
-		float kf = t - magic;
-		float r = v - kf * 0.693359375f;
-		r -= kf * -2.12194440e-4f;
-		float p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-		p = p * r + 8.3334519073e-3f;
-		p = p * r + 4.1665795894e-2f;
-		p = p * r + 1.6666665459e-1f;
-		p = p * r + 5.0000001201e-1f;
-		float y = p * r * r + r + 1;
-		uint32_t yb; memcpy(&yb, &y, 4);
-		yb = (uint32_t)((int32_t)yb + (k << 23));
-		memcpy(&dst[i], &yb, 4);
+		dst[i] = exp_core(v);
 	}
 }
 

@@ -69,6 +69,8 @@ type Model struct {
 	// "y" (a causal scan): it then runs on every chunk and the head reads e + y.
 	// Otherwise it is the seed's cell, run once on the attention's context.
 	perToken bool
+
+	scratch scratch
 }
 
 // PerTokenLiquid reports whether the liquid stage feeds the head.

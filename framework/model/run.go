@@ -74,7 +74,23 @@ type Result struct {
 	Stats map[string]float64 // "<kind>.<stat>", summed over chunks
 }
 
-// Run sends a batch through the model chunk by chunk.
+// scratch holds Run's large buffers from one call to the next: allocating them
+// afresh (100+ MB at the seed's size) cost tens of thousands of page faults per
+// batch once the Go runtime had returned the previous ones to the OS.
+type scratch struct {
+	x, ts, hin, logits, wob, hinAug, dlogits, dwob, de []float32
+}
+
+// buf returns (*p)[:n], reallocating when it is too small. Contents are stale.
+func (m *Model) buf(p *[]float32, n int) []float32 {
+	if cap(*p) < n {
+		*p = make([]float32, n)
+	}
+	return (*p)[:n]
+}
+
+// Run sends a batch through the model chunk by chunk. A Model runs one batch
+// at a time (it reuses its buffers); use one Model per goroutine.
 func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consumer) (*Result, error) {
 	d := m.Dims
 	if err := b.validate(d.Vocab, d.H); err != nil {
@@ -105,31 +121,32 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 	var attnState, liqState tensor.Map
 	var hin []float32
 	if m.perToken {
-		hin = make([]float32, b.B*chunk*d.H)
+		hin = m.buf(&m.scratch.hin, b.B*chunk*d.H)
 	}
 	var c *tensor.Tensor
 
 	// Per-chunk buffers, reused.
-	x := make([]float32, b.B*chunk*d.D)
-	ts := make([]float32, b.B*chunk)
-	logits := make([]float32, headRows*d.Vocab)
+	x := m.buf(&m.scratch.x, b.B*chunk*d.D)
+	ts := m.buf(&m.scratch.ts, b.B*chunk)
+	logits := m.buf(&m.scratch.logits, headRows*d.Vocab)
 	// The head's weight and bias packed as [V, H+1], and each block's inputs
 	// with a column of ones: one sgemm then adds the bias, instead of writing
 	// the bias into every row of the (large) logits block first.
 	ha := d.H + 1
-	wob := make([]float32, d.Vocab*ha)
+	wob := m.buf(&m.scratch.wob, d.Vocab*ha)
 	for v := 0; v < d.Vocab; v++ {
 		copy(wob[v*ha:v*ha+d.H], m.wo.Value.Data[v*d.H:(v+1)*d.H])
 		wob[v*ha+d.H] = m.bo.Value.Data[v]
 	}
-	hinAug := make([]float32, headRows*ha)
+	hinAug := m.buf(&m.scratch.hinAug, headRows*ha)
 	var dlogits, de, dwob []float32
 	if opt.Train {
-		dlogits = make([]float32, headRows*d.Vocab)
+		dlogits = m.buf(&m.scratch.dlogits, headRows*d.Vocab)
 		// Gradient of the packed [W_o | b_o]: one sgemm per block gives the
 		// bias gradient as its last column.
-		dwob = make([]float32, d.Vocab*ha)
-		de = make([]float32, b.B*chunk*d.H)
+		dwob = m.buf(&m.scratch.dwob, d.Vocab*ha)
+		clear(dwob)
+		de = m.buf(&m.scratch.de, b.B*chunk*d.H)
 	}
 	index := make([]int, headRows)
 

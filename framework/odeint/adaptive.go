@@ -21,13 +21,15 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 	}
 	k := make([][]float32, s)
 	for j := range k {
-		k[j] = make([]float32, n)
+		k[j] = getBuf(n)
 	}
+	defer putBuf(k...)
 	// Without a tape every stage input goes to ybuf[yb]: each is consumed by f
 	// before the next is formed, and the last one is the new state.
 	var ybuf [2][]float32
 	if tp == nil {
-		ybuf = [2][]float32{make([]float32, n), make([]float32, n)}
+		ybuf = [2][]float32{getBuf(n), getBuf(n)}
+		defer putBuf(ybuf[:]...)
 	}
 	yb := 0
 

@@ -38,11 +38,13 @@ func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *p
 	}
 	k := make([][]float32, s)
 	for j := range k {
-		k[j] = make([]float32, n)
+		k[j] = getBuf(n)
 	}
+	defer putBuf(k...)
 	var scratch []float32
 	if s > 1 && tp == nil {
-		scratch = make([]float32, n)
+		scratch = getBuf(n)
+		defer putBuf(scratch)
 	}
 	terms := make([]term, 0, s)
 	for i := 0; i+1 < len(ts); i++ {

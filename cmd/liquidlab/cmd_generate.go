@@ -68,6 +68,11 @@ func cmdGenerate(e *env, args []string) error {
 	if err := exp.Validate(l.Describer(ctx, exp)); err != nil {
 		return err
 	}
+	for kind, comp := range exp.Components {
+		if comp.IsPath() {
+			return fmt.Errorf("generate: the cell's %s component is a plugin binary (%s); generate runs built-in components only", kind, comp.Impl)
+		}
+	}
 	st, err := l.Resolve(ctx, exp)
 	if err != nil {
 		return err
@@ -139,6 +144,11 @@ func sample(logits []float32, temp float64, topK int, topP float64, rng *rand.Ra
 	sort.Slice(cs, func(i, j int) bool { return cs[i].p > cs[j].p })
 	if topK > 0 && topK < len(cs) {
 		cs = cs[:topK]
+		// top-p then applies to the renormalised top-k survivors.
+		z = 0
+		for _, c := range cs {
+			z += c.p
+		}
 	}
 	// Keep tokens while the cumulative probability before them is below top-p,
 	// so the first token over the threshold stays (the usual shift).

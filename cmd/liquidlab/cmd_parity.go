@@ -46,15 +46,7 @@ func cmdParity(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		stages := defaultBuiltins()
-		if *viaPlugins {
-			var closeAll func()
-			if stages, closeAll, err = launchBuiltins(); err != nil {
-				return err
-			}
-			defer closeAll()
-		}
-		rep, err := model.RunParity(context.Background(), fx, stages, *outTol, *gradTol)
+		rep, err := parityOne(fx, *viaPlugins, *outTol, *gradTol)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -77,6 +69,20 @@ func cmdParity(e *env, args []string) error {
 		return fmt.Errorf("parity: %d of %d fixtures out of tolerance", failed, fs.NArg())
 	}
 	return nil
+}
+
+// parityOne runs one fixture, on plugin processes that live only as long as it.
+func parityOne(fx *model.Fixture, viaPlugins bool, outTol, gradTol float64) (*model.ParityReport, error) {
+	stages := defaultBuiltins()
+	if viaPlugins {
+		var closeAll func()
+		var err error
+		if stages, closeAll, err = launchBuiltins(); err != nil {
+			return nil, err
+		}
+		defer closeAll()
+	}
+	return model.RunParity(context.Background(), fx, stages, outTol, gradTol)
 }
 
 // launchBuiltins starts the seed's implementations as plugin subprocesses.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -68,6 +69,9 @@ func cmdRun(e *env, args []string) error {
 		}
 		fmt.Fprintf(e.stdout, "experiment %s: %d cells, results in %s\n", exp.Name, len(cells), filepath.Join(*dir, exp.Name))
 		out, err := r.Run(ctx, exp, runner.Options{Train: true, Bench: len(exp.Bench.Lengths) > 0, Force: *force, Jobs: *jobs})
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("interrupted after %d of %d cells started; cells in progress are recorded as failed: run the same command again to finish the rest", len(out), len(cells))
+		}
 		if err != nil {
 			return err
 		}

@@ -171,3 +171,34 @@ func benchSeedForward(b *testing.B, stages map[string]stage.Stage) {
 	}
 	b.ReportMetric(4096*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
+
+// TestTiedOutput: with tie_output the head's weight is the embedding matrix
+// (one parameter, both names in the state_dict) and receives its gradient.
+func TestTiedOutput(t *testing.T) {
+	d := model.Dims{Vocab: 40, D: 8, L: 4, H: 8, F: 5, K: 1, Tie: true}
+	m := seedModel(t, d, map[string]map[string]string{stage.KindODE: {"method": "euler"}, stage.KindLiquid: {"method": "euler"}})
+	untied := seedModel(t, model.Dims{Vocab: 40, D: 8, L: 4, H: 8, F: 5, K: 1}, map[string]map[string]string{stage.KindODE: {"method": "euler"}, stage.KindLiquid: {"method": "euler"}})
+	if got, want := m.Params.Count(), untied.Params.Count()-40*8; got != want {
+		t.Errorf("tied model has %d parameters, want %d", got, want)
+	}
+	if m.Params.Get("output_proj.weight") != m.Params.Get("liquid_embedding.embedding.weight") {
+		t.Fatal("output_proj.weight is not the embedding")
+	}
+	b := randomBatch(d, 1, 6, 2)
+	var loss float64
+	m.Params.ZeroGrad()
+	if _, err := m.Run(context.Background(), b, model.RunOptions{Train: true}, model.CrossEntropy(b.IDs, -1, 6, &loss, nil)); err != nil {
+		t.Fatal(err)
+	}
+	g := m.Params.Get("output_proj.weight").Grad.Data
+	nonzero := 0
+	for _, v := range g {
+		if v != 0 {
+			nonzero++
+		}
+	}
+	// The head's gradient touches every row, not only the 6 looked-up ones.
+	if nonzero < 30*8 {
+		t.Errorf("only %d gradient entries of the tied matrix are non-zero", nonzero)
+	}
+}

@@ -24,6 +24,9 @@ type Dims struct {
 	H     int // hidden_size
 	F     int // hidden_dim (flow nets)
 	K     int // num_flows
+
+	// Tie makes output_proj.weight the embedding matrix itself (needs H == D).
+	Tie bool
 }
 
 // Map returns the dims under the names stage.Config uses.
@@ -47,6 +50,8 @@ func (d Dims) Validate() error {
 		return fmt.Errorf("hidden_dim %d: need ≥ 1", d.F)
 	case d.K < 0:
 		return fmt.Errorf("num_flows %d: need ≥ 0", d.K)
+	case d.Tie && d.H != d.D:
+		return fmt.Errorf("tie_output needs hidden_size == embedding_dim (%d ≠ %d)", d.H, d.D)
 	}
 	return nil
 }
@@ -84,7 +89,12 @@ func New(ctx context.Context, dims Dims, stages map[string]stage.Stage, options 
 		return nil, err
 	}
 	m := &Model{Dims: dims, Stages: stages, Configs: map[string]stage.Config{}, Descs: map[string]*stage.Description{}, PaddingIdx: 0}
-	if err := m.Params.add("host", "", stage.ParamSpec{Name: "liquid_embedding.embedding.weight", Shape: []int{dims.Vocab, dims.D}, Init: "embedding"}); err != nil {
+	emb := stage.ParamSpec{Name: "liquid_embedding.embedding.weight", Shape: []int{dims.Vocab, dims.D}, Init: "embedding"}
+	if dims.Tie {
+		// One tensor under both names; the head's gradient adds into it.
+		emb.Aliases = []string{"output_proj.weight"}
+	}
+	if err := m.Params.add("host", "", emb); err != nil {
 		return nil, err
 	}
 	for _, kind := range stage.Kinds {
@@ -111,8 +121,10 @@ func New(ctx context.Context, dims Dims, stages map[string]stage.Stage, options 
 		}
 	}
 	m.perToken = contains(m.Descs[stage.KindLiquid].Inputs, "e") && contains(m.Descs[stage.KindLiquid].Outputs, "y")
-	if err := m.Params.add("host", "", stage.ParamSpec{Name: "output_proj.weight", Shape: []int{dims.Vocab, dims.H}, Init: "linear_weight", FanIn: dims.H}); err != nil {
-		return nil, err
+	if !dims.Tie {
+		if err := m.Params.add("host", "", stage.ParamSpec{Name: "output_proj.weight", Shape: []int{dims.Vocab, dims.H}, Init: "linear_weight", FanIn: dims.H}); err != nil {
+			return nil, err
+		}
 	}
 	if err := m.Params.add("host", "", stage.ParamSpec{Name: "output_proj.bias", Shape: []int{dims.Vocab}, Init: "linear_bias", FanIn: dims.H}); err != nil {
 		return nil, err

@@ -33,6 +33,13 @@ func (ps *Params) add(kind, prefix string, spec stage.ParamSpec) error {
 	if ps.byName == nil {
 		ps.byName = map[string]*Param{}
 	}
+	n := 1
+	for _, d := range spec.Shape {
+		if d < 0 || (d > 0 && n > (1<<31)/d) {
+			return fmt.Errorf("stage %s declares parameter %q with shape %v: dimensions must be ≥ 0 and the size below 2^31", kind, spec.Name, spec.Shape)
+		}
+		n *= d
+	}
 	p := &Param{Name: prefix + spec.Name, Kind: kind, Local: spec.Name, Spec: spec,
 		Value: tensor.New(spec.Shape...)}
 	if !spec.NoGrad {

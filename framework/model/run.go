@@ -81,6 +81,10 @@ type scratch struct {
 	x, ts, hin, logits, wob, hinAug, dlogits, dwob, de []float32
 }
 
+// DropScratch frees the buffers Run keeps between batches (the benchmark
+// measures each configuration's memory from a clean start).
+func (m *Model) DropScratch() { m.scratch = scratch{} }
+
 // buf returns (*p)[:n], reallocating when it is too small. Contents are stale.
 func (m *Model) buf(p *[]float32, n int) []float32 {
 	if cap(*p) < n {
@@ -385,15 +389,14 @@ func (m *Model) backwardChunk(ctx context.Context, b *Batch, opt RunOptions, hFl
 			_ = m.Stages[stage.KindAttention].Release(ctx, hAttn)
 		} else if ra, err := bwd(stage.KindAttention, hAttn, tensor.Map{"c": dc}); err != nil {
 			fail(err)
-		} else if g, ok := ra.InputGrads["e"]; ok {
-			if len(g.Data) != len(de) {
-				fail(fmt.Errorf("attention stage backward: gradient of e has %d values, want %d", len(g.Data), len(de)))
-			} else {
-				for i, v := range g.Data {
-					de[i] += v
-				}
+		} else if g, err := ra.InputGrads.Need("e", b.B, sc, d.H); err != nil {
+			fail(fmt.Errorf("attention stage backward: %w", err))
+		} else {
+			for i, v := range g.Data {
+				de[i] += v
 			}
 		}
+
 	} else {
 		_ = m.Stages[stage.KindAttention].Release(ctx, hAttn)
 	}

@@ -44,8 +44,10 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 		for _, S := range o.Lengths {
 			B := o.Batch
 			b := &model.Batch{B: B, S: S, IDs: make([]int64, B*S), Timestamps: make([]float32, B*S), TSpan: []float32{0, 0.25, 0.5, 0.75, 1}}
+			// Like the peer, avoid ids 0 and 1 (<s>, <pad>) when there are others.
+			first := int64(min(2, m.Dims.Vocab-1))
 			for i := range b.IDs {
-				b.IDs[i] = 2 + rng.Int64N(int64(m.Dims.Vocab-2))
+				b.IDs[i] = first + rng.Int64N(int64(m.Dims.Vocab)-first)
 			}
 			data.Timestamps(rng, b.Timestamps, B, S)
 			if mode == "train" && opt == nil {
@@ -80,6 +82,7 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 				}
 				return nil, fmt.Errorf("unknown bench mode %q (forward, eval, train)", mode)
 			}
+			m.DropScratch()
 			runtime.GC()
 			debug.FreeOSMemory()
 			pids := []int{os.Getpid()}

@@ -60,7 +60,14 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 	sem := make(chan struct{}, jobs)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
+	started := len(cells)
 	for i := range cells {
+		if ctx.Err() != nil {
+			// Interrupted: cells not started are left alone (no record), so a
+			// rerun starts them afresh.
+			started = i
+			break
+		}
 		wg.Add(1)
 		sem <- struct{}{}
 		go func(i int) {
@@ -83,7 +90,7 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 		}(i)
 	}
 	wg.Wait()
-	return out, ctx.Err()
+	return out[:started], ctx.Err()
 }
 
 func axesString(c config.Cell) string {
@@ -114,14 +121,15 @@ func summary(m results.Metrics) string {
 func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, o Options, prog Progress) (oc CellOutcome) {
 	oc.Cell = cell
 	e := cell.Exp
+	// The id depends on the components' binaries (known before they start), so
+	// a cell whose plugin fails to start keeps the id a successful run has.
+	sums, err := r.Launcher.Checksums(e)
+	if err != nil {
+		oc.Err = err
+		return oc
+	}
 	prog.Update("starting components")
 	st, err := r.Launcher.Resolve(ctx, e)
-	var sums []string
-	if st != nil {
-		for _, p := range st.Plugins {
-			sums = append(sums, p.Kind+":"+p.Impl+":"+p.Version+":"+p.SHA256)
-		}
-	}
 	mode := []string{}
 	if o.Train {
 		mode = append(mode, "train")
@@ -133,6 +141,11 @@ func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, 
 	oc.ID = results.CellID(canon, sums)
 	c := r.Store.Cell(expName, oc.ID)
 	oc.Dir = c.Dir
+	if err != nil && ctx.Err() != nil {
+		// Interrupted while starting: nothing ran, write nothing.
+		oc.Err = fmt.Errorf("interrupted before its components started (nothing recorded)")
+		return oc
+	}
 	if err == nil && !o.Force {
 		if s, _ := c.Status(); s == results.StatusDone {
 			st.Close()

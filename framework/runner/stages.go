@@ -158,6 +158,30 @@ func (l *Launcher) hash(path string) (string, error) {
 	return l.hashes[path], nil
 }
 
+// Checksums names each component of an experiment with the sha256 of the
+// binary that implements it (this executable for built-ins), without starting
+// anything: "kind:impl:sha256" per stage kind, in pipeline order.
+func (l *Launcher) Checksums(e *config.Experiment) ([]string, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, kind := range stage.Kinds {
+		comp := e.Components[kind]
+		path := self
+		if comp.IsPath() {
+			path = comp.Impl
+		}
+		h, err := l.hash(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s component %q: %w", kind, comp.Impl, err)
+		}
+		out = append(out, kind+":"+comp.Impl+":"+h)
+	}
+	return out, nil
+}
+
 // Describer returns a config.Describer that asks built-in components in process
 // and plugin binaries by starting them once.
 func (l *Launcher) Describer(ctx context.Context, e *config.Experiment) config.Describer {

@@ -2,6 +2,7 @@ package odeint
 
 import (
 	"fmt"
+	"liquidlab/framework/num"
 	"math"
 )
 
@@ -12,7 +13,7 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 	rtol, atol := o.RTol, o.ATol
 	fn := float64(n)
 	sol := &Solution{Ys: make([][]float32, len(ts))}
-	sol.Ys[0] = copyOf(y0)
+	sol.Ys[0] = append(num.GetBuf(len(y0))[:0], y0...)
 	var tp *tape
 	y := y0
 	if o.Tape {
@@ -21,15 +22,15 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 	}
 	k := make([][]float32, s)
 	for j := range k {
-		k[j] = getBuf(n)
+		k[j] = num.GetBuf(n)
 	}
-	defer putBuf(k...)
+	defer num.PutBuf(k...)
 	// Without a tape every stage input goes to ybuf[yb]: each is consumed by f
 	// before the next is formed, and the last one is the new state.
 	var ybuf [2][]float32
 	if tp == nil {
-		ybuf = [2][]float32{getBuf(n), getBuf(n)}
-		defer putBuf(ybuf[:]...)
+		ybuf = [2][]float32{num.GetBuf(n), num.GetBuf(n)}
+		defer num.PutBuf(ybuf[:]...)
 	}
 	yb := 0
 
@@ -124,7 +125,7 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 				mid := rowTerms(terms, tb.mid32, k)
 				for ; oi < len(ts) && ts[oi] <= t1; oi++ {
 					x := (ts[oi] - t0) / (t1 - t0)
-					out := make([]float32, n)
+					out := num.GetBuf(n)
 					p.interp(out, y, ynew, k[0], k[s-1], mid, dt, x)
 					sol.Ys[oi] = out
 					if tp != nil {

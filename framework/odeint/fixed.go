@@ -1,6 +1,10 @@
 package odeint
 
-import "fmt"
+import (
+	"fmt"
+
+	"liquidlab/framework/num"
+)
 
 // stageTime is t0 + c·dt, with the end of the step written t0 + dt as the
 // reference does.
@@ -29,7 +33,7 @@ func rowTerms(dst []term, c []float32, v [][]float32) []term {
 func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *pool) (*Solution, error) {
 	n, s := len(y0), tb.stages()
 	sol := &Solution{Ys: make([][]float32, len(ts))}
-	sol.Ys[0] = copyOf(y0)
+	sol.Ys[0] = append(num.GetBuf(len(y0))[:0], y0...)
 	var tp *tape
 	y := y0
 	if o.Tape {
@@ -38,13 +42,13 @@ func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *p
 	}
 	k := make([][]float32, s)
 	for j := range k {
-		k[j] = getBuf(n)
+		k[j] = num.GetBuf(n)
 	}
-	defer putBuf(k...)
+	defer num.PutBuf(k...)
 	var scratch []float32
 	if s > 1 && tp == nil {
-		scratch = getBuf(n)
-		defer putBuf(scratch)
+		scratch = num.GetBuf(n)
+		defer num.PutBuf(scratch)
 	}
 	terms := make([]term, 0, s)
 	for i := 0; i+1 < len(ts); i++ {
@@ -70,7 +74,7 @@ func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *p
 			f.Eval(stageTime(t0, dt, tb.c[j]), yj, k[j])
 		}
 		sol.Stats.NFE += s
-		out := make([]float32, n)
+		out := num.GetBuf(n)
 		terms = rowTerms(terms, tb.b32, k)
 		if !p.lincomb(out, y, dt32, terms) {
 			return nil, fmt.Errorf("odeint: %s: NaN or Inf in the state at step %d (t=%g → %g); try a smaller step or check f", tb.name, i+1, t0, ts[i+1])

@@ -3,6 +3,7 @@ package odeint
 import (
 	"errors"
 	"fmt"
+	"liquidlab/framework/num"
 	"math"
 	"strings"
 )
@@ -151,6 +152,18 @@ func (s *Solution) Release() {
 	if s != nil {
 		s.tape = nil
 	}
+}
+
+// Recycle releases the tape and hands the output vectors Ys back to a buffer
+// pool for later solves; the caller must not use Ys (or anything aliasing them)
+// afterwards.
+func (s *Solution) Recycle() {
+	if s == nil {
+		return
+	}
+	s.tape = nil
+	num.PutBuf(s.Ys...)
+	s.Ys = nil
 }
 
 // ErrNoTape is returned by Backward when the solve did not record a tape (or it was released).

@@ -72,6 +72,8 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	}}
 	if req.NeedGrad {
 		res.Handle = s.handles.Put(&saved{tp: tp, b: b, s: sq})
+	} else {
+		releaseForward(y, x0)
 	}
 	return res, nil
 }

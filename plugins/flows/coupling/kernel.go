@@ -42,10 +42,22 @@ type tape struct {
 // K = 0. With save it also returns the tape.
 func forward(d dims, p *paramSet, emb []float32, n int, save bool) (y, x0, ldj []float32, tp *tape) {
 	D, H, F := d.D, d.H, d.F
-	x0 = make([]float32, n*D)
+	// Without a tape the intermediates are scratch: they come from num's buffer
+	// pool and go back to it (see releaseForward), which spares the page faults of
+	// fresh 2–8 MB allocations on every call.
+	alloc := func(k int) []float32 {
+		if save {
+			return make([]float32, k)
+		}
+		return num.GetBuf(k)
+	}
+	x0 = alloc(n * D)
 	var proj []float32
 	if save || p.gp != 0 {
-		proj = make([]float32, n*D)
+		proj = alloc(n * D)
+		if !save {
+			defer num.PutBuf(proj)
+		}
 		num.LinearForward(proj, emb, p.wp, p.bp, n, D, D)
 		gp := p.gp
 		parallel(n, D, func(_, lo, hi int) {
@@ -62,14 +74,15 @@ func forward(d dims, p *paramSet, emb []float32, n int, save bool) (y, x0, ldj [
 	}
 	var hs, ht, th, ut []float32
 	if !save && d.K > 0 {
-		hs, ht = make([]float32, n*F), make([]float32, n*F)
-		th, ut = make([]float32, n*H), make([]float32, n*H)
+		hs, ht = num.GetBuf(n*F), num.GetBuf(n*F)
+		th, ut = num.GetBuf(n*H), num.GetBuf(n*H)
+		defer num.PutBuf(hs, ht, th, ut)
 	}
 	cur := x0
 	for i := 0; i < d.K; i++ {
 		out := cur
 		if save || i == 0 {
-			out = make([]float32, n*D)
+			out = alloc(n * D)
 		}
 		if save {
 			hs, ht = make([]float32, n*F), make([]float32, n*F)
@@ -82,6 +95,15 @@ func forward(d dims, p *paramSet, emb []float32, n int, save bool) (y, x0, ldj [
 		cur = out
 	}
 	return cur, x0, ldj, tp
+}
+
+// releaseForward returns a no-tape forward's y and x0 to the buffer pool; the
+// caller must be done with both (z has been formed).
+func releaseForward(y, x0 []float32) {
+	if len(y) > 0 && len(x0) > 0 && &y[0] != &x0[0] {
+		num.PutBuf(y)
+	}
+	num.PutBuf(x0)
 }
 
 // latent returns z [n,L] = y[:, :L] (+ Residual·x0[:, :L] when L = D/2).

@@ -247,7 +247,15 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	}
 
 	// u = z·W_eᵀ + b; with L == H, u = g·u + (1−g)·z; a = u + bias_e; e0 = LN(a).
-	a := make([]float32, n*h)
+	// Without gradients a and e0 are scratch from num's buffer pool (fresh 4 MB
+	// allocations on every call cost page faults).
+	alloc := func(k int) []float32 {
+		if req.NeedGrad {
+			return make([]float32, k)
+		}
+		return num.GetBuf(k)
+	}
+	a := alloc(n * h)
 	num.LinearForward(a, z.Data, w, b, n, l, h)
 	var ulin []float32
 	if l == h {
@@ -264,7 +272,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 			row[j] += be[j]
 		}
 	}
-	e0 := make([]float32, n*h)
+	e0 := alloc(n * h)
 	mean, rstd := make([]float32, n), make([]float32, n)
 	num.LayerNormForward(e0, a, lg, lb, n, h, num.LNEps, mean, rstd)
 
@@ -286,7 +294,8 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 		},
 	}
 	if !req.NeedGrad {
-		sol.Release()
+		sol.Recycle()
+		num.PutBuf(a, e0)
 		return res, nil
 	}
 	res.Handle = s.Put(&saved{

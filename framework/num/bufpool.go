@@ -1,9 +1,9 @@
-package odeint
+package num
 
 import "sync"
 
-// Scratch vectors (stage derivatives, stage inputs without a tape) are reused
-// from one Solve to the next: at the seed's size they are 4 MB each, ten per
+// Scratch vectors (ODE stage derivatives, a stage's intermediate activations) are reused
+// from one call to the next: at the seed's size they are 4 MB each, ten per
 // dopri5 solve, and allocating them afresh cost thousands of page faults per
 // call once the Go runtime had returned the previous ones to the OS. The pool
 // keeps at most maxPooled bytes.
@@ -15,8 +15,8 @@ var bufs struct {
 	bytes int
 }
 
-// getBuf returns a vector of length n; its contents are stale.
-func getBuf(n int) []float32 {
+// GetBuf returns a vector of length n; its contents are stale.
+func GetBuf(n int) []float32 {
 	bufs.Lock()
 	defer bufs.Unlock()
 	if l := bufs.free[n]; len(l) > 0 {
@@ -28,8 +28,8 @@ func getBuf(n int) []float32 {
 	return make([]float32, n)
 }
 
-// putBuf returns vectors to the pool; the caller must not use them again.
-func putBuf(vs ...[]float32) {
+// PutBuf returns vectors to the pool; the caller must not use them again.
+func PutBuf(vs ...[]float32) {
 	bufs.Lock()
 	defer bufs.Unlock()
 	if bufs.free == nil {

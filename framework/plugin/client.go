@@ -350,7 +350,7 @@ func (c *Client) callError(ctx, cctx context.Context, method string, err error) 
 	}
 	if ctx.Err() == nil {
 		if how, tail, ok := c.exitStatus(wait); ok {
-			e := fmt.Errorf("%s exited during %s (%s)%s", c.who, method, how, tail)
+			e := fmt.Errorf("%s exited during %s (%s)%s: the plugin crashed; its stderr is in the log above, and a built-in component can be debugged in process (run.mode = \"inprocess\")", c.who, method, how, tail)
 			c.kill(e)
 			return e
 		}

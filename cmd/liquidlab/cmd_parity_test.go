@@ -9,12 +9,16 @@ import (
 )
 
 // TestParityFixtures runs `liquidlab parity` on the PyTorch fixtures shipped in
-// testdata: outputs within 1e-4 and gradients within 1e-3 relative.
+// testdata (the shared three and seven more of other sizes, flow counts and
+// solvers, see testdata/fixtures/extra/README.md): outputs within 1e-4 and
+// gradients within 1e-3 relative.
 func TestParityFixtures(t *testing.T) {
 	fixtures, _ := filepath.Glob("../../testdata/fixtures/*.safetensors")
-	if len(fixtures) < 3 {
-		t.Fatalf("found %d fixtures in testdata/fixtures", len(fixtures))
+	extra, _ := filepath.Glob("../../testdata/fixtures/extra/*.safetensors")
+	if len(fixtures) < 3 || len(extra) < 7 {
+		t.Fatalf("found %d fixtures in testdata/fixtures and %d in extra/", len(fixtures), len(extra))
 	}
+	fixtures = append(fixtures, extra...)
 	var out, errb bytes.Buffer
 	err := run(&env{stdout: &out, stderr: &errb}, append([]string{"parity", "-q"}, fixtures...))
 	if err != nil {

@@ -111,7 +111,13 @@ func Launch(ctx context.Context, o Options) (*Client, error) {
 		o.StartTimeout = 30 * time.Second
 	}
 	if o.Logger == nil {
-		o.Logger = hclog.New(&hclog.LoggerOptions{Name: "liquidlab.plugin", Level: hclog.Warn, Output: os.Stderr})
+		// The plugins' own level (LIQUIDLAB_PLUGIN_LOG_LEVEL) also lets their
+		// lines through here, so one variable turns on debugging output.
+		level := hclog.LevelFromString(os.Getenv("LIQUIDLAB_PLUGIN_LOG_LEVEL"))
+		if level == hclog.NoLevel || level > hclog.Warn {
+			level = hclog.Warn
+		}
+		o.Logger = hclog.New(&hclog.LoggerOptions{Name: "liquidlab.plugin", Level: level, Output: os.Stderr})
 	}
 	path, err := exec.LookPath(o.Path)
 	if err != nil {

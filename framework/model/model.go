@@ -74,6 +74,9 @@ type Model struct {
 	// "y" (a causal scan): it then runs on every chunk and the head reads e + y.
 	// Otherwise it is the seed's cell, run once on the attention's context.
 	perToken bool
+	// attnPerToken is set when the attention stage writes a per-token "y",
+	// which the head then reads too.
+	attnPerToken bool
 
 	scratch scratch
 }
@@ -121,6 +124,7 @@ func New(ctx context.Context, dims Dims, stages map[string]stage.Stage, options 
 		}
 	}
 	m.perToken = contains(m.Descs[stage.KindLiquid].Inputs, "e") && contains(m.Descs[stage.KindLiquid].Outputs, "y")
+	m.attnPerToken = contains(m.Descs[stage.KindAttention].Outputs, "y")
 	if !dims.Tie {
 		if err := m.Params.add("host", "", stage.ParamSpec{Name: "output_proj.weight", Shape: []int{dims.Vocab, dims.H}, Init: "linear_weight", FanIn: dims.H}); err != nil {
 			return nil, err

@@ -124,7 +124,7 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 	}
 	var attnState, liqState tensor.Map
 	var hin []float32
-	if m.perToken {
+	if m.perToken || m.attnPerToken {
 		hin = m.buf(&m.scratch.hin, b.B*chunk*d.H)
 	}
 	var c *tensor.Tensor
@@ -244,8 +244,20 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 		}
 
 		// A per-token liquid stage (one that reads "e" and writes "y") runs on
-		// every chunk, carrying its state, and the head reads e + y.
+		// every chunk, carrying its state, and the head reads e + y; an attention
+		// stage that writes a per-token "y" adds it to the head's input too.
 		headIn := e.Data
+		if m.attnPerToken {
+			ya, err := ar.Outputs.Need("y", b.B, sc, d.H)
+			if err != nil {
+				release()
+				return nil, fmt.Errorf("attention stage output: %w", err)
+			}
+			for i, v := range e.Data {
+				hin[i] = v + ya.Data[i]
+			}
+			headIn = hin[:n*d.H]
+		}
 		var hT *tensor.Tensor
 		var lr *stage.ForwardResult
 		if m.perToken {
@@ -263,8 +275,14 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 				release()
 				return nil, fmt.Errorf("liquid stage output: %w", err)
 			}
-			for i, v := range e.Data {
-				hin[i] = v + y.Data[i]
+			if m.attnPerToken {
+				for i, v := range y.Data {
+					hin[i] += v
+				}
+			} else {
+				for i, v := range e.Data {
+					hin[i] = v + y.Data[i]
+				}
 			}
 			headIn = hin[:n*d.H]
 			if last {
@@ -356,8 +374,26 @@ func (m *Model) backwardChunk(ctx context.Context, b *Batch, opt RunOptions, hFl
 			firstErr = err
 		}
 	}
-	if m.perToken {
-		g := tensor.Map{"y": tensor.From(append([]float32(nil), de...), b.B, sc, d.H)}
+	// de holds dLoss/d(head input) so far; per-token stages that fed the head
+	// get exactly that as their output gradient.
+	var dhead []float32
+	if m.perToken || m.attnPerToken {
+		dhead = append([]float32(nil), de...)
+	}
+	addE := func(what string, r *stage.BackwardResult) {
+		ge, err := r.InputGrads.Need("e", b.B, sc, d.H)
+		if err != nil {
+			fail(fmt.Errorf("%s stage backward: %w", what, err))
+			return
+		}
+		for i, v := range ge.Data {
+			de[i] += v
+		}
+	}
+	var dc *tensor.Tensor
+	switch {
+	case m.perToken:
+		g := tensor.Map{"y": tensor.From(dhead, b.B, sc, d.H)}
 		if hT != nil {
 			dh := make([]float32, b.B*d.H)
 			if opt.DH != nil {
@@ -365,40 +401,35 @@ func (m *Model) backwardChunk(ctx context.Context, b *Batch, opt RunOptions, hFl
 			}
 			g["h"] = tensor.From(dh, b.B, d.H)
 		}
-		_ = m.Stages[stage.KindAttention].Release(ctx, hAttn)
 		if r, err := bwd(stage.KindLiquid, lr.Handle, g); err != nil {
 			fail(err)
-		} else if ge, err := r.InputGrads.Need("e", b.B, sc, d.H); err != nil {
-			fail(fmt.Errorf("liquid stage backward: %w", err))
 		} else {
-			for i, v := range ge.Data {
-				de[i] += v
-			}
+			addE("liquid", r)
 		}
-	} else if lr != nil {
+	case lr != nil:
 		dh := make([]float32, b.B*d.H)
 		if opt.DH != nil {
 			opt.DH(hT.Data, dh)
 		}
-		r, err := bwd(stage.KindLiquid, lr.Handle, tensor.Map{"h": tensor.From(dh, b.B, d.H)})
-		if err != nil {
+		if r, err := bwd(stage.KindLiquid, lr.Handle, tensor.Map{"h": tensor.From(dh, b.B, d.H)}); err != nil {
 			fail(err)
-			_ = m.Stages[stage.KindAttention].Release(ctx, hAttn)
-		} else if dc, err := r.InputGrads.Need("c", b.B, d.H); err != nil {
+		} else if dc, err = r.InputGrads.Need("c", b.B, d.H); err != nil {
 			fail(fmt.Errorf("liquid stage backward: %w", err))
-			_ = m.Stages[stage.KindAttention].Release(ctx, hAttn)
-		} else if ra, err := bwd(stage.KindAttention, hAttn, tensor.Map{"c": dc}); err != nil {
-			fail(err)
-		} else if g, err := ra.InputGrads.Need("e", b.B, sc, d.H); err != nil {
-			fail(fmt.Errorf("attention stage backward: %w", err))
-		} else {
-			for i, v := range g.Data {
-				de[i] += v
-			}
 		}
-
-	} else {
+	}
+	ga := tensor.Map{}
+	if m.attnPerToken {
+		ga["y"] = tensor.From(dhead, b.B, sc, d.H)
+	}
+	if dc != nil {
+		ga["c"] = dc
+	}
+	if firstErr != nil || len(ga) == 0 {
 		_ = m.Stages[stage.KindAttention].Release(ctx, hAttn)
+	} else if ra, err := bwd(stage.KindAttention, hAttn, ga); err != nil {
+		fail(err)
+	} else {
+		addE("attention", ra)
 	}
 	if firstErr != nil {
 		_ = m.Stages[stage.KindODE].Release(ctx, hODE)

@@ -208,3 +208,90 @@ func TestTiedOutput(t *testing.T) {
 		t.Errorf("only %d gradient entries of the tied matrix are non-zero", nonzero)
 	}
 }
+
+// TestModelGradientsFD checks the whole model's parameter gradients against
+// central finite differences for pipelines whose per-token stages feed the head
+// (the host's routing of the head gradient), on a tiny model with fixed-step
+// solvers.
+func TestModelGradientsFD(t *testing.T) {
+	d := model.Dims{Vocab: 23, D: 6, L: 3, H: 4, F: 5, K: 2}
+	for _, combo := range [][2]string{{"singlequery", "ltc"}, {"singlequery", "scan"}, {"causal", "ltc"}, {"causal", "scan"}} {
+		t.Run(combo[0]+"+"+combo[1], func(t *testing.T) {
+			st := defaultBuiltins()
+			var err error
+			if st[stage.KindAttention], err = builtinStage(stage.KindAttention, combo[0]); err != nil {
+				t.Skip(err) // the component is not built in
+			}
+			if st[stage.KindLiquid], err = builtinStage(stage.KindLiquid, combo[1]); err != nil {
+				t.Skip(err)
+			}
+			opts := map[string]map[string]string{stage.KindODE: {"method": "rk4"}, stage.KindLiquid: {}}
+			if combo[1] == "ltc" {
+				opts[stage.KindLiquid]["method"] = "rk4"
+			}
+			if combo[0] == "causal" {
+				opts[stage.KindAttention] = map[string]string{"window": "3"}
+			}
+			m, err := model.New(context.Background(), d, st, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Init(3)
+			rng := rand.New(rand.NewPCG(9, 9))
+			for _, p := range m.Params.List { // every path open: gates, zero-initialised outputs
+				for i := range p.Value.Data {
+					p.Value.Data[i] += float32(0.3 * rng.NormFloat64())
+				}
+			}
+			b := randomBatch(d, 2, 7, 5)
+			// loss = mean cross-entropy + 0.01·Σh (h the final liquid state).
+			lossAt := func(train bool) float64 {
+				var loss float64
+				m.Params.ZeroGrad()
+				res, err := m.Run(context.Background(), b, model.RunOptions{Train: train, ChunkSize: 7, DH: func(h, dh []float32) {
+					for i := range dh {
+						dh[i] = 0.01
+					}
+				}}, model.CrossEntropy(b.IDs, -1, len(b.IDs), &loss, nil))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, v := range res.H {
+					loss += 0.01 * float64(v)
+				}
+				return loss
+			}
+			lossAt(true)
+			grads := map[string][]float32{}
+			for _, p := range m.Params.List {
+				if p.Grad != nil {
+					grads[p.Name] = append([]float32(nil), p.Grad.Data...)
+				}
+			}
+			checked := 0
+			for _, p := range m.Params.List {
+				if p.Grad == nil || p.Kind == "host" {
+					continue
+				}
+				for _, i := range []int{0, len(p.Value.Data) / 2, len(p.Value.Data) - 1} {
+					old := p.Value.Data[i]
+					const h = 3e-3
+					p.Value.Data[i] = old + h
+					lp := lossAt(false)
+					p.Value.Data[i] = old - h
+					lm := lossAt(false)
+					p.Value.Data[i] = old
+					num := (lp - lm) / (2 * h)
+					ana := float64(grads[p.Name][i])
+					if math.Abs(num-ana) > 2e-3+5e-2*math.Max(math.Abs(num), math.Abs(ana)) {
+						t.Errorf("%s[%d]: analytic %.5g, finite difference %.5g", p.Name, i, ana, num)
+					}
+					checked++
+				}
+			}
+			if checked == 0 {
+				t.Fatal("no parameter checked")
+			}
+		})
+	}
+}

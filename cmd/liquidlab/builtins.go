@@ -3,6 +3,7 @@ package main
 import (
 	"liquidlab/framework/registry"
 	"liquidlab/framework/stage"
+	"liquidlab/plugins/attention/causal"
 	"liquidlab/plugins/attention/singlequery"
 	"liquidlab/plugins/flows/coupling"
 	"liquidlab/plugins/liquid/ltc"
@@ -16,6 +17,7 @@ var builtinComponents = []registry.Component{
 	{Kind: stage.KindFlows, Name: "coupling", New: func() stage.Stage { return coupling.New() }},
 	{Kind: stage.KindODE, Name: "odefunc", New: func() stage.Stage { return odefunc.New() }},
 	{Kind: stage.KindAttention, Name: "singlequery", New: func() stage.Stage { return singlequery.New() }},
+	{Kind: stage.KindAttention, Name: "causal", New: func() stage.Stage { return causal.New() }},
 	{Kind: stage.KindLiquid, Name: "ltc", New: func() stage.Stage { return ltc.New() }},
 	{Kind: stage.KindLiquid, Name: "scan", New: func() stage.Stage { return scan.New() }},
 }

@@ -70,16 +70,26 @@ func TestChunkedMatchesWhole(t *testing.T) {
 		}
 		m := seedModel(t, d, opts)
 		if liq == "scan" {
+			// The fixed pipeline: causal attention and the liquid scan both feed
+			// the head, both carry state across chunks.
 			var err error
 			st := defaultBuiltins()
-			st[stage.KindLiquid], err = builtinStage(stage.KindLiquid, "scan")
-			if err != nil {
+			if st[stage.KindLiquid], err = builtinStage(stage.KindLiquid, "scan"); err != nil {
 				t.Fatal(err)
 			}
+			if st[stage.KindAttention], err = builtinStage(stage.KindAttention, "causal"); err != nil {
+				t.Fatal(err)
+			}
+			opts[stage.KindAttention] = map[string]string{"window": "5"}
 			if m, err = model.New(context.Background(), d, st, opts); err != nil {
 				t.Fatal(err)
 			}
 			m.Init(7)
+			for _, p := range m.Params.List { // open the zero-initialised output branch
+				for i := range p.Value.Data {
+					p.Value.Data[i] += 0.05
+				}
+			}
 		}
 		b := randomBatch(d, 2, 23, 3)
 		whole, rw := collect(t, m, b, 0)

@@ -444,3 +444,21 @@ func TestLincombCMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+func TestParseOptions(t *testing.T) {
+	o, err := ParseOptions(map[string]string{"method": "rk4", "rtol": "1e-6"})
+	if err != nil || o.Method != "rk4" || o.RTol != 1e-6 || o.ATol != DefaultTol {
+		t.Errorf("ParseOptions = %+v, %v", o, err)
+	}
+	if o, _ := ParseOptions(nil); o.Method != "dopri5" {
+		t.Errorf("default method %q", o.Method)
+	}
+	for _, bad := range []map[string]string{{"method": "rk5"}, {"rtol": "-1"}, {"atol": "x"}, {"atol": "+Inf"}} {
+		if _, err := ParseOptions(bad); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+	if len(OptionSpecs("x")) != 3 {
+		t.Error("three solver options expected")
+	}
+}

@@ -3,8 +3,6 @@ package ltc
 import (
 	"context"
 	"fmt"
-	"slices"
-	"strconv"
 
 	"liquidlab/framework/odeint"
 	"liquidlab/framework/stage"
@@ -46,26 +44,11 @@ func parseOptions(cfg stage.Config) (options, error) {
 		return o, fmt.Errorf("ltc: hidden_size must be positive, got %d", h)
 	}
 	o.H = h
-	if v := cfg.Options["method"]; v != "" {
-		if !slices.Contains(odeint.Methods(), v) {
-			return o, fmt.Errorf("ltc: option method = %q, want one of %v", v, odeint.Methods())
-		}
-		o.method = v
+	so, err := odeint.ParseOptions(cfg.Options)
+	if err != nil {
+		return o, fmt.Errorf("ltc: %w", err)
 	}
-	for _, f := range []struct {
-		name string
-		dst  *float64
-	}{{"rtol", &o.rtol}, {"atol", &o.atol}} {
-		v := cfg.Options[f.name]
-		if v == "" {
-			continue
-		}
-		x, err := strconv.ParseFloat(v, 64)
-		if err != nil || !(x > 0) || x > 1 {
-			return o, fmt.Errorf("ltc: option %s = %q, want a number in (0, 1]", f.name, v)
-		}
-		*f.dst = x
-	}
+	o.method, o.rtol, o.atol = so.Method, so.RTol, so.ATol
 	return o, nil
 }
 
@@ -105,11 +88,7 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 		Name:    Name,
 		Version: Version,
 		Params:  params,
-		Options: []stage.OptionSpec{
-			{Name: "method", Type: "string", Default: "dopri5", Choices: odeint.Methods(), Help: "ODE solver for the cell over t_span = linspace(0, 1, 5)"},
-			{Name: "rtol", Type: "float", Default: "1e-3", Help: "relative tolerance of adaptive methods"},
-			{Name: "atol", Type: "float", Default: "1e-3", Help: "absolute tolerance of adaptive methods"},
-		},
+		Options: odeint.OptionSpecs("ODE solver for the cell over t_span = linspace(0, 1, 5)"),
 		Inputs:  []string{"c", "h"},
 		Outputs: []string{"h"},
 	}, nil

@@ -4,9 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"slices"
-	"strconv"
-	"strings"
 
 	"liquidlab/framework/num"
 	"liquidlab/framework/odeint"
@@ -29,12 +26,6 @@ const (
 	InputZ     = "z"
 	InputTSpan = "t_span"
 	OutputE    = "e"
-
-	OptionMethod  = "method"
-	OptionRTol    = "rtol"
-	OptionATol    = "atol"
-	DefaultMethod = "dopri5"
-	DefaultTol    = "1e-3"
 )
 
 const (
@@ -81,31 +72,11 @@ func parseConfig(cfg stage.Config) (config, error) {
 	if err != nil {
 		return config{}, err
 	}
-	c := config{l: l, h: h, method: cfg.Options[OptionMethod]}
-	if c.method == "" {
-		c.method = DefaultMethod
+	so, err := odeint.ParseOptions(cfg.Options)
+	if err != nil {
+		return config{}, fmt.Errorf("odefunc: %w", err)
 	}
-	if !slices.Contains(odeint.Methods(), c.method) {
-		return config{}, fmt.Errorf("odefunc: option %s = %q is not a known method (valid: %s)",
-			OptionMethod, c.method, strings.Join(odeint.Methods(), ", "))
-	}
-	tol := func(name string) (float64, error) {
-		s := cfg.Options[name]
-		if s == "" {
-			s = DefaultTol
-		}
-		v, err := strconv.ParseFloat(s, 64)
-		if err != nil || !(v > 0) || math.IsInf(v, 0) {
-			return 0, fmt.Errorf("odefunc: option %s = %q must be a positive number", name, s)
-		}
-		return v, nil
-	}
-	if c.rtol, err = tol(OptionRTol); err != nil {
-		return config{}, err
-	}
-	if c.atol, err = tol(OptionATol); err != nil {
-		return config{}, err
-	}
+	c := config{l: l, h: h, method: so.Method, rtol: so.RTol, atol: so.ATol}
 	return c, nil
 }
 
@@ -132,12 +103,7 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 			{Name: ParamLNWeight, Shape: []int{h}, Init: "ones", Aliases: []string{"ode_func.layer_norm.weight"}},
 			{Name: ParamLNBias, Shape: []int{h}, Init: "zeros", Aliases: []string{"ode_func.layer_norm.bias"}},
 		},
-		Options: []stage.OptionSpec{
-			{Name: OptionMethod, Type: "string", Default: DefaultMethod, Choices: odeint.Methods(),
-				Help: "ODE solver (the seed uses dopri5)"},
-			{Name: OptionRTol, Type: "float", Default: DefaultTol, Help: "relative tolerance of adaptive solvers"},
-			{Name: OptionATol, Type: "float", Default: DefaultTol, Help: "absolute tolerance of adaptive solvers"},
-		},
+		Options: odeint.OptionSpecs("ODE solver of the embedding dynamics (the seed uses dopri5)"),
 		Inputs:  []string{InputZ, InputTSpan},
 		Outputs: []string{OutputE},
 	}, nil

@@ -19,7 +19,7 @@ func init() {
 const parityDoc = `parity [flags] FIXTURE.safetensors...
 
 Loads each fixture (parameters, inputs, outputs and gradients written by the
-PyTorch reference, ../shared/SEED_MODEL.md "Parity fixtures"), builds the model
+PyTorch reference, docs/SEED_MODEL.md "Parity fixtures"), builds the model
 its metadata describes (dimensions, num_flows, share_params, ode_method, rtol,
 atol, pad_token_id), runs forward and backward of the fixture's loss
   cross_entropy(logits, input_ids, ignore_index=pad) + 0.01·mean(h) + 0.001·mean(log_det_jacobian)

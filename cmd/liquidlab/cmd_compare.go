@@ -1,6 +1,7 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -55,15 +56,19 @@ func cmdCompare(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	t := report.Compare(a, b, strings.Split(*metrics, ","), *alpha)
+	ms := splitList(*metrics)
+	if err := report.CheckMetrics(append(append([]*results.Record(nil), a...), b...), ms); err != nil && flagSet(fs, "metrics") {
+		return fmt.Errorf("compare -metrics: %w", err)
+	}
+	t := report.Compare(a, b, ms, *alpha)
 	t.Title = fmt.Sprintf("A = %s, B = %s", fs.Arg(0), fs.Arg(1))
 	return report.Render(e.stdout, t, *format)
 }
 
 func cmdTable(e *env, args []string) error {
 	fs := newFlags(e, "table", "table [flags] RUN\n\nPrints one row per cell of a run (results/<experiment>): the varied axes, then the metrics.")
-	metrics := fs.String("metrics", "train_loss,valid_loss,valid_ppl,valid_acc,train_tokens_per_s,ode_nfe_per_step", "comma-separated metrics")
-	format := fs.String("format", "text", "text, markdown, csv, json")
+	metrics := fs.String("metrics", "train_loss,valid_loss,valid_ppl,valid_acc,train_tokens_per_s,ode_nfe_per_step", "comma-separated metrics, or all (an unknown name is an error that lists the valid ones)")
+	format := fs.String("format", "text", "text, markdown, csv, json (csv and json carry full-precision numbers: median, spread, n, samples)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -75,5 +80,30 @@ func cmdTable(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return report.Render(e.stdout, report.CellsTable(recs, strings.Split(*metrics, ",")), *format)
+	ms := splitList(*metrics)
+	if *metrics == "all" {
+		ms = report.MetricNames(recs)
+	} else if err := report.CheckMetrics(recs, ms); err != nil && flagSet(fs, "metrics") {
+		return fmt.Errorf("table -metrics: %w", err)
+	}
+	return report.Render(e.stdout, report.CellsTable(recs, ms), *format)
+}
+
+// flagSet reports whether the command line set the flag (defaults name
+// metrics a run may lack; only names the user typed must exist).
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// splitList splits a comma-separated flag value, dropping empty items.
+func splitList(s string) []string {
+	var out []string
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			out = append(out, x)
+		}
+	}
+	return out
 }

@@ -159,13 +159,24 @@ func CellsTable(recs []*results.Record, metrics []string) *Table {
 		t.Columns = append(t.Columns, "status")
 	}
 	t.Columns = append(t.Columns, metrics...)
+	x := &Export{Columns: slices.Clone(t.Columns[:len(t.Columns)-len(metrics)])}
+	for _, m := range metrics {
+		x.Columns = append(x.Columns, m, m+"_spread_pct", m+"_n", m+"_samples")
+	}
+	t.Export = x
 
 	minN, maxN := math.MaxInt, 0
 	var nanNotes, failNotes []string
 	for _, r := range recs {
 		row := []string{r.Cell.ID}
+		xrow := []any{r.Cell.ID}
 		for _, k := range axes {
 			row = append(row, axisValue(r, k))
+			if v, ok := r.Info.Axes[k]; ok {
+				xrow = append(xrow, v)
+			} else {
+				xrow = append(xrow, nil)
+			}
 		}
 		if showStatus {
 			st := r.Status
@@ -173,9 +184,15 @@ func CellsTable(recs []*results.Record, metrics []string) *Table {
 				st = missing
 			}
 			row = append(row, st)
+			xrow = append(xrow, r.Status)
 		}
 		for _, m := range metrics {
 			s := metricSample(r, m)
+			xs := sampleExport(s)
+			if s.present {
+				xs[3] = rawFinite(r, m)
+			}
+			xrow = append(xrow, xs...)
 			if s.present && len(r.Metrics.Samples[m]) > 1 {
 				minN, maxN = min(minN, len(s.xs)), max(maxN, len(s.xs))
 			}
@@ -189,6 +206,7 @@ func CellsTable(recs []*results.Record, metrics []string) *Table {
 			failNotes = append(failNotes, fmt.Sprintf("cell %s failed: %s", r.Cell.ID, oneLine(r.Error)))
 		}
 		t.Rows = append(t.Rows, row)
+		x.Rows = append(x.Rows, xrow)
 	}
 	if len(recs) == 0 {
 		t.Notes = append(t.Notes, "no cells")
@@ -200,9 +218,108 @@ func CellsTable(recs []*results.Record, metrics []string) *Table {
 		}
 		t.Notes = append(t.Notes, fmt.Sprintf("median ± largest deviation of a repeat from the median (n = %s)", n))
 	}
+	for _, k := range nullAxes(recs, axes) {
+		t.Notes = append(t.Notes, fmt.Sprintf("axis %s changed no metric: every value of it gives identical results in every cell and repeat (timings aside)", k))
+	}
 	t.Notes = append(t.Notes, failNotes...)
 	t.Notes = append(t.Notes, nanNotes...)
 	return t
+}
+
+// rawFinite returns a metric's finite repeats in the order they ran.
+func rawFinite(r *results.Record, name string) []float64 {
+	raw := r.Metrics.Samples[name]
+	if len(raw) == 0 {
+		if v, ok := r.Metrics.Values[name]; ok {
+			raw = []float64{v}
+		}
+	}
+	out := make([]float64, 0, len(raw))
+	for _, v := range raw {
+		if !math.IsNaN(v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// timingMetric reports whether a metric measures time, speed or memory, which
+// differ between any two runs and so say nothing about whether an axis
+// changed the model.
+func timingMetric(name string) bool {
+	return strings.HasSuffix(name, "_per_s") || strings.HasSuffix(name, "_s") ||
+		strings.Contains(name, "time") || strings.Contains(name, "mem") ||
+		strings.Contains(name, "rss") || strings.Contains(name, "peak")
+}
+
+// nullAxes returns the varied axes that changed no metric: for every group of
+// finished cells that agree on all other axes, every value of the axis gives
+// the same repeats (bit for bit) of every metric that is not a timing. An
+// axis is only judged when some group holds two or more of its values and at
+// least one metric was compared.
+func nullAxes(recs []*results.Record, axes []string) []string {
+	var done []*results.Record
+	for _, r := range recs {
+		if r.Status == results.StatusDone && r.Metrics != nil {
+			done = append(done, r)
+		}
+	}
+	var out []string
+	for _, k := range axes {
+		groups := map[string][]*results.Record{}
+		var order []string
+		for _, r := range done {
+			var key strings.Builder
+			for _, o := range axes {
+				if o != k {
+					fmt.Fprintf(&key, "%q=%q;", o, axisValue(r, o))
+				}
+			}
+			if _, ok := groups[key.String()]; !ok {
+				order = append(order, key.String())
+			}
+			groups[key.String()] = append(groups[key.String()], r)
+		}
+		judged, same, compared := false, true, false
+		for _, g := range order {
+			rs := groups[g]
+			if len(rs) < 2 {
+				continue
+			}
+			judged = true
+			for _, m := range metricNames(rs) {
+				if timingMetric(m) {
+					continue
+				}
+				compared = true
+				ref := rawAll(rs[0], m)
+				for _, r := range rs[1:] {
+					if !slices.Equal(ref, rawAll(r, m)) {
+						same = false
+					}
+				}
+			}
+		}
+		if judged && compared && same {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// rawAll returns a metric's repeats as stored (NaN included, compared by bits).
+func rawAll(r *results.Record, name string) []uint64 {
+	raw := r.Metrics.Samples[name]
+	if len(raw) == 0 {
+		if v, ok := r.Metrics.Values[name]; ok {
+			raw = []float64{v}
+		}
+	}
+	out := make([]uint64, len(raw))
+	for i, v := range raw {
+		out[i] = math.Float64bits(v)
+	}
+	return out
 }
 
 func oneLine(s string) string {
@@ -211,4 +328,27 @@ func oneLine(s string) string {
 		return "(no error text)"
 	}
 	return s
+}
+
+// MetricNames returns the sorted names of every metric any record holds.
+func MetricNames(recs []*results.Record) []string { return metricNames(recs) }
+
+// CheckMetrics returns an error naming the metrics of want that no record
+// holds, with the list of those it could have been. Empty names are ignored.
+func CheckMetrics(recs []*results.Record, want []string) error {
+	have := metricNames(recs)
+	var unknown []string
+	for _, m := range want {
+		if m != "" && !slices.Contains(have, m) {
+			unknown = append(unknown, m)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	valid := strings.Join(have, ", ")
+	if valid == "" {
+		valid = "none: no cell has metrics yet"
+	}
+	return fmt.Errorf("unknown metric %s (the cells hold: %s)", strings.Join(unknown, ", "), valid)
 }

@@ -91,6 +91,25 @@ func Compare(a, b []*results.Record, metrics []string, alpha float64) *Table {
 		return strings.Join(parts, " ")
 	}
 
+	x := &Export{Columns: []string{"metric", "cell",
+		"A_median", "A_ci_low", "A_ci_high", "A_n", "A_samples",
+		"B_median", "B_ci_low", "B_ci_high", "B_n", "B_samples",
+		"change_pct", "p", "significant"}}
+	t.Export = x
+	side := func(s sample) []any {
+		if !s.present {
+			return []any{nil, nil, nil, nil, nil}
+		}
+		if len(s.xs) == 0 {
+			return []any{math.NaN(), nil, nil, 0, []float64{}}
+		}
+		out := []any{median(s.xs), nil, nil, len(s.xs), slices.Clone(s.xs)}
+		if lo, hi, ok := medianCI(s.xs, ciConfidence); ok {
+			out[1], out[2] = lo, hi
+		}
+		return out
+	}
+
 	var fn footnotes
 	ciNote := fmt.Sprintf("need >= %d samples for confidence interval at level %.2f",
 		minSamplesForCI(ciConfidence), ciConfidence)
@@ -106,9 +125,16 @@ func Compare(a, b []*results.Record, metrics []string, alpha float64) *Table {
 				continue
 			}
 			row := []string{m, label(p.a), ciCell(sa, &fn, ciNote), ciCell(sb, &fn, ciNote), missing}
+			xrow := append(append([]any{m, label(p.a)}, side(sa)...), side(sb)...)
+			xrow = append(xrow, nil, nil, nil)
 			if len(sa.xs) > 0 && len(sb.xs) > 0 {
 				row[4] = deltaCell(sa.xs, sb.xs, alpha, &fn, powerNote)
 				ma, mb := median(sa.xs), median(sb.xs)
+				pv := mannWhitneyP(sa.xs, sb.xs)
+				if ma != 0 && !math.IsInf(ma, 0) && !math.IsNaN(ma) {
+					xrow[12] = (mb/ma - 1) * 100
+				}
+				xrow[13], xrow[14] = pv, boolText(pv < alpha)
 				if ma > 0 && mb > 0 && !math.IsInf(ma, 0) && !math.IsInf(mb, 0) {
 					logA += math.Log(ma)
 					logB += math.Log(mb)
@@ -118,10 +144,12 @@ func Compare(a, b []*results.Record, metrics []string, alpha float64) *Table {
 				}
 			}
 			t.Rows = append(t.Rows, row)
+			x.add(xrow...)
 		}
 		if nGeo >= 2 {
 			ga, gb := math.Exp(logA/float64(nGeo)), math.Exp(logB/float64(nGeo))
 			t.Rows = append(t.Rows, []string{m, "geomean", fmtNum(ga), fmtNum(gb), fmtChange(ga, gb)})
+			x.add(m, "geomean", ga, nil, nil, nGeo, nil, gb, nil, nil, nGeo, nil, (gb/ga-1)*100, nil, nil)
 			if nSkipped > 0 {
 				geoNotes = append(geoNotes, fmt.Sprintf("geomean of %s leaves out %d cells without positive finite medians", m, nSkipped))
 			}
@@ -150,6 +178,13 @@ func Compare(a, b []*results.Record, metrics []string, alpha float64) *Table {
 		t.Notes = append(t.Notes, "no cells of A and B match: nothing to compare")
 	}
 	return t
+}
+
+func boolText(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
 }
 
 // ciCell formats "median ± CI%" of a sample.

@@ -22,6 +22,10 @@ type Table struct {
 	Columns []string   `json:"columns"`
 	Rows    [][]string `json:"rows"`
 	Notes   []string   `json:"notes,omitempty"`
+	// Export, when set, is the numeric form of Rows: CSV and JSON carry it
+	// (full precision, spreads and samples as their own fields) instead of
+	// the rounded strings that text and markdown show.
+	Export *Export `json:"-"`
 }
 
 // Formats lists the formats Render accepts.
@@ -45,11 +49,19 @@ func Render(w io.Writer, t *Table, format string) error {
 	case "markdown", "md":
 		err = renderBox(w, t, true)
 	case "csv":
+		if t.Export != nil {
+			err = renderExportCSV(w, t.Export)
+			break
+		}
 		cw := csv.NewWriter(w)
 		cw.Write(t.Columns)
 		cw.WriteAll(t.Rows) // WriteAll flushes
 		err = cw.Error()
 	case "json":
+		if t.Export != nil {
+			err = renderExportJSON(w, t)
+			break
+		}
 		out := *t
 		if out.Rows == nil {
 			out.Rows = [][]string{}
@@ -67,6 +79,14 @@ func Render(w io.Writer, t *Table, format string) error {
 }
 
 func (t *Table) check() error {
+	if t != nil && t.Export != nil {
+		for i, r := range t.Export.Rows {
+			if len(r) != len(t.Export.Columns) {
+				return fmt.Errorf("report: table %q: export row %d has %d values, want %d (one per column)",
+					t.Title, i+1, len(r), len(t.Export.Columns))
+			}
+		}
+	}
 	if t == nil {
 		return fmt.Errorf("report: render: nil table")
 	}

@@ -1,0 +1,97 @@
+package report
+
+import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
+	"math"
+	"strconv"
+	"strings"
+	"testing"
+
+	"liquidlab/framework/results"
+)
+
+// TestCellsCSVIsNumeric parses the CSV export back: every metric field is a
+// number at full precision, and the samples are the repeats in run order.
+func TestCellsCSVIsNumeric(t *testing.T) {
+	var b bytes.Buffer
+	if err := Render(&b, CellsTable(runA(), []string{"loss", "accuracy"}), "csv"); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := csv.NewReader(&b).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	col := map[string]int{}
+	for i, c := range rows[0] {
+		col[c] = i
+	}
+	r := rows[1] // a0
+	med, err := strconv.ParseFloat(r[col["loss"]], 64)
+	if err != nil || med != 2.415 {
+		t.Errorf("loss median %q (%v), want 2.415", r[col["loss"]], err)
+	}
+	if n := r[col["loss_n"]]; n != "8" {
+		t.Errorf("loss_n = %q, want 8", n)
+	}
+	got := strings.Fields(r[col["loss_samples"]])
+	if len(got) != len(loss8) {
+		t.Fatalf("loss_samples %q: want %d values", r[col["loss_samples"]], len(loss8))
+	}
+	for i, s := range got {
+		v, err := strconv.ParseFloat(s, 64)
+		if err != nil || v != loss8[i] {
+			t.Errorf("sample %d = %q, want %v (run order, exact)", i, s, loss8[i])
+		}
+	}
+	spread, err := strconv.ParseFloat(r[col["loss_spread_pct"]], 64)
+	if err != nil || math.Abs(spread-maxRelDev(finite(loss8), 2.415)) > 1e-12 {
+		t.Errorf("loss_spread_pct %q (%v)", r[col["loss_spread_pct"]], err)
+	}
+}
+
+func TestCellsJSONIsNumeric(t *testing.T) {
+	var b bytes.Buffer
+	if err := Render(&b, CellsTable(runA(), []string{"loss"}), "json"); err != nil {
+		t.Fatal(err)
+	}
+	var out struct {
+		Rows []map[string]any `json:"rows"`
+	}
+	if err := json.Unmarshal(b.Bytes(), &out); err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := out.Rows[1]["loss"].(float64); !ok || v != 2.29425 {
+		t.Errorf("a1 loss = %#v, want the number 2.29425", out.Rows[1]["loss"])
+	}
+	if v := out.Rows[3]["loss"]; v != "NaN" {
+		t.Errorf("a3 loss = %#v, want \"NaN\" (JSON has no NaN)", v)
+	}
+}
+
+func TestNullAxisFlagged(t *testing.T) {
+	m := func(loss float64, tps float64) *results.Metrics {
+		return &results.Metrics{Samples: map[string][]float64{"valid_loss": {loss, loss + 0.5}, "train_tokens_per_s": {tps, tps + 1}}}
+	}
+	axes := func(p, w string) map[string]string { return map[string]string{"pattern": p, "window": w} }
+	recs := []*results.Record{
+		rec("x", "c0", 0, "done", axes("all", "8"), m(2.0, 100)),
+		rec("x", "c1", 1, "done", axes("last", "8"), m(2.0, 130)),
+		rec("x", "c2", 2, "done", axes("all", "16"), m(1.9, 90)),
+		rec("x", "c3", 3, "done", axes("last", "16"), m(1.9, 95)),
+	}
+	notes := strings.Join(CellsTable(recs, nil).Notes, "\n")
+	if !strings.Contains(notes, "axis pattern changed no metric") {
+		t.Errorf("pattern changes no metric but is not flagged:\n%s", notes)
+	}
+	if strings.Contains(notes, "axis window changed") {
+		t.Errorf("window changes valid_loss but is flagged:\n%s", notes)
+	}
+	// One repeat differing in the last bit is a change.
+	recs[3].Metrics.Samples["valid_loss"][1] = math.Nextafter(2.4, 3)
+	notes = strings.Join(CellsTable(recs, nil).Notes, "\n")
+	if strings.Contains(notes, "axis pattern changed no metric") {
+		t.Errorf("pattern changed one repeat but is still flagged:\n%s", notes)
+	}
+}

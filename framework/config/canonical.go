@@ -181,7 +181,11 @@ func DryRun(w io.Writer, e *Experiment) error {
 		quote(d.Source), quote(d.Tokenizer), d.SeqLen, formatFloat(d.ValidFraction))
 	fmt.Fprintf(&b, "train:      steps=%d batch=%d lr=%s weight_decay=%s warmup_steps=%d clip_grad_norm=%s lr_step_every=%d lr_gamma=%s objective=%s\n",
 		t.Steps, t.Batch, formatFloat(t.LR), formatFloat(t.WeightDecay), t.WarmupSteps, formatFloat(t.ClipGradNorm), t.LRStepEvery, formatFloat(t.LRGamma), t.Objective)
-	fmt.Fprintf(&b, "eval:       batches=%d\n", e.Eval.Batches)
+	if e.Eval.Every > 0 {
+		fmt.Fprintf(&b, "eval:       batches=%d every=%d\n", e.Eval.Batches, e.Eval.Every)
+	} else {
+		fmt.Fprintf(&b, "eval:       batches=%d\n", e.Eval.Batches)
+	}
 	fmt.Fprintf(&b, "bench:      lengths=%s batch=%d modes=%s warmup=%d repeats=%d\n",
 		formatValue(e.Bench.Lengths), e.Bench.Batch, formatValue(e.Bench.Modes), e.Bench.Warmup, e.Bench.Repeats)
 	fmt.Fprintf(&b, "run:        chunk_size=%d mode=%s call_timeout=%s jobs=%d\n",

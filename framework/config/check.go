@@ -139,6 +139,7 @@ func (e *Experiment) check() error {
 	c.oneOf("train.objective", t.Objective, ObjectiveCopy, ObjectiveNextToken)
 
 	c.nonNegative("eval.batches", e.Eval.Batches)
+	c.nonNegative("eval.every", e.Eval.Every)
 
 	b := e.Bench
 	for i, l := range b.Lengths {

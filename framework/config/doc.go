@@ -78,6 +78,7 @@
 //
 //	[eval]
 //	batches = 4                  # int ≥ 0, validation batches after training
+//	every = 0                    # int ≥ 0, also validate every N training steps (0: only after)
 //
 //	[bench]                      # the long-sequence benchmark
 //	lengths = [4096, 8192, 16384, 32768]  # list of int > 0 (empty: no benchmark)

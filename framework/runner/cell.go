@@ -12,6 +12,7 @@ import (
 	"liquidlab/framework/config"
 	"liquidlab/framework/data"
 	"liquidlab/framework/model"
+	"liquidlab/framework/results"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tokenizer"
 	"liquidlab/framework/train"
@@ -76,9 +77,18 @@ type Progress interface {
 // TrainResult holds the training and evaluation metrics of one repeat.
 type TrainResult map[string]float64
 
+// StepSink receives every StepRecord of a training run; nil discards them.
+type StepSink func(results.StepRecord) error
+
 // TrainEval trains a freshly built model for e.Train.Steps and evaluates it on
 // e.Eval.Batches validation batches.
 func TrainEval(ctx context.Context, e *config.Experiment, m *model.Model, corpus *data.Corpus, pad int64, seed uint64, log io.Writer, prog Progress) (TrainResult, error) {
+	return TrainEvalSteps(ctx, e, m, corpus, pad, seed, log, prog, nil)
+}
+
+// TrainEvalSteps is TrainEval that also hands every step's metrics to steps
+// (and validates every e.Eval.Every steps).
+func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, corpus *data.Corpus, pad int64, seed uint64, log io.Writer, prog Progress, steps StepSink) (TrainResult, error) {
 	out := TrainResult{"params": float64(m.Params.Count())}
 	rng := rand.New(rand.NewPCG(seed, 0x7a1))
 	B, S := e.Train.Batch, corpus.SeqLen
@@ -92,6 +102,11 @@ func TrainEval(ctx context.Context, e *config.Experiment, m *model.Model, corpus
 		}
 		data.Timestamps(rng, batch.Timestamps, B, S)
 	}
+	type finalValid struct {
+		loss, acc float64
+		total     int
+	}
+	var final *finalValid // the last step's validation, when the stream asked for it
 	start := time.Now()
 	var lossTail []float64
 	var nfe float64
@@ -123,6 +138,24 @@ func TrainEval(ctx context.Context, e *config.Experiment, m *model.Model, corpus
 			lossTail = lossTail[1:]
 		}
 		el := time.Since(start)
+		if steps != nil {
+			rec := results.StepRecord{Step: step + 1, Loss: results.Num(loss), LR: results.Num(lr), GradNorm: results.Num(norm),
+				TokensPerS: results.Num(float64((step+1)*B*S) / el.Seconds()), ElapsedS: results.Num(el.Seconds())}
+			last := step+1 == e.Train.Steps
+			if e.Eval.Batches > 0 && len(corpus.Valid) > 0 && (last || (e.Eval.Every > 0 && (step+1)%e.Eval.Every == 0)) {
+				vl, va, total, err := validate(ctx, e, m, corpus, batch, seed, pad)
+				if err != nil {
+					return out, err
+				}
+				rec.ValidLoss, rec.ValidAcc = &vl, &va
+				if last {
+					final = &finalValid{vl, va, total}
+				}
+			}
+			if err := steps(rec); err != nil {
+				return out, fmt.Errorf("metrics stream: %w", err)
+			}
+		}
 		eta := time.Duration(float64(el) / float64(step+1) * float64(e.Train.Steps-step-1))
 		prog.Update("step %d/%d loss %.4f lr %.2e |g| %.3g ETA %s", step+1, e.Train.Steps, loss, lr, norm, eta.Round(time.Second))
 		if log != nil && (step == 0 || (step+1)%max(1, e.Train.Steps/20) == 0 || step+1 == e.Train.Steps) {
@@ -138,30 +171,58 @@ func TrainEval(ctx context.Context, e *config.Experiment, m *model.Model, corpus
 	}
 	// Evaluation on held-out sequences, in order.
 	if e.Eval.Batches > 0 && len(corpus.Valid) > 0 {
-		var lossSum float64
-		var correct, total int
-		for bi := 0; bi < e.Eval.Batches; bi++ {
-			fill(corpus.Valid, func(i int) int { return (bi*B + i) % len(corpus.Valid) })
-			labels, err := data.Labels(e.Train.Objective, batch.IDs, B, S, pad)
+		if final == nil {
+			vl, va, total, err := validate(ctx, e, m, corpus, batch, seed, pad)
 			if err != nil {
 				return out, err
 			}
-			count := countLabels(labels, pad)
-			var loss float64
-			if _, err := m.Run(ctx, batch, model.RunOptions{ChunkSize: e.Run.ChunkSize}, model.CrossEntropy(labels, pad, count, &loss, &correct)); err != nil {
-				return out, fmt.Errorf("evaluation batch %d: %w", bi+1, err)
-			}
-			lossSum += loss * float64(count)
-			total += count
+			final = &finalValid{vl, va, total}
 		}
-		out["valid_loss"] = lossSum / float64(total)
-		out["valid_ppl"] = math.Exp(out["valid_loss"])
-		out["valid_acc"] = float64(correct) / float64(total)
+		vl, va, total := final.loss, final.acc, final.total
+		out["valid_loss"] = vl
+		out["valid_ppl"] = math.Exp(vl)
+		out["valid_acc"] = va
 		if log != nil {
 			fmt.Fprintf(log, "eval: %d tokens loss %.5f ppl %.3f acc %.4f\n", total, out["valid_loss"], out["valid_ppl"], out["valid_acc"])
 		}
 	}
 	return out, nil
+}
+
+// validate runs the e.Eval.Batches held-out batches, in order, and returns the
+// mean loss and accuracy over their labelled tokens. Their timestamps come from
+// a generator of their own, seeded from the repeat's seed, so every validation
+// of a run sees the same batches and validating more often (eval.every) does
+// not change the training stream.
+func validate(ctx context.Context, e *config.Experiment, m *model.Model, corpus *data.Corpus, batch *model.Batch, seed uint64, pad int64) (loss, acc float64, total int, err error) {
+	rng := rand.New(rand.NewPCG(seed, 0x7a1e))
+	fill := func(seqs [][]int64, pick func(i int) int) {
+		for i := 0; i < batch.B; i++ {
+			copy(batch.IDs[i*batch.S:(i+1)*batch.S], seqs[pick(i)])
+		}
+		data.Timestamps(rng, batch.Timestamps, batch.B, batch.S)
+	}
+	B, S := batch.B, batch.S
+	var lossSum float64
+	var correct int
+	for bi := 0; bi < e.Eval.Batches; bi++ {
+		fill(corpus.Valid, func(i int) int { return (bi*B + i) % len(corpus.Valid) })
+		labels, err := data.Labels(e.Train.Objective, batch.IDs, B, S, pad)
+		if err != nil {
+			return 0, 0, 0, err
+		}
+		count := countLabels(labels, pad)
+		var l float64
+		if _, err := m.Run(ctx, batch, model.RunOptions{ChunkSize: e.Run.ChunkSize}, model.CrossEntropy(labels, pad, count, &l, &correct)); err != nil {
+			return 0, 0, 0, fmt.Errorf("evaluation batch %d: %w", bi+1, err)
+		}
+		lossSum += l * float64(count)
+		total += count
+	}
+	if total == 0 {
+		return math.NaN(), math.NaN(), 0, nil
+	}
+	return lossSum / float64(total), float64(correct) / float64(total), total, nil
 }
 
 func countLabels(labels []int64, pad int64) int {

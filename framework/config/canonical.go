@@ -46,6 +46,12 @@ func flatten(rv reflect.Value, prefix string, out map[string]string) {
 			if contains(notCanonical, p) {
 				continue
 			}
+			// A setting added after cells were first recorded is tagged
+			// canonical:"omitzero": at its zero value (the behaviour before it
+			// existed) it stays out of the text, so existing cell ids hold.
+			if rv.Type().Field(i).Tag.Get("canonical") == "omitzero" && rv.Field(i).IsZero() {
+				continue
+			}
 			flatten(rv.Field(i), p+".", out)
 		}
 	case rv.Kind() == reflect.Map:

@@ -119,7 +119,7 @@ type Train struct {
 // Eval is the evaluation after training.
 type Eval struct {
 	Batches int `toml:"batches"`
-	Every   int `toml:"every"` // validate every N training steps too (0: only after training)
+	Every   int `toml:"every" canonical:"omitzero"` // validate every N training steps too (0: only after training)
 }
 
 // Bench is the long-sequence benchmark.

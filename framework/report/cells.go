@@ -352,3 +352,7 @@ func CheckMetrics(recs []*results.Record, want []string) error {
 	}
 	return fmt.Errorf("unknown metric %s (the cells hold: %s)", strings.Join(unknown, ", "), valid)
 }
+
+// VariedAxes returns, sorted, the axes whose value is not the same in every
+// record.
+func VariedAxes(recs []*results.Record) []string { return variedAxes(recs) }

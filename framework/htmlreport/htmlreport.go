@@ -19,6 +19,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/plot"
@@ -197,7 +198,7 @@ func benchPlot(title, ylabel string, cells []Cell, value func(results.BenchRow) 
 	p.X.Label.Text = "sequence length (tokens)"
 	p.Y.Label.Text = ylabel
 	p.X.Scale, p.Y.Scale = plot.LogScale{}, plot.LogScale{}
-	p.X.Tick.Marker, p.Y.Tick.Marker = plot.LogTicks{Prec: -1}, plot.LogTicks{Prec: -1}
+	p.X.Tick.Marker, p.Y.Tick.Marker = logTicks{}, logTicks{}
 	p.Legend.Top = true
 	n := 0
 	for _, c := range cells {
@@ -240,6 +241,49 @@ func benchPlot(title, ylabel string, cells []Cell, value func(results.BenchRow) 
 	}
 	p.Add(plotter.NewGrid())
 	return p
+}
+
+// logTicks labels a log axis at 1, 2 and 5 times the powers of ten in its
+// range (gonum's LogTicks labels only the powers of ten, so a range inside
+// one decade, as most benchmarks span, had no labels at all), with unlabelled
+// minor ticks at the other integers times the powers of ten.
+type logTicks struct{}
+
+func (logTicks) Ticks(lo, hi float64) []plot.Tick {
+	if !(lo > 0) || !(hi >= lo) {
+		return nil
+	}
+	var ticks []plot.Tick
+	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
+		p10 := math.Pow(10, e)
+		for m := 1; m <= 9; m++ {
+			v := float64(m) * p10
+			if v < lo*(1-1e-9) || v > hi*(1+1e-9) {
+				continue
+			}
+			label := ""
+			if m == 1 || m == 2 || m == 5 {
+				label = strconv.FormatFloat(v, 'g', 4, 64)
+			}
+			ticks = append(ticks, plot.Tick{Value: v, Label: label})
+		}
+	}
+	labelled := 0
+	for _, t := range ticks {
+		if t.Label != "" {
+			labelled++
+		}
+	}
+	if labelled < 2 { // a narrow range: label every tick, and its ends
+		for i := range ticks {
+			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'g', 4, 64)
+		}
+		if len(ticks) < 2 {
+			ticks = append(ticks, plot.Tick{Value: lo, Label: strconv.FormatFloat(lo, 'g', 3, 64)},
+				plot.Tick{Value: hi, Label: strconv.FormatFloat(hi, 'g', 3, 64)})
+		}
+	}
+	return ticks
 }
 
 func medianOf(sorted []float64) float64 {

@@ -156,6 +156,11 @@ func TestPageRendersInChromium(t *testing.T) {
 			}
 		}
 	}
+	if keep := os.Getenv("HTMLREPORT_SHOT"); keep != "" {
+		if b, err := os.ReadFile(shot); err == nil {
+			os.WriteFile(keep, b, 0o644) // for a person to look at
+		}
+	}
 	t.Logf("%d coloured pixels in a %dx%d screenshot", colored, b.Dx(), b.Dy())
 	if colored < 5000 {
 		t.Errorf("only %d coloured pixels: the plots did not render (screenshot %s)", colored, shot)

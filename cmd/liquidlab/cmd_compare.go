@@ -22,7 +22,12 @@ rename one to keep it: mv results/quickstart results/quickstart-before). Cells
 are matched by their varied axes. For every metric: the median over repeats of
 A and B with their spread, the change in percent, "~" when the difference is not
 significant (Mann–Whitney U test at -alpha; needs ≥ 4 repeats per side, set
-repeats in the experiment), the p-value and n, and a geometric-mean row.`
+repeats in the experiment), the p-value and n, and a geometric-mean row. Above the
+table: the settings in which the two runs differ.
+
+compare -col AXIS RUN compares the cells of one run along one grid axis instead:
+the cells with the axis's first value are A, those with each other value B,
+matched on the remaining axes.`
 
 func loadRun(dir string) ([]*results.Record, error) {
 	dir = filepath.Clean(dir)
@@ -40,13 +45,41 @@ func cmdCompare(e *env, args []string) error {
 	fs := newFlags(e, "compare", compareDoc)
 	metrics := fs.String("metrics", "valid_loss,valid_acc,train_loss,train_tokens_per_s", "comma-separated metrics")
 	alpha := fs.Float64("alpha", report.DefaultAlpha, "significance level")
-	format := fs.String("format", "text", "text, markdown, csv, json")
+	format := fs.String("format", "text", "text, markdown, csv, json (csv and json carry full-precision numbers)")
+	col := fs.String("col", "", "compare the cells of ONE run along this grid axis: its first value is A, each other value B (benchstat's -col)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
+	ms := splitList(*metrics)
+	if *col != "" {
+		if fs.NArg() != 1 {
+			fs.Usage()
+			return fmt.Errorf("compare -col: want one run: %w", errUsage)
+		}
+		recs, err := loadRun(fs.Arg(0))
+		if err != nil {
+			return err
+		}
+		if err := report.CheckMetrics(recs, ms); err != nil && flagSet(fs, "metrics") {
+			return fmt.Errorf("compare -metrics: %w", err)
+		}
+		values, groups := report.SplitByAxis(recs, *col)
+		if len(values) < 2 {
+			return fmt.Errorf("compare -col %s: the run's cells have %d value(s) of that axis, need two or more (its axes: %s)",
+				*col, len(values), strings.Join(report.VariedAxes(recs), ", "))
+		}
+		for i := 1; i < len(values); i++ {
+			t := report.Compare(groups[0], groups[i], ms, *alpha)
+			t.Title = fmt.Sprintf("%s: A = %s=%s, B = %s=%s", fs.Arg(0), *col, values[0], *col, values[i])
+			if err := report.Render(e.stdout, t, *format); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if fs.NArg() != 2 {
 		fs.Usage()
-		return fmt.Errorf("compare: want two runs: %w", errUsage)
+		return fmt.Errorf("compare: want two runs (or -col AXIS and one run): %w", errUsage)
 	}
 	a, err := loadRun(fs.Arg(0))
 	if err != nil {
@@ -56,12 +89,12 @@ func cmdCompare(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	ms := splitList(*metrics)
 	if err := report.CheckMetrics(append(append([]*results.Record(nil), a...), b...), ms); err != nil && flagSet(fs, "metrics") {
 		return fmt.Errorf("compare -metrics: %w", err)
 	}
 	t := report.Compare(a, b, ms, *alpha)
 	t.Title = fmt.Sprintf("A = %s, B = %s", fs.Arg(0), fs.Arg(1))
+	t.Preamble = report.ConfigDiff(a, b)
 	return report.Render(e.stdout, t, *format)
 }
 

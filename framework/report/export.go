@@ -92,14 +92,15 @@ func renderExportCSV(w io.Writer, x *Export) error {
 // exportJSON is the JSON form of a table with an Export: rows are objects
 // keyed by column (columns gives their order).
 type exportJSON struct {
-	Title   string           `json:"title,omitempty"`
-	Columns []string         `json:"columns"`
-	Rows    []map[string]any `json:"rows"`
-	Notes   []string         `json:"notes,omitempty"`
+	Title    string           `json:"title,omitempty"`
+	Preamble []string         `json:"preamble,omitempty"`
+	Columns  []string         `json:"columns"`
+	Rows     []map[string]any `json:"rows"`
+	Notes    []string         `json:"notes,omitempty"`
 }
 
 func renderExportJSON(w io.Writer, t *Table) error {
-	out := exportJSON{Title: t.Title, Columns: t.Export.Columns, Rows: []map[string]any{}, Notes: t.Notes}
+	out := exportJSON{Title: t.Title, Preamble: t.Preamble, Columns: t.Export.Columns, Rows: []map[string]any{}, Notes: t.Notes}
 	for _, r := range t.Export.Rows {
 		obj := make(map[string]any, len(r))
 		for i, v := range r {

@@ -95,3 +95,44 @@ func TestNullAxisFlagged(t *testing.T) {
 		t.Errorf("pattern changed one repeat but is still flagged:\n%s", notes)
 	}
 }
+
+func TestConfigDiff(t *testing.T) {
+	mk := func(cfg string, axes map[string]string) *results.Record {
+		r := rec("x", "c", 0, "done", axes, &results.Metrics{})
+		r.Config = []byte(cfg)
+		return r
+	}
+	a := []*results.Record{
+		mk("seed = 1\ntrain.lr = 0.001\nmodel.num_flows = 0\n", map[string]string{"model.num_flows": "0"}),
+		mk("seed = 1\ntrain.lr = 0.001\nmodel.num_flows = 4\n", map[string]string{"model.num_flows": "4"}),
+	}
+	b := []*results.Record{mk("seed = 1\ntrain.lr = 0.002\nmodel.num_flows = 0\n", nil)}
+	got := strings.Join(ConfigDiff(a, b), "\n")
+	if !strings.Contains(got, "train.lr: A=0.001 B=0.002") || strings.Contains(got, "seed") {
+		t.Errorf("diff:\n%s", got)
+	}
+	if !strings.Contains(got, "model.num_flows: A=(unset or varied) B=0") {
+		t.Errorf("the axis varied in A should show as varied:\n%s", got)
+	}
+	if d := ConfigDiff(a[:1], a[:1]); len(d) != 1 || !strings.Contains(d[0], "share every setting") {
+		t.Errorf("same config: %v", d)
+	}
+}
+
+func TestSplitByAxis(t *testing.T) {
+	recs := runA() // lr × method
+	values, groups := SplitByAxis(recs, "method")
+	if len(values) != 2 || values[0] != "euler" || values[1] != "rk4" || len(groups[0]) != 2 || len(groups[1]) != 2 {
+		t.Fatalf("values %v, groups %d/%d", values, len(groups[0]), len(groups[1]))
+	}
+	if _, ok := groups[0][0].Info.Axes["method"]; ok {
+		t.Error("the split axis should be removed from the copies")
+	}
+	if _, ok := recs[0].Info.Axes["method"]; !ok {
+		t.Error("SplitByAxis modified its input")
+	}
+	tab := Compare(groups[0], groups[1], []string{"loss"}, 0)
+	if len(tab.Rows) == 0 || !strings.Contains(tab.Rows[0][1], "lr=0.001") {
+		t.Errorf("cells should match on lr: %v", tab.Rows)
+	}
+}

@@ -18,10 +18,13 @@ import (
 // Table is a rendered-later table: strings only, every row as wide as
 // Columns. Notes are footnotes and captions printed below the table.
 type Table struct {
-	Title   string     `json:"title,omitempty"`
-	Columns []string   `json:"columns"`
-	Rows    [][]string `json:"rows"`
-	Notes   []string   `json:"notes,omitempty"`
+	Title string `json:"title,omitempty"`
+	// Preamble lines are printed between the title and the table in text and
+	// markdown (e.g. how the configurations of two compared runs differ).
+	Preamble []string   `json:"preamble,omitempty"`
+	Columns  []string   `json:"columns"`
+	Rows     [][]string `json:"rows"`
+	Notes    []string   `json:"notes,omitempty"`
 	// Export, when set, is the numeric form of Rows: CSV and JSON carry it
 	// (full precision, spreads and samples as their own fields) instead of
 	// the rounded strings that text and markdown show.
@@ -131,6 +134,16 @@ func renderBox(w io.Writer, t *Table, md bool) error {
 		} else {
 			fmt.Fprintf(&b, "%s\n", t.Title)
 		}
+	}
+	for _, l := range t.Preamble {
+		if md {
+			fmt.Fprintf(&b, "%s  \n", esc(l))
+		} else {
+			fmt.Fprintf(&b, "%s\n", l)
+		}
+	}
+	if md && len(t.Preamble) > 0 {
+		b.WriteString("\n")
 	}
 	tab := tablewriter.NewTable(&b, opts...)
 	header := make([]any, len(t.Columns))

@@ -22,6 +22,11 @@ func metricSample(r *results.Record, name string) sample {
 	if r == nil || r.Metrics == nil {
 		return sample{}
 	}
+	if v, ok := benchMetric(r.Metrics.Bench, name); ok {
+		raw := slices.Clone(v)
+		xs := finite(raw)
+		return sample{xs: xs, nans: len(raw) - len(xs), present: true}
+	}
 	raw, ok := r.Metrics.Samples[name]
 	if !ok || len(raw) == 0 {
 		v, ok := r.Metrics.Values[name]
@@ -32,6 +37,38 @@ func metricSample(r *results.Record, name string) sample {
 	}
 	xs := finite(raw)
 	return sample{xs: xs, nans: len(raw) - len(xs), present: true}
+}
+
+// benchSuffixes name the bench measurements that are metrics: MODE@LENGTH is
+// tokens/s, MODE@LENGTH.s the seconds per batch (every timed repeat, so the
+// spread shows), MODE@LENGTH.gb the peak memory.
+var benchSuffixes = []string{"", ".s", ".gb"}
+
+// benchMetric returns the values of a bench metric name (see benchSuffixes)
+// from a cell's bench rows.
+func benchMetric(rows []results.BenchRow, name string) ([]float64, bool) {
+	base, suf, _ := strings.Cut(name, ".")
+	mode, length, ok := strings.Cut(base, "@")
+	if !ok {
+		return nil, false
+	}
+	for _, b := range rows {
+		if b.Mode != mode || fmt.Sprint(b.SeqLen) != length {
+			continue
+		}
+		switch suf {
+		case "":
+			return []float64{b.TokensPerS}, true
+		case "s":
+			if len(b.TimesS) > 0 {
+				return b.TimesS, true
+			}
+			return []float64{b.MedianS}, true
+		case "gb":
+			return []float64{b.PeakMemGB}, true
+		}
+	}
+	return nil, false
 }
 
 // metricNames is the sorted union of metric names over recs.
@@ -46,6 +83,12 @@ func metricNames(recs []*results.Record) []string {
 		}
 		for k := range r.Metrics.Samples {
 			set[k] = true
+		}
+		for _, b := range r.Metrics.Bench {
+			base := fmt.Sprintf("%s@%d", b.Mode, b.SeqLen)
+			for _, suf := range benchSuffixes {
+				set[base+suf] = true
+			}
 		}
 	}
 	names := make([]string, 0, len(set))
@@ -229,6 +272,9 @@ func CellsTable(recs []*results.Record, metrics []string) *Table {
 // rawFinite returns a metric's finite repeats in the order they ran.
 func rawFinite(r *results.Record, name string) []float64 {
 	raw := r.Metrics.Samples[name]
+	if v, ok := benchMetric(r.Metrics.Bench, name); ok {
+		raw = v
+	}
 	if len(raw) == 0 {
 		if v, ok := r.Metrics.Values[name]; ok {
 			raw = []float64{v}
@@ -247,7 +293,7 @@ func rawFinite(r *results.Record, name string) []float64 {
 // differ between any two runs and so say nothing about whether an axis
 // changed the model.
 func timingMetric(name string) bool {
-	return strings.HasSuffix(name, "_per_s") || strings.HasSuffix(name, "_s") ||
+	return strings.Contains(name, "@") || strings.HasSuffix(name, "_per_s") || strings.HasSuffix(name, "_s") ||
 		strings.Contains(name, "time") || strings.Contains(name, "mem") ||
 		strings.Contains(name, "rss") || strings.Contains(name, "peak")
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -135,5 +136,23 @@ func TestSplitByAxis(t *testing.T) {
 	// a0 (lr 0.001, euler) pairs with a1 (lr 0.001, rk4); a3 (rk4, lr 0.01) failed.
 	if len(tab.Rows) != 1 || tab.Rows[0][1] != "a0" || !strings.HasPrefix(tab.Rows[0][3], "2.294") {
 		t.Errorf("cells should match on lr: %v", tab.Rows)
+	}
+}
+
+func TestBenchColumns(t *testing.T) {
+	r := rec("x", "c0", 0, "done", nil, &results.Metrics{Bench: []results.BenchRow{
+		{Mode: "forward", SeqLen: 1024, TimesS: []float64{0.2, 0.1, 0.3}, MedianS: 0.2, TokensPerS: 5120, PeakMemGB: 0.5}}})
+	names := MetricNames([]*results.Record{r})
+	for _, want := range []string{"forward@1024", "forward@1024.s", "forward@1024.gb"} {
+		if !slices.Contains(names, want) {
+			t.Errorf("metric names %v lack %s", names, want)
+		}
+	}
+	tab := CellsTable([]*results.Record{r}, []string{"forward@1024", "forward@1024.s", "forward@1024.gb"})
+	if got := tab.Rows[0][1:]; got[0] != "5120" || got[1] != "0.2000 ± 50%" || got[2] != "0.5000" {
+		t.Errorf("bench columns %q", got)
+	}
+	if err := CheckMetrics([]*results.Record{r}, []string{"forward@2048"}); err == nil {
+		t.Error("a length that was not benchmarked should be unknown")
 	}
 }

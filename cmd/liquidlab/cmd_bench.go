@@ -90,7 +90,10 @@ func cmdBench(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		mach := results.DescribeMachine(num.Backend())
+		mach := describeMachine()
+		if mach.BLASWarning != "" {
+			fmt.Fprintf(e.stderr, "bench: warning: %s\n", mach.BLASWarning)
+		}
 		for _, oc := range out {
 			if oc.Err != nil {
 				continue
@@ -107,6 +110,9 @@ func cmdBench(e *env, args []string) error {
 				gf := flops / b.MedianS / 1e9
 				t.Notes = append(t.Notes, fmt.Sprintf("%s %d: matrix products %.1f GFLOP/batch → %.1f GFLOP/s = %.0f%% of sgemm peak %.1f GFLOP/s (%s)",
 					b.Mode, b.SeqLen, flops/1e9, gf, 100*gf/peak, peak, num.Backend()))
+			}
+			if mach.BLASWarning != "" {
+				t.Notes = append(t.Notes, "warning: "+mach.BLASWarning)
 			}
 			if err := report.Render(e.stdout, t, *format); err != nil {
 				return err
@@ -130,4 +136,15 @@ func cmdBench(e *env, args []string) error {
 		}
 		return nil
 	})
+}
+
+// describeMachine is results.DescribeMachine with what num knows of the BLAS:
+// OpenBLAS's core and configuration, the CPU's vector features and the
+// OPENBLAS_CORETYPE warning.
+func describeMachine() results.Machine {
+	info := num.Info()
+	m := results.DescribeMachine(info.Backend)
+	m.BLASCore, m.BLASConfig, m.CoreTypeEnv = info.Core, info.Config, info.CoreType
+	m.CPUFeatures, m.BLASWarning = info.CPUFeatures, info.Warning
+	return m
 }

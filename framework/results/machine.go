@@ -23,6 +23,15 @@ type Machine struct {
 	// BLAS is the backend string given to DescribeMachine (it is also
 	// RunInfo.BLAS; Begin fills whichever of the two is empty).
 	BLAS string `json:"blas,omitempty"`
+	// BLASCore is the kernel set OpenBLAS runs (openblas_get_corename), and
+	// BLASConfig its build line (openblas_get_config); CPUFeatures lists the
+	// CPU's vector extensions; BLASWarning says when OPENBLAS_CORETYPE forces
+	// an older kernel set than the CPU has. Empty when not known.
+	BLASCore    string   `json:"blas_core,omitempty"`
+	BLASConfig  string   `json:"blas_config,omitempty"`
+	CoreTypeEnv string   `json:"openblas_coretype,omitempty"`
+	CPUFeatures []string `json:"cpu_features,omitempty"`
+	BLASWarning string   `json:"blas_warning,omitempty"`
 }
 
 // String is a one-line description for table notes.
@@ -45,6 +54,16 @@ func (m Machine) String() string {
 	add(m.GoVersion)
 	if m.BLAS != "" {
 		add("BLAS " + m.BLAS)
+	}
+	if m.BLASCore != "" {
+		core := "OpenBLAS core " + m.BLASCore
+		if m.CoreTypeEnv != "" {
+			core += " (forced: OPENBLAS_CORETYPE=" + m.CoreTypeEnv + ")"
+		}
+		add(core)
+	}
+	if len(m.CPUFeatures) > 0 {
+		add("CPU " + strings.Join(m.CPUFeatures, " "))
 	}
 	return strings.Join(parts, ", ")
 }

@@ -1,0 +1,5 @@
+//go:build !cgo || noopenblas
+
+package num
+
+func openblasCore() (core, config string) { return "", "" }

@@ -62,26 +62,31 @@ func Pack(p *Packed, b []float32, n, k int) error {
 		p.Data = make([]uint16, size)
 	}
 	p.N, p.K, p.Kp, p.Panels, p.Data = n, k, kp, panels, p.Data[:size]
-	parallel(panels, func(lo, hi int) {
-		for pi := lo; pi < hi; pi++ {
-			dst := p.Data[pi*kp*panel : (pi+1)*kp*panel]
-			for j := 0; j < panel; j++ {
-				row := pi*panel + j
-				for kk := 0; kk < kp/2; kk++ {
-					var a, c uint16
-					if row < n {
-						a = FromFloat32(b[row*k+2*kk])
-						if 2*kk+1 < k {
-							c = FromFloat32(b[row*k+2*kk+1])
-						}
+	parallel(panels, func(lo, hi int) { packKernel(p, b, lo, hi) })
+	return nil
+}
+
+// packGo is the Go form of the C packing loop (used without cgo; the tests
+// check that both write the same bits).
+func packGo(p *Packed, b []float32, lo, hi int) {
+	n, k, kp := p.N, p.K, p.Kp
+	for pi := lo; pi < hi; pi++ {
+		dst := p.Data[pi*kp*panel : (pi+1)*kp*panel]
+		for j := 0; j < panel; j++ {
+			row := pi*panel + j
+			for kk := 0; kk < kp/2; kk++ {
+				var a, c uint16
+				if row < n {
+					a = FromFloat32(b[row*k+2*kk])
+					if 2*kk+1 < k {
+						c = FromFloat32(b[row*k+2*kk+1])
 					}
-					dst[(kk*panel+j)*2] = a
-					dst[(kk*panel+j)*2+1] = c
 				}
+				dst[(kk*panel+j)*2] = a
+				dst[(kk*panel+j)*2+1] = c
 			}
 		}
-	})
-	return nil
+	}
 }
 
 // ConvertA rounds A [R,K] to bf16 rows of Kp (K padded to even) values.

@@ -160,3 +160,21 @@ func BenchmarkHead(b *testing.B) {
 		}
 	})
 }
+
+func TestPackKernelMatchesGo(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	for _, sz := range []struct{ n, k int }{{1, 1}, {17, 5}, {40, 256}} {
+		b := randMat(rng, sz.n*sz.k)
+		b[0] = float32(math.NaN())
+		b[len(b)-1] = math.Float32frombits(1) // a denormal
+		var p, q Packed
+		Pack(&p, b, sz.n, sz.k)
+		q = Packed{N: p.N, K: p.K, Kp: p.Kp, Panels: p.Panels, Data: make([]uint16, len(p.Data))}
+		packGo(&q, b, 0, q.Panels)
+		for i := range p.Data {
+			if p.Data[i] != q.Data[i] {
+				t.Fatalf("%v: packed[%d] = %#x, Go %#x", sz, i, p.Data[i], q.Data[i])
+			}
+		}
+	}
+}

@@ -48,6 +48,37 @@ package bf16
 // 	}
 // }
 //
+//
+// static inline uint16_t to_bf16(float f) {
+// 	uint32_t b;
+// 	__builtin_memcpy(&b, &f, 4);
+// 	if ((b & 0x7fffffffu) > 0x7f800000u)
+// 		return (uint16_t)(b >> 16) | 0x40;
+// 	b += 0x7fffu + ((b >> 16) & 1u);
+// 	return (uint16_t)(b >> 16);
+// }
+//
+// // bf16_pack writes panels [plo,phi) of the packed B (see Pack).
+// void bf16_pack(const float *b, int n, int k, int kp, uint16_t *dst, int plo, int phi) {
+// 	const int pairs = kp / 2;
+// 	for (int p = plo; p < phi; p++) {
+// 		uint16_t *d = dst + (size_t)p * pairs * PANEL * 2;
+// 		for (int j = 0; j < PANEL; j++) {
+// 			int row = p * PANEL + j;
+// 			const float *src = b + (size_t)row * k;
+// 			for (int kk = 0; kk < pairs; kk++) {
+// 				uint16_t lo = 0, hi = 0;
+// 				if (row < n) {
+// 					lo = to_bf16(src[2 * kk]);
+// 					if (2 * kk + 1 < k)
+// 						hi = to_bf16(src[2 * kk + 1]);
+// 				}
+// 				d[((size_t)kk * PANEL + j) * 2] = lo;
+// 				d[((size_t)kk * PANEL + j) * 2 + 1] = hi;
+// 			}
+// 		}
+// 	}
+// }
 // void bf16_gemm(float *c, const uint16_t *a, int r, int kp, const uint16_t *b, int n, const float *bias, int plo, int phi) {
 // 	for (int p0 = plo; p0 < phi; p0 += NP) {
 // 		int np = phi - p0 < NP ? phi - p0 : NP;
@@ -76,4 +107,10 @@ func gemmKernel(c []float32, a []uint16, r int, p *Packed, bias []float32, lo, h
 	}
 	C.bf16_gemm((*C.float)(unsafe.Pointer(&c[0])), (*C.uint16_t)(unsafe.Pointer(&a[0])), C.int(r), C.int(p.Kp),
 		(*C.uint16_t)(unsafe.Pointer(&p.Data[0])), C.int(p.N), bp, C.int(lo), C.int(hi))
+}
+
+// packKernel packs panels [lo,hi) of p from b (see Pack).
+func packKernel(p *Packed, b []float32, lo, hi int) {
+	C.bf16_pack((*C.float)(unsafe.Pointer(&b[0])), C.int(p.N), C.int(p.K), C.int(p.Kp),
+		(*C.uint16_t)(unsafe.Pointer(&p.Data[0])), C.int(lo), C.int(hi))
 }

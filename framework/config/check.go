@@ -178,6 +178,13 @@ func (e *Experiment) check() error {
 	if r.Jobs < 1 {
 		c.bad("run.jobs", r.Jobs, "must be ≥ 1")
 	}
+	c.oneOf("run.executor", r.Executor, ExecutorLocal, ExecutorSlurm)
+	sl := e.Slurm
+	c.nonNegative("slurm.cpus_per_task", sl.CPUsPerTask)
+	c.nonNegative("slurm.max_parallel", sl.MaxParallel)
+	if sl.Poll <= 0 {
+		c.bad("slurm.poll", sl.Poll, "must be > 0, e.g. \"5s\"")
+	}
 	return c.err()
 }
 

@@ -92,6 +92,17 @@
 //	mode = "plugin"              # "plugin" (go-plugin subprocesses) or "inprocess"
 //	call_timeout = "10m"         # duration string (Go syntax: "90s", "1h30m") per plugin call
 //	jobs = 1                     # int ≥ 1, cells run at once
+//	executor = "local"           # "local" or "slurm" (one job array, a task per unfinished cell)
+//
+//	[slurm]                      # only with run.executor = "slurm"; changes no result or cell id
+//	partition = ""               # "" = the cluster's default partition
+//	time = ""                    # time limit per task, Slurm syntax ("30:00", "1-00:00:00")
+//	cpus_per_task = 0            # int ≥ 0 (0: Slurm's default)
+//	mem = ""                     # memory per task, e.g. "8G"
+//	max_parallel = 0             # int ≥ 0, tasks at once (--array=…%N; 0: no limit)
+//	extra_args = []              # further sbatch arguments, e.g. ["--account=ml"]
+//	results = ""                 # results directory the nodes share ("": the -results flag)
+//	poll = "5s"                  # how often the waiting command asks squeue
 //
 //	[grid]                       # axes: "dotted.key.path" = [values]; crossed
 //	"model.num_flows" = [0, 1, 2, 4, 8]

@@ -57,6 +57,7 @@ type Experiment struct {
 	Eval        Eval                 `toml:"eval"`
 	Bench       Bench                `toml:"bench"`
 	Run         Run                  `toml:"run"`
+	Slurm       Slurm                `toml:"slurm"`
 	Grid        Grid                 `toml:"grid"`
 
 	// File is the path the experiment was read from (the name given to Parse).
@@ -137,6 +138,26 @@ type Run struct {
 	Mode        string        `toml:"mode"`
 	CallTimeout time.Duration `toml:"call_timeout"`
 	Jobs        int           `toml:"jobs"`
+	Executor    string        `toml:"executor"` // "local" or "slurm"
+}
+
+// Executors run.executor accepts.
+const (
+	ExecutorLocal = "local"
+	ExecutorSlurm = "slurm"
+)
+
+// Slurm says how the slurm executor submits a grid: one job array, a task per
+// unfinished cell. None of it changes a cell's results (or its id).
+type Slurm struct {
+	Partition   string        `toml:"partition"`     // "" = the cluster's default
+	Time        string        `toml:"time"`          // per task, Slurm syntax ("30:00"); "" = the partition's limit
+	CPUsPerTask int           `toml:"cpus_per_task"` // 0 = Slurm's default
+	Mem         string        `toml:"mem"`           // per task ("8G"); "" = Slurm's default
+	MaxParallel int           `toml:"max_parallel"`  // tasks at once (--array=…%N); 0 = no limit
+	ExtraArgs   []string      `toml:"extra_args"`    // further sbatch arguments
+	Results     string        `toml:"results"`       // results directory on a file system the nodes share ("" = -results)
+	Poll        time.Duration `toml:"poll"`          // how often the waiting command asks squeue
 }
 
 // Default returns the experiment every file starts from: the seed README's
@@ -157,7 +178,8 @@ func Default() *Experiment {
 			WarmupSteps: 1000, ClipGradNorm: 1.0, LRGamma: 0.1, Objective: ObjectiveCopy},
 		Eval:   Eval{Batches: 4},
 		Bench:  Bench{Lengths: []int{4096, 8192, 16384, 32768}, Batch: 1, Modes: []string{BenchForward}, Warmup: 1, Repeats: 3},
-		Run:    Run{Mode: ModePlugin, CallTimeout: 10 * time.Minute, Jobs: 1},
+		Run:    Run{Mode: ModePlugin, CallTimeout: 10 * time.Minute, Jobs: 1, Executor: ExecutorLocal},
+		Slurm:  Slurm{ExtraArgs: []string{}, Poll: 5 * time.Second},
 		origin: map[string]string{},
 	}
 }
@@ -212,6 +234,7 @@ func (e *Experiment) clone() *Experiment {
 	}
 	c.Bench.Lengths = append([]int(nil), e.Bench.Lengths...)
 	c.Bench.Modes = append([]string(nil), e.Bench.Modes...)
+	c.Slurm.ExtraArgs = append([]string(nil), e.Slurm.ExtraArgs...)
 	c.Grid = e.Grid.clone()
 	c.origin = make(map[string]string, len(e.origin))
 	for k, v := range e.origin {

@@ -64,6 +64,7 @@ func (l *ledger) consume(kind, op string, h uint64) {
 		return
 	}
 	delete(l.live, h)
+	delete(l.shape, h)
 }
 
 // fakeStage is a stage of one kind whose outputs and gradients are zeros of
@@ -73,6 +74,7 @@ type fakeStage struct {
 	kind     string
 	perToken bool
 	l        *ledger
+	dims     map[string]int // from Describe
 }
 
 func (s *fakeStage) ports() (in, out []string) {
@@ -95,7 +97,8 @@ func (s *fakeStage) ports() (in, out []string) {
 	}
 }
 
-func (s *fakeStage) Describe(_ context.Context, _ stage.Config) (*stage.Description, error) {
+func (s *fakeStage) Describe(_ context.Context, cfg stage.Config) (*stage.Description, error) {
+	s.dims = cfg.Dims
 	in, out := s.ports()
 	return &stage.Description{Kind: s.kind, Name: "fake", Version: "0", Inputs: in, Outputs: out,
 		Params: []stage.ParamSpec{{Name: "w", Shape: []int{1}, Init: "zeros"}}}, nil
@@ -149,14 +152,14 @@ func (s *fakeStage) Forward(_ context.Context, cfg stage.Config, req *stage.Forw
 }
 
 func (s *fakeStage) Backward(_ context.Context, h uint64, _ tensor.Map) (*stage.BackwardResult, error) {
+	sh := s.l.shape[h]
+	B, size := sh[0], sh[1]
 	// Backward releases the handle whether or not it succeeds.
 	s.l.consume(s.kind, "Backward", h)
 	if s.l.hit(s.kind, "Backward") {
 		return nil, errInjected
 	}
-	sh := s.l.shape[h]
-	B, size := sh[0], sh[1]
-	const D, L, H = 4, 2, 3 // fakeDims
+	D, L, H := s.dims["embedding_dim"], s.dims["latent_dim"], s.dims["hidden_size"]
 	g := tensor.Map{}
 	switch s.kind {
 	case stage.KindFlows:
@@ -186,7 +189,12 @@ func (s *fakeStage) Release(_ context.Context, h uint64) error {
 var fakeDims = model.Dims{Vocab: 5, D: 4, L: 2, H: 3, F: 2, K: 1}
 
 // fakeModel builds a model on fake stages sharing one ledger.
-func fakeModel(t *testing.T, l *ledger, perTokenAttention, perTokenLiquid bool) *model.Model {
+func fakeModel(t testing.TB, l *ledger, perTokenAttention, perTokenLiquid bool) *model.Model {
+	t.Helper()
+	return fakeModelDims(t, fakeDims, l, perTokenAttention, perTokenLiquid)
+}
+
+func fakeModelDims(t testing.TB, d model.Dims, l *ledger, perTokenAttention, perTokenLiquid bool) *model.Model {
 	t.Helper()
 	st := map[string]stage.Stage{
 		stage.KindFlows:     &fakeStage{kind: stage.KindFlows, l: l},
@@ -194,7 +202,7 @@ func fakeModel(t *testing.T, l *ledger, perTokenAttention, perTokenLiquid bool) 
 		stage.KindAttention: &fakeStage{kind: stage.KindAttention, perToken: perTokenAttention, l: l},
 		stage.KindLiquid:    &fakeStage{kind: stage.KindLiquid, perToken: perTokenLiquid, l: l},
 	}
-	m, err := model.New(context.Background(), fakeDims, st, nil)
+	m, err := model.New(context.Background(), d, st, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,5 +314,25 @@ func TestRunWithoutTrainHoldsNoHandle(t *testing.T) {
 	}
 	if l.calls[stage.KindODE+".Forward"] != 3 || len(res.H) != 2*fakeDims.H {
 		t.Errorf("ode Forward called %d times over 3 chunks, h has %d values", l.calls[stage.KindODE+".Forward"], len(res.H))
+	}
+}
+
+// BenchmarkRunHost measures what Run itself costs around the stages: the
+// embedding, the head and the bookkeeping of 16 chunks, on fake stages that
+// only allocate zeros.
+func BenchmarkRunHost(b *testing.B) {
+	d := model.Dims{Vocab: 512, D: 64, L: 16, H: 32, F: 2, K: 1}
+	bt := randomBatch(d, 1, 4096, 1)
+	for _, train := range []bool{false, true} {
+		b.Run(fmt.Sprintf("train=%v", train), func(b *testing.B) {
+			m := fakeModelDims(b, d, newLedger(fault{}), true, true)
+			opt := model.RunOptions{ChunkSize: 256, Train: train}
+			drop := func(*model.Block) error { return nil }
+			for b.Loop() {
+				if _, err := m.Run(context.Background(), bt, opt, drop); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }

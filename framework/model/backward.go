@@ -59,8 +59,9 @@ func (r *batchRun) addE(ch *chunk, kind string, br *stage.BackwardResult) error 
 	if err != nil {
 		return inputGradErr(kind, err)
 	}
+	de := ch.de
 	for i, v := range ge.Data {
-		ch.de[i] += v
+		de[i] += v
 	}
 	return nil
 }

@@ -84,16 +84,17 @@ func (r *batchRun) drop(ch *chunk, kind string) {
 // embed looks up the chunk's token embeddings and copies its timestamps, [B,size,·].
 func (r *batchRun) embed(ch *chunk) {
 	b, d, emb := r.b, r.m.Dims, r.m.emb.Value.Data
+	x, ts := r.x, r.ts
 	for bi := 0; bi < b.B; bi++ {
 		for j := 0; j < ch.size; j++ {
 			id := int(b.IDs[bi*b.S+ch.s0+j])
 			row := bi*ch.size + j
-			copy(r.x[row*d.D:(row+1)*d.D], emb[id*d.D:(id+1)*d.D])
-			r.ts[row] = b.Timestamps[bi*b.S+ch.s0+j]
+			copy(x[row*d.D:(row+1)*d.D], emb[id*d.D:(id+1)*d.D])
+			ts[row] = b.Timestamps[bi*b.S+ch.s0+j]
 		}
 	}
-	ch.x = tensor.From(r.x[:ch.n*d.D], b.B, ch.size, d.D)
-	ch.ts = tensor.From(r.ts[:ch.n], b.B, ch.size)
+	ch.x = tensor.From(x[:ch.n*d.D], b.B, ch.size, d.D)
+	ch.ts = tensor.From(ts[:ch.n], b.B, ch.size)
 }
 
 // call runs one stage's Forward on the chunk, keeping its handle and adding its
@@ -199,10 +200,11 @@ func (r *batchRun) attention(ch *chunk) error {
 	if err != nil {
 		return outputErr(stage.KindAttention, err)
 	}
+	hin := r.hin
 	for i, v := range ch.e.Data {
-		r.hin[i] = v + y.Data[i]
+		hin[i] = v + y.Data[i]
 	}
-	ch.headIn = r.hin[:ch.n*d.H]
+	ch.headIn = hin[:ch.n*d.H]
 	return nil
 }
 
@@ -228,16 +230,17 @@ func (r *batchRun) liquidPerToken(ch *chunk) error {
 	if err != nil {
 		return outputErr(stage.KindLiquid, err)
 	}
+	hin := r.hin
 	if r.m.attnPerToken {
 		for i, v := range y.Data {
-			r.hin[i] += v
+			hin[i] += v
 		}
 	} else {
 		for i, v := range ch.e.Data {
-			r.hin[i] = v + y.Data[i]
+			hin[i] = v + y.Data[i]
 		}
 	}
-	ch.headIn = r.hin[:ch.n*d.H]
+	ch.headIn = hin[:ch.n*d.H]
 	if ch.last {
 		r.res.H = append([]float32(nil), ch.h.Data...)
 	}
@@ -282,6 +285,7 @@ func (r *batchRun) head(ch *chunk) error {
 func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 	b, d := r.b, r.m.Dims
 	ha := d.H + 1
+	hinAug := r.hinAug
 	blk := &Block{Rows: rows, Index: r.index[:rows], Logits: r.logits[:rows*d.Vocab]}
 	for i := 0; i < rows; i++ {
 		row := r0 + i
@@ -289,10 +293,10 @@ func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 	}
 	in := ch.headIn[r0*d.H : (r0+rows)*d.H]
 	for i := 0; i < rows; i++ {
-		copy(r.hinAug[i*ha:i*ha+d.H], in[i*d.H:(i+1)*d.H])
-		r.hinAug[i*ha+d.H] = 1
+		copy(hinAug[i*ha:i*ha+d.H], in[i*d.H:(i+1)*d.H])
+		hinAug[i*ha+d.H] = 1
 	}
-	num.Gemm(false, true, rows, d.Vocab, ha, 1, r.hinAug, ha, r.wob, ha, 0, blk.Logits, d.Vocab)
+	num.Gemm(false, true, rows, d.Vocab, ha, 1, hinAug, ha, r.wob, ha, 0, blk.Logits, d.Vocab)
 	if r.opt.Train {
 		blk.DLogits = r.dlogits[:rows*d.Vocab]
 		clear(blk.DLogits)
@@ -304,7 +308,7 @@ func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 		// de = dlogits·W_o (the first H columns of the packed matrix),
 		// d[W_o|b_o] += dlogitsᵀ·[e|1].
 		num.Gemm(false, false, rows, d.H, d.Vocab, 1, blk.DLogits, d.Vocab, r.wob, ha, 0, ch.de[r0*d.H:(r0+rows)*d.H], d.H)
-		num.Gemm(true, false, d.Vocab, ha, rows, 1, blk.DLogits, d.Vocab, r.hinAug, ha, 1, r.dwob, ha)
+		num.Gemm(true, false, d.Vocab, ha, rows, 1, blk.DLogits, d.Vocab, hinAug, ha, 1, r.dwob, ha)
 	}
 	return nil
 }

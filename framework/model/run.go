@@ -188,11 +188,12 @@ func (r *batchRun) allocate() {
 	r.ts = m.buf(&m.scratch.ts, b.B*r.chunk)
 	r.logits = m.buf(&m.scratch.logits, r.headRows*d.Vocab)
 	ha := d.H + 1
-	r.wob = m.buf(&m.scratch.wob, d.Vocab*ha)
+	wob := m.buf(&m.scratch.wob, d.Vocab*ha)
 	for v := 0; v < d.Vocab; v++ {
-		copy(r.wob[v*ha:v*ha+d.H], m.wo.Value.Data[v*d.H:(v+1)*d.H])
-		r.wob[v*ha+d.H] = m.bo.Value.Data[v]
+		copy(wob[v*ha:v*ha+d.H], m.wo.Value.Data[v*d.H:(v+1)*d.H])
+		wob[v*ha+d.H] = m.bo.Value.Data[v]
 	}
+	r.wob = wob
 	r.hinAug = m.buf(&m.scratch.hinAug, r.headRows*ha)
 	if r.opt.Train {
 		r.dlogits = m.buf(&m.scratch.dlogits, r.headRows*d.Vocab)
@@ -207,12 +208,12 @@ func (r *batchRun) allocate() {
 // W_o's and b_o's.
 func (r *batchRun) addHeadGrad() {
 	m, d := r.m, r.m.Dims
-	ha := d.H + 1
+	ha, dwob := d.H+1, r.dwob
 	for v := 0; v < d.Vocab; v++ {
 		g := m.wo.Grad.Data[v*d.H : (v+1)*d.H]
-		for j, x := range r.dwob[v*ha : v*ha+d.H] {
+		for j, x := range dwob[v*ha : v*ha+d.H] {
 			g[j] += x
 		}
-		m.bo.Grad.Data[v] += r.dwob[v*ha+d.H]
+		m.bo.Grad.Data[v] += dwob[v*ha+d.H]
 	}
 }

@@ -123,8 +123,8 @@ func New(ctx context.Context, dims Dims, stages map[string]stage.Stage, options 
 			}
 		}
 	}
-	m.perToken = contains(m.Descs[stage.KindLiquid].Inputs, "e") && contains(m.Descs[stage.KindLiquid].Outputs, "y")
-	m.attnPerToken = contains(m.Descs[stage.KindAttention].Outputs, "y")
+	m.perToken = contains(m.Descs[stage.KindLiquid].Inputs, stage.PortE) && contains(m.Descs[stage.KindLiquid].Outputs, stage.PortY)
+	m.attnPerToken = contains(m.Descs[stage.KindAttention].Outputs, stage.PortY)
 	if !dims.Tie {
 		if err := m.Params.add("host", "", stage.ParamSpec{Name: "output_proj.weight", Shape: []int{dims.Vocab, dims.H}, Init: "linear_weight", FanIn: dims.H}); err != nil {
 			return nil, err

@@ -1,4 +1,4 @@
-package main
+package model_test
 
 import (
 	"context"
@@ -9,11 +9,45 @@ import (
 
 	"liquidlab/framework/model"
 	"liquidlab/framework/stage"
+	"liquidlab/plugins/attention/causal"
+	"liquidlab/plugins/attention/singlequery"
+	"liquidlab/plugins/flows/coupling"
+	"liquidlab/plugins/liquid/ltc"
+	"liquidlab/plugins/liquid/scan"
+	"liquidlab/plugins/ode/odefunc"
 )
+
+// stages returns new in-process instances of the built-in components: the
+// seed's flows and ode, and the named attention ("singlequery", "causal") and
+// liquid ("ltc", "scan") implementations.
+func stages(t testing.TB, attention, liquid string) map[string]stage.Stage {
+	t.Helper()
+	st := map[string]stage.Stage{stage.KindFlows: coupling.New(), stage.KindODE: odefunc.New()}
+	switch attention {
+	case "singlequery":
+		st[stage.KindAttention] = singlequery.New()
+	case "causal":
+		st[stage.KindAttention] = causal.New()
+	default:
+		t.Fatalf("no built-in attention %q", attention)
+	}
+	switch liquid {
+	case "ltc":
+		st[stage.KindLiquid] = ltc.New()
+	case "scan":
+		st[stage.KindLiquid] = scan.New()
+	default:
+		t.Fatalf("no built-in liquid %q", liquid)
+	}
+	return st
+}
+
+// seedStages are the seed's implementations of every kind.
+func seedStages(t testing.TB) map[string]stage.Stage { return stages(t, "singlequery", "ltc") }
 
 func seedModel(t testing.TB, d model.Dims, opts map[string]map[string]string) *model.Model {
 	t.Helper()
-	m, err := model.New(context.Background(), d, defaultBuiltins(), opts)
+	m, err := model.New(context.Background(), d, seedStages(t), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,18 +107,13 @@ func TestChunkedMatchesWhole(t *testing.T) {
 			// The fixed pipeline: causal attention and the liquid scan both feed
 			// the head, both carry state across chunks.
 			var err error
-			st := defaultBuiltins()
-			if st[stage.KindLiquid], err = builtinStage(stage.KindLiquid, "scan"); err != nil {
-				t.Fatal(err)
-			}
-			if st[stage.KindAttention], err = builtinStage(stage.KindAttention, "causal"); err != nil {
-				t.Fatal(err)
-			}
 			opts[stage.KindAttention] = map[string]string{"window": "5"}
-			if m, err = model.New(context.Background(), d, st, opts); err != nil {
+			if m, err = model.New(context.Background(), d, stages(t, "causal", "scan"), opts); err != nil {
 				t.Fatal(err)
 			}
-			m.Init(7)
+			if err := m.Init(7); err != nil {
+				t.Fatal(err)
+			}
 			for _, p := range m.Params.List { // open the zero-initialised output branch
 				for i := range p.Value.Data {
 					p.Value.Data[i] += 0.05
@@ -139,55 +168,6 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	}
 }
 
-// BenchmarkSeedForward4096 measures the seed's forward pass in process
-// (Mode=inprocess) and with every stage in a plugin subprocess (Mode=plugin), so
-//
-//	go test ./cmd/liquidlab -run X -bench SeedForward4096 -count 8 | benchstat -col /mode -
-//
-// gives the cost of the process boundary. See benchSeedForward for the setup.
-func BenchmarkSeedForward4096(b *testing.B) {
-	b.Run("mode=inprocess", func(b *testing.B) { benchSeedForward(b, defaultBuiltins()) })
-	b.Run("mode=plugin", func(b *testing.B) {
-		st, closeAll, err := launchBuiltins()
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer closeAll()
-		benchSeedForward(b, st)
-	})
-}
-
-// benchSeedForward is the seed's forward pass at the README's
-// recommended configuration (V=32000, D=512, L=128, H=256, F=128, K=4, dopri5)
-// on one sequence of 4096 tokens, on the given stages; the logits of every position are
-// produced block by block and dropped. Compare with
-// /usr/bin/python3 ../shared/reference/seed_torch.py bench 4096 dopri5.
-func benchSeedForward(b *testing.B, stages map[string]stage.Stage) {
-	d := model.Dims{Vocab: 32000, D: 512, L: 128, H: 256, F: 128, K: 4}
-	m, err := model.New(context.Background(), d, stages, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := m.Init(7); err != nil {
-		b.Fatal(err)
-	}
-	bt := randomBatch(d, 1, 4096, 1)
-	drop := func(*model.Block) error { return nil }
-	// One untimed batch first: fresh plugin processes (and fresh stages) pay
-	// for their first allocations and shared-memory regions on their first call,
-	// which would otherwise count against the plugin mode in every sample.
-	if _, err := m.Run(context.Background(), bt, model.RunOptions{}, drop); err != nil {
-		b.Fatal(err)
-	}
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := m.Run(context.Background(), bt, model.RunOptions{}, drop); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(4096*float64(b.N)/b.Elapsed().Seconds(), "tokens/s")
-}
-
 // TestTiedOutput: with tie_output the head's weight is the embedding matrix
 // (one parameter, both names in the state_dict) and receives its gradient.
 func TestTiedOutput(t *testing.T) {
@@ -227,14 +207,7 @@ func TestModelGradientsFD(t *testing.T) {
 	d := model.Dims{Vocab: 23, D: 6, L: 3, H: 4, F: 5, K: 2}
 	for _, combo := range [][2]string{{"singlequery", "ltc"}, {"singlequery", "scan"}, {"causal", "ltc"}, {"causal", "scan"}} {
 		t.Run(combo[0]+"+"+combo[1], func(t *testing.T) {
-			st := defaultBuiltins()
-			var err error
-			if st[stage.KindAttention], err = builtinStage(stage.KindAttention, combo[0]); err != nil {
-				t.Skip(err) // the component is not built in
-			}
-			if st[stage.KindLiquid], err = builtinStage(stage.KindLiquid, combo[1]); err != nil {
-				t.Skip(err)
-			}
+			st := stages(t, combo[0], combo[1])
 			opts := map[string]map[string]string{stage.KindODE: {"method": "rk4"}, stage.KindLiquid: {}}
 			if combo[1] == "ltc" {
 				opts[stage.KindLiquid]["method"] = "rk4"
@@ -246,7 +219,9 @@ func TestModelGradientsFD(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m.Init(3)
+			if err := m.Init(3); err != nil {
+				t.Fatal(err)
+			}
 			rng := rand.New(rand.NewPCG(9, 9))
 			for _, p := range m.Params.List { // every path open: gates, zero-initialised outputs
 				for i := range p.Value.Data {

@@ -1,0 +1,314 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+
+	"liquidlab/framework/num"
+	"liquidlab/framework/stage"
+	"liquidlab/framework/tensor"
+)
+
+// chunk is one slice of the batch along S on its way through the stages: where
+// it sits, what the forward steps produced that later steps read, and the
+// backward handle each stage saved, by kind.
+type chunk struct {
+	s0   int  // first token of the chunk in each sequence
+	size int  // tokens of each sequence in the chunk
+	n    int  // rows: B·size
+	last bool // the chunk ends the sequence
+
+	// handles holds each stage's backward handle by kind until Backward takes
+	// it (take) or the chunk ends (batchRun.release).
+	handles map[string]uint64
+
+	x, ts  *tensor.Tensor // [B,size,D] embedded tokens, [B,size] timestamps
+	e      *tensor.Tensor // [B,size,H] the ode stage's output
+	c      *tensor.Tensor // [B,H] the attention stage's context
+	headIn []float32      // n×H: e, plus the per-token stages' y
+
+	liquidRan bool           // the liquid stage ran on this chunk
+	h         *tensor.Tensor // [B,H] final liquid state, on the last chunk
+
+	// Backward: de starts as dLoss/d(head input) and collects dLoss/de;
+	// dhead keeps dLoss/d(head input) for the per-token stages feeding the head.
+	de, dhead []float32
+}
+
+// take returns the chunk's handle of a kind and forgets it: the caller now owns
+// it (Backward releases it).
+func (ch *chunk) take(kind string) uint64 {
+	h := ch.handles[kind]
+	delete(ch.handles, kind)
+	return h
+}
+
+// runChunk runs the chunk starting at token s0 forward and, with Train,
+// backward. Whatever happens, every handle is released exactly once.
+func (r *batchRun) runChunk(s0 int) error {
+	size := min(r.chunk, r.b.S-s0)
+	ch := &chunk{s0: s0, size: size, n: r.b.B * size, last: s0+size == r.b.S, handles: map[string]uint64{}}
+	defer r.release(ch)
+	r.embed(ch)
+	if err := r.forward(ch); err != nil {
+		return err
+	}
+	if err := r.head(ch); err != nil {
+		return err
+	}
+	if err := r.liquidCell(ch); err != nil {
+		return err
+	}
+	if !r.opt.Train {
+		return nil
+	}
+	return r.backward(ch)
+}
+
+// release drops the handles the chunk still holds, in reverse pipeline order.
+// Release errors are ignored: the chunk is over, and the error that ended it
+// (if any) is the one to report.
+func (r *batchRun) release(ch *chunk) {
+	for i := len(stage.Kinds) - 1; i >= 0; i-- {
+		r.drop(ch, stage.Kinds[i])
+	}
+}
+
+// drop releases the chunk's handle of one kind now, if it holds one.
+func (r *batchRun) drop(ch *chunk, kind string) {
+	if h := ch.take(kind); h != 0 {
+		_ = r.m.Stages[kind].Release(r.ctx, h)
+	}
+}
+
+// embed looks up the chunk's token embeddings and copies its timestamps, [B,size,·].
+func (r *batchRun) embed(ch *chunk) {
+	b, d, emb := r.b, r.m.Dims, r.m.emb.Value.Data
+	x, ts := r.x, r.ts
+	for bi := 0; bi < b.B; bi++ {
+		for j := 0; j < ch.size; j++ {
+			id := int(b.IDs[bi*b.S+ch.s0+j])
+			row := bi*ch.size + j
+			copy(x[row*d.D:(row+1)*d.D], emb[id*d.D:(id+1)*d.D])
+			ts[row] = b.Timestamps[bi*b.S+ch.s0+j]
+		}
+	}
+	ch.x = tensor.From(x[:ch.n*d.D], b.B, ch.size, d.D)
+	ch.ts = tensor.From(ts[:ch.n], b.B, ch.size)
+}
+
+// call runs one stage's Forward on the chunk, keeping its handle and adding its
+// statistics to the result.
+func (r *batchRun) call(ch *chunk, kind string, in, state tensor.Map) (*stage.ForwardResult, error) {
+	m := r.m
+	fr, err := m.Stages[kind].Forward(r.ctx, m.Configs[kind], &stage.ForwardRequest{
+		Params: r.params[kind], Inputs: in, State: state, NeedGrad: r.opt.Train})
+	if err == nil && fr == nil {
+		err = errors.New("Forward returned no result")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s stage (%s): %w", kind, m.Descs[kind].Name, err)
+	}
+	ch.handles[kind] = fr.Handle
+	for k, v := range fr.Stats {
+		r.res.Stats[kind+"."+k] += v
+	}
+	return fr, nil
+}
+
+// outputErr says which stage returned a missing or misshapen output.
+func outputErr(kind string, err error) error {
+	return fmt.Errorf("%s stage output: %w", kind, err)
+}
+
+// forward runs the chunk through flows, ode, attention and, when it is
+// per-token, the liquid stage, and leaves the head's input in ch.headIn.
+func (r *batchRun) forward(ch *chunk) error {
+	z, err := r.flows(ch)
+	if err != nil {
+		return err
+	}
+	if err := r.ode(ch, z); err != nil {
+		return err
+	}
+	if err := r.attention(ch); err != nil {
+		return err
+	}
+	return r.liquidPerToken(ch)
+}
+
+// flows reduces the embedded tokens to z and records the log-det-Jacobian.
+func (r *batchRun) flows(ch *chunk) (*tensor.Tensor, error) {
+	b, d := r.b, r.m.Dims
+	fr, err := r.call(ch, stage.KindFlows, tensor.Map{stage.PortX: ch.x}, nil)
+	if err != nil {
+		return nil, err
+	}
+	z, err := fr.Outputs.Need(stage.PortZ, b.B, ch.size, d.L)
+	if err != nil {
+		return nil, outputErr(stage.KindFlows, err)
+	}
+	ldj, err := fr.Outputs.Need(stage.PortLDJ, b.B, ch.size)
+	if err != nil {
+		return nil, outputErr(stage.KindFlows, err)
+	}
+	for bi := 0; bi < b.B; bi++ {
+		copy(r.res.LDJ[bi*b.S+ch.s0:bi*b.S+ch.s0+ch.size], ldj.Data[bi*ch.size:(bi+1)*ch.size])
+	}
+	return z, nil
+}
+
+// ode integrates z to the embedding e, which is also the head's input unless a
+// per-token stage adds to it.
+func (r *batchRun) ode(ch *chunk, z *tensor.Tensor) error {
+	fr, err := r.call(ch, stage.KindODE, tensor.Map{stage.PortZ: z, stage.PortTSpan: r.tspan}, nil)
+	if err != nil {
+		return err
+	}
+	if ch.e, err = fr.Outputs.Need(stage.PortE, r.b.B, ch.size, r.m.Dims.H); err != nil {
+		return outputErr(stage.KindODE, err)
+	}
+	ch.headIn = ch.e.Data
+	return nil
+}
+
+// attention runs the attention stage on e, carrying its state; an attention
+// stage that writes a per-token "y" adds it to the head's input.
+func (r *batchRun) attention(ch *chunk) error {
+	b, d := r.b, r.m.Dims
+	fr, err := r.call(ch, stage.KindAttention,
+		tensor.Map{stage.PortE: ch.e, stage.PortTimestamps: ch.ts, stage.PortH: r.h0}, r.attnState)
+	if err != nil {
+		return err
+	}
+	r.attnState = fr.State
+	if ch.c, err = fr.Outputs.Need(stage.PortC, b.B, d.H); err != nil {
+		return outputErr(stage.KindAttention, err)
+	}
+	if r.opt.KeepAttn {
+		// Attention weights are optional: a stage without them leaves zeros.
+		if w, err := fr.Outputs.Need(stage.PortW, b.B, ch.size); err == nil {
+			for bi := 0; bi < b.B; bi++ {
+				copy(r.res.Attn[bi*b.S+ch.s0:bi*b.S+ch.s0+ch.size], w.Data[bi*ch.size:(bi+1)*ch.size])
+			}
+		}
+	}
+	if !r.m.attnPerToken {
+		return nil
+	}
+	y, err := fr.Outputs.Need(stage.PortY, b.B, ch.size, d.H)
+	if err != nil {
+		return outputErr(stage.KindAttention, err)
+	}
+	hin := r.hin
+	for i, v := range ch.e.Data {
+		hin[i] = v + y.Data[i]
+	}
+	ch.headIn = hin[:ch.n*d.H]
+	return nil
+}
+
+// liquidPerToken runs a per-token liquid stage (one that reads "e" and writes
+// "y") on the chunk, carrying its state; the head reads e + y (+ the
+// attention's y).
+func (r *batchRun) liquidPerToken(ch *chunk) error {
+	if !r.m.perToken {
+		return nil
+	}
+	b, d := r.b, r.m.Dims
+	fr, err := r.call(ch, stage.KindLiquid,
+		tensor.Map{stage.PortE: ch.e, stage.PortTimestamps: ch.ts, stage.PortH: r.h0}, r.liqState)
+	if err != nil {
+		return err
+	}
+	ch.liquidRan = true
+	r.liqState = fr.State
+	y, err := fr.Outputs.Need(stage.PortY, b.B, ch.size, d.H)
+	if err == nil && ch.last {
+		ch.h, err = fr.Outputs.Need(stage.PortH, b.B, d.H)
+	}
+	if err != nil {
+		return outputErr(stage.KindLiquid, err)
+	}
+	hin := r.hin
+	if r.m.attnPerToken {
+		for i, v := range y.Data {
+			hin[i] += v
+		}
+	} else {
+		for i, v := range ch.e.Data {
+			hin[i] = v + y.Data[i]
+		}
+	}
+	ch.headIn = hin[:ch.n*d.H]
+	if ch.last {
+		r.res.H = append([]float32(nil), ch.h.Data...)
+	}
+	return nil
+}
+
+// liquidCell runs the seed's liquid cell once, after the last chunk, on the
+// attention's context: h = cell(c, h0).
+func (r *batchRun) liquidCell(ch *chunk) error {
+	if !ch.last || r.m.perToken {
+		return nil
+	}
+	fr, err := r.call(ch, stage.KindLiquid, tensor.Map{stage.PortC: ch.c, stage.PortH: r.h0}, nil)
+	if err != nil {
+		return err
+	}
+	ch.liquidRan = true
+	if ch.h, err = fr.Outputs.Need(stage.PortH, r.b.B, r.m.Dims.H); err != nil {
+		return outputErr(stage.KindLiquid, err)
+	}
+	r.res.H = append([]float32(nil), ch.h.Data...)
+	return nil
+}
+
+// head computes the chunk's logits block by block and hands each block to the
+// consumer at once; with Train it collects dLoss/d(head input) in r.de and the
+// head's own gradient in r.dwob.
+func (r *batchRun) head(ch *chunk) error {
+	if r.opt.Train {
+		ch.de = r.de[:ch.n*r.m.Dims.H]
+		clear(ch.de)
+	}
+	for r0 := 0; r0 < ch.n; r0 += r.headRows {
+		if err := r.headBlock(ch, r0, min(r.headRows, ch.n-r0)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// headBlock is the head on rows r0 … r0+rows-1 of the chunk.
+func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
+	b, d := r.b, r.m.Dims
+	ha := d.H + 1
+	hinAug := r.hinAug
+	blk := &Block{Rows: rows, Index: r.index[:rows], Logits: r.logits[:rows*d.Vocab]}
+	for i := 0; i < rows; i++ {
+		row := r0 + i
+		blk.Index[i] = (row/ch.size)*b.S + ch.s0 + row%ch.size
+	}
+	in := ch.headIn[r0*d.H : (r0+rows)*d.H]
+	for i := 0; i < rows; i++ {
+		copy(hinAug[i*ha:i*ha+d.H], in[i*d.H:(i+1)*d.H])
+		hinAug[i*ha+d.H] = 1
+	}
+	num.Gemm(false, true, rows, d.Vocab, ha, 1, hinAug, ha, r.wob, ha, 0, blk.Logits, d.Vocab)
+	if r.opt.Train {
+		blk.DLogits = r.dlogits[:rows*d.Vocab]
+		clear(blk.DLogits)
+	}
+	if err := r.consume(blk); err != nil {
+		return err
+	}
+	if r.opt.Train {
+		// de = dlogits·W_o (the first H columns of the packed matrix),
+		// d[W_o|b_o] += dlogitsᵀ·[e|1].
+		num.Gemm(false, false, rows, d.H, d.Vocab, 1, blk.DLogits, d.Vocab, r.wob, ha, 0, ch.de[r0*d.H:(r0+rows)*d.H], d.H)
+		num.Gemm(true, false, d.Vocab, ha, rows, 1, blk.DLogits, d.Vocab, hinAug, ha, 1, r.dwob, ha)
+	}
+	return nil
+}

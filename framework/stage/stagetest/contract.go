@@ -3,6 +3,7 @@ package stagetest
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
@@ -223,11 +224,12 @@ func with(m tensor.Map, name string, v *tensor.Tensor) tensor.Map {
 // wrong-shape output gradients are errors, and leave no handle behind.
 func (k *kit) checkBadRequests() {
 	k.t.Helper()
-	bad := func(what string, req *stage.ForwardRequest) {
+	bad := func(what, name string, req *stage.ForwardRequest) {
 		k.t.Helper()
 		req.NeedGrad = true
 		res, err := k.forward(req)
 		k.wantError("Forward with "+what, err)
+		k.names("Forward with "+what, err, name)
 		if err == nil && res.Handle != 0 {
 			_ = k.release(res.Handle)
 		}
@@ -237,19 +239,19 @@ func (k *kit) checkBadRequests() {
 	}
 	for _, name := range k.desc.Inputs {
 		if !k.opt[name] {
-			bad(fmt.Sprintf("input %q missing", name), &stage.ForwardRequest{Params: k.params, Inputs: with(k.inputs, name, nil)})
+			bad(fmt.Sprintf("input %q missing", name), name, &stage.ForwardRequest{Params: k.params, Inputs: with(k.inputs, name, nil)})
 		}
 		for _, s := range wrongShapes(k.inputs[name].Shape) {
-			bad(fmt.Sprintf("input %q of shape %v", name, s), &stage.ForwardRequest{Params: k.params, Inputs: with(k.inputs, name, zeros(s))})
+			bad(fmt.Sprintf("input %q of shape %v", name, s), name, &stage.ForwardRequest{Params: k.params, Inputs: with(k.inputs, name, zeros(s))})
 		}
 	}
 	for _, p := range k.desc.Params {
 		if p.NoGrad {
 			continue // possibly never read
 		}
-		bad(fmt.Sprintf("parameter %q missing", p.Name), &stage.ForwardRequest{Params: with(k.params, p.Name, nil), Inputs: k.inputs})
+		bad(fmt.Sprintf("parameter %q missing", p.Name), p.Name, &stage.ForwardRequest{Params: with(k.params, p.Name, nil), Inputs: k.inputs})
 		s := wrongShapes(p.Shape)[0]
-		bad(fmt.Sprintf("parameter %q of shape %v", p.Name, s), &stage.ForwardRequest{Params: with(k.params, p.Name, zeros(s)), Inputs: k.inputs})
+		bad(fmt.Sprintf("parameter %q of shape %v", p.Name, s), p.Name, &stage.ForwardRequest{Params: with(k.params, p.Name, zeros(s)), Inputs: k.inputs})
 	}
 	res, err := k.forward(k.request(false))
 	if err != nil {
@@ -266,11 +268,22 @@ func (k *kit) checkBadRequests() {
 			}
 			_, err = k.backward(fw.Handle, with(good, name, zeros(s)))
 			k.wantError("Backward with "+what, err)
+			k.names("Backward with "+what, err, name)
 			k.wantLive("Backward with "+what, 0)
 			if _, err := k.backward(fw.Handle, good); err == nil {
 				k.errorf("Backward with "+what, "the handle survived the failed Backward, want it released")
 			}
 			_ = k.release(fw.Handle)
 		}
+	}
+}
+
+// names reports an error that does not name the tensor it is about: a user
+// must be able to tell which tensor to fix.
+func (k *kit) names(check string, err error, name string) {
+	k.t.Helper()
+	var p errPanic
+	if err != nil && !asPanic(err, &p) && !strings.Contains(err.Error(), name) {
+		k.errorf(check, "error %q does not name %q", err, name)
 	}
 }

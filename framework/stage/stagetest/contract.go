@@ -188,7 +188,7 @@ func (k *kit) checkHandles() {
 }
 
 // wrongShapes returns shapes that differ from s: the last dimension one larger,
-// and one more dimension.
+// one more dimension, and (from rank 2) the first dimension dropped.
 func wrongShapes(s []int) [][]int {
 	var out [][]int
 	if len(s) > 0 {
@@ -196,7 +196,11 @@ func wrongShapes(s []int) [][]int {
 		w[len(w)-1]++
 		out = append(out, w)
 	}
-	return append(out, append(slices.Clone(s), 2))
+	out = append(out, append(slices.Clone(s), 2))
+	if len(s) >= 2 {
+		out = append(out, slices.Clone(s[1:]))
+	}
+	return out
 }
 
 func zeros(shape []int) *tensor.Tensor {
@@ -243,6 +247,11 @@ func (k *kit) checkBadRequests() {
 		}
 		for _, s := range wrongShapes(k.inputs[name].Shape) {
 			bad(fmt.Sprintf("input %q of shape %v", name, s), name, &stage.ForwardRequest{Params: k.params, Inputs: with(k.inputs, name, zeros(s))})
+		}
+		if in := k.inputs[name]; len(in.Data) > 0 {
+			short := &tensor.Tensor{Shape: in.Shape, Data: in.Data[:len(in.Data)-1]}
+			bad(fmt.Sprintf("input %q of %d values for shape %v", name, len(short.Data), in.Shape), name,
+				&stage.ForwardRequest{Params: k.params, Inputs: with(k.inputs, name, short)})
 		}
 	}
 	for _, p := range k.desc.Params {

@@ -268,7 +268,12 @@ func (k *kit) checkBadRequests() {
 	}
 	good := k.cotangents(res.Outputs)
 	for _, name := range good.Names() {
-		for _, s := range wrongShapes(good[name].Shape) {
+		shapes := wrongShapes(good[name].Shape)
+		if s := good[name].Shape; len(s) >= 2 && s[0] != s[1] {
+			// the same number of values, transposed: only the shape tells
+			shapes = append(shapes, append([]int{s[1], s[0]}, s[2:]...))
+		}
+		for _, s := range shapes {
 			what := fmt.Sprintf("output gradient %q of shape %v", name, s)
 			fw, err := k.forward(k.request(true))
 			if err != nil {

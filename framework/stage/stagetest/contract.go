@@ -242,7 +242,11 @@ func (k *kit) checkBadRequests() {
 		}
 	}
 	for _, name := range k.desc.Inputs {
-		if !k.opt[name] {
+		if k.opt[name] {
+			if _, err := k.forward(&stage.ForwardRequest{Params: k.params, Inputs: with(k.inputs, name, nil)}); err != nil {
+				k.errorf("optional input", "Forward without input %q (Config.Optional): %v", name, err)
+			}
+		} else {
 			bad(fmt.Sprintf("input %q missing", name), name, &stage.ForwardRequest{Params: k.params, Inputs: with(k.inputs, name, nil)})
 		}
 		for _, s := range wrongShapes(k.inputs[name].Shape) {
@@ -265,6 +269,21 @@ func (k *kit) checkBadRequests() {
 	res, err := k.forward(k.request(false))
 	if err != nil {
 		return // reported by checkForward
+	}
+	// A carried state of the wrong shape, or with a tensor missing, would carry
+	// garbage into the next chunk.
+	for _, spec := range k.desc.State {
+		st := res.State[spec.Name]
+		if st == nil {
+			continue // reported by checkForward
+		}
+		if len(k.desc.State) > 1 {
+			bad(fmt.Sprintf("state %q missing", spec.Name), spec.Name,
+				&stage.ForwardRequest{Params: k.params, Inputs: k.inputs, State: with(res.State, spec.Name, nil)})
+		}
+		s := wrongShapes(st.Shape)[0]
+		bad(fmt.Sprintf("state %q of shape %v", spec.Name, s), spec.Name,
+			&stage.ForwardRequest{Params: k.params, Inputs: k.inputs, State: with(res.State, spec.Name, zeros(s))})
 	}
 	good := k.cotangents(res.Outputs)
 	for _, name := range good.Names() {

@@ -24,8 +24,9 @@ type fake struct {
 	modifiesInput bool // Forward writes into input e
 	wrongGrad     bool // the gradient of w is off by a factor
 	leaks         bool // Backward keeps a handle alive
-	ignoresState  bool // Forward restarts from input h on every chunk
+	ignoresState  bool // Forward checks the carried state but restarts from input h
 	panicsOnNil   bool // Forward dereferences a nil request
+	vagueErrors   bool // errors about input e do not say which tensor is wrong
 }
 
 type fakeSaved struct {
@@ -53,6 +54,9 @@ func (f *fake) Forward(ctx context.Context, cfg stage.Config, req *stage.Forward
 	}
 	H := cfg.Dims["hidden_size"]
 	e, err := req.Inputs.Need(stage.PortE, -1, -1, H)
+	if err != nil && f.vagueErrors {
+		return nil, fmt.Errorf("fake: bad input")
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -66,11 +70,14 @@ func (f *fake) Forward(ctx context.Context, cfg stage.Config, req *stage.Forward
 		return nil, err
 	}
 	acc := append([]float32(nil), h.Data...)
-	if st, ok := req.State["acc"]; ok && !f.ignoresState {
-		if st, err = req.State.Need("acc", B, H); err != nil {
+	if _, ok := req.State["acc"]; ok {
+		st, err := req.State.Need("acc", B, H)
+		if err != nil {
 			return nil, err
 		}
-		copy(acc, st.Data)
+		if !f.ignoresState {
+			copy(acc, st.Data)
+		}
 	}
 	y := make([]float32, B*S*H)
 	for b := 0; b < B; b++ {
@@ -200,6 +207,7 @@ func TestKitCatchesBrokenStages(t *testing.T) {
 		{"leaks a handle", &fake{leaks: true}, "1 live handles, want 0"},
 		{"ignores carried state", &fake{ignoresState: true}, `chunked = unchunked: output "y"`},
 		{"panics on a nil request", &fake{panicsOnNil: true}, "Forward(nil request): panicked"},
+		{"vague errors", &fake{vagueErrors: true}, `error "fake: bad input" does not name "e"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := record(tc.f, fakeConfig)
@@ -231,6 +239,12 @@ func TestKitOptions(t *testing.T) {
 	}
 	if len(r.errs) == 0 {
 		t.Error("output c, not exempt, was not caught")
+	}
+	// An input declared optional must be optional.
+	cfg = fakeConfig
+	cfg.Optional = []string{stage.PortH}
+	if r := record(&fake{}, cfg); !strings.Contains(strings.Join(r.errs, "\n"), `Forward without input "h" (Config.Optional)`) {
+		t.Errorf("required input declared optional: %q", r.errs)
 	}
 	// A declared NoGrad input that has a gradient is reported.
 	cfg = fakeConfig

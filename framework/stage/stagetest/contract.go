@@ -2,8 +2,8 @@ package stagetest
 
 import (
 	"fmt"
+	"regexp"
 	"slices"
-	"strings"
 
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
@@ -311,12 +311,14 @@ func (k *kit) checkBadRequests() {
 	}
 }
 
-// names reports an error that does not name the tensor it is about: a user
-// must be able to tell which tensor to fix.
+// names reports an error that does not name the tensor it is about (as a word:
+// "e" inside "input" does not count): a user must be able to tell which tensor
+// to fix.
 func (k *kit) names(check string, err error, name string) {
 	k.t.Helper()
 	var p errPanic
-	if err != nil && !asPanic(err, &p) && !strings.Contains(err.Error(), name) {
+	word := regexp.MustCompile(`(^|[^\w.])` + regexp.QuoteMeta(name) + `($|[^\w.])`)
+	if err != nil && !asPanic(err, &p) && !word.MatchString(err.Error()) {
 		k.errorf(check, "error %q does not name %q", err, name)
 	}
 }

@@ -10,9 +10,12 @@
 //
 // Run checks, on random inputs and parameters (seeded; Config.Seed):
 //
-//   - errors, never panics, for a nil request, an unknown handle, a missing or
-//     wrong-shape input or parameter, and a wrong-shape output gradient; Backward
-//     after Release and Backward twice fail; Release twice is not an error;
+//   - errors, never panics, for a nil request, an unknown handle, a missing,
+//     wrong-shape (last dimension +1, one dimension more or less) or short-data
+//     input, a missing or wrong-shape parameter, an incomplete or wrong-shape
+//     carried state, and a wrong-shape (also transposed) output gradient; each
+//     error names the tensor; Backward after Release and Backward twice fail;
+//     Release twice is not an error; inputs in Config.Optional may be absent;
 //   - inputs, parameters, carried state and output gradients are never modified
 //     (bitwise copies compared after Forward and after Backward);
 //   - handles: none without NeedGrad, a fresh one with it, none left after
@@ -26,11 +29,14 @@
 //     against the declared StateSpecs), per-token outputs concatenated, and the
 //     other outputs of the last chunk compared with the one-chunk pass;
 //   - gradients by central finite differences of the random linear loss
-//     L = Σ out ⊙ cotangent, along Settings.Probes random ±1 directions per input
-//     and per parameter (directional derivatives: two forward passes a probe, so
-//     the whole check is fast for any size). An input the stage returns no
-//     gradient for must not change L, unless Config.NoGrad says the stage does
-//     not differentiate it by design.
+//     L = Σ out ⊙ cotangent (zero where an output is not finite), along
+//     Settings.Probes random ±1 directions per input and per parameter
+//     (directional derivatives: two forward passes a probe, so the whole check
+//     is fast for any size; a probe that disagrees is repeated at a quarter
+//     step, where a one-sided difference may agree, so a ReLU kink next to the
+//     point does not fail it). An input the stage returns no gradient for must
+//     not change L, unless Config.NoGrad says the stage does not differentiate
+//     it by design. Gradients are checked on a first chunk (no carried state).
 //
 // Inputs are made from their port names (stage.PortX … stage.PortY) and the
 // model dimensions embedding_dim, latent_dim and hidden_size: per-token ports

@@ -27,6 +27,7 @@ type fake struct {
 	ignoresState  bool // Forward checks the carried state but restarts from input h
 	panicsOnNil   bool // Forward dereferences a nil request
 	vagueErrors   bool // errors about input e do not say which tensor is wrong
+	dropsGrad     bool // Backward returns no gradient for input h
 }
 
 type fakeSaved struct {
@@ -140,10 +141,14 @@ func (f *fake) Backward(ctx context.Context, handle uint64, g tensor.Map) (*stag
 			dw.Data[j] *= 1.1
 		}
 	}
-	return &stage.BackwardResult{
+	res := &stage.BackwardResult{
 		InputGrads: tensor.Map{stage.PortE: de, stage.PortH: dh},
 		ParamGrads: tensor.Map{"w": dw},
-	}, nil
+	}
+	if f.dropsGrad {
+		delete(res.InputGrads, stage.PortH)
+	}
+	return res, nil
 }
 
 func (f *fake) Release(ctx context.Context, handle uint64) error {
@@ -207,6 +212,7 @@ func TestKitCatchesBrokenStages(t *testing.T) {
 		{"leaks a handle", &fake{leaks: true}, "1 live handles, want 0"},
 		{"ignores carried state", &fake{ignoresState: true}, `chunked = unchunked: output "y"`},
 		{"panics on a nil request", &fake{panicsOnNil: true}, "Forward(nil request): panicked"},
+		{"drops a gradient", &fake{dropsGrad: true}, "gradients: input h: no gradient returned, but the loss depends on it"},
 		{"vague errors", &fake{vagueErrors: true}, `error "fake: bad input" does not name "e"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/stagetest"
 	"liquidlab/framework/tensor"
 )
 
@@ -18,7 +19,7 @@ func benchStage(b *testing.B, pattern string, backward bool) {
 	d := randData(r, B, Sc, H)
 	in := inputs(d.slice(0, Sc))
 	s := New()
-	dc := tensor.From(randn(r, B*H, 1), B, H)
+	dc := tensor.From(stagetest.Randn(r, B*H, 1), B, H)
 	b.SetBytes(int64(B * Sc * H * 4))
 	b.ResetTimer()
 	for b.Loop() {

@@ -10,6 +10,7 @@ import (
 
 	"liquidlab/framework/num/numtest"
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/stagetest"
 	"liquidlab/framework/tensor"
 )
 
@@ -28,14 +29,6 @@ func testConfig(H int, pattern string, opts ...string) stage.Config {
 	return cfg
 }
 
-func randn(r *rand.Rand, n int, std float64) []float32 {
-	out := make([]float32, n)
-	for i := range out {
-		out[i] = float32(r.NormFloat64() * std)
-	}
-	return out
-}
-
 // randParams returns parameters shaped by Describe, with scales that make the
 // softmax neither flat nor one-hot.
 func randParams(t testing.TB, r *rand.Rand, cfg stage.Config) tensor.Map {
@@ -50,7 +43,7 @@ func randParams(t testing.TB, r *rand.Rand, cfg stage.Config) tensor.Map {
 		if len(p.Shape) == 2 && p.Shape[1] > 1 {
 			std = 1 / math.Sqrt(float64(p.Shape[1]))
 		}
-		m[p.Name] = tensor.From(randn(r, tensor.Numel(p.Shape), std), p.Shape...)
+		m[p.Name] = tensor.From(stagetest.Randn(r, tensor.Numel(p.Shape), std), p.Shape...)
 	}
 	return m
 }
@@ -69,9 +62,9 @@ func randData(r *rand.Rand, B, S, H int) data {
 		}
 	}
 	return data{
-		e:  tensor.From(randn(r, B*S*H, 1), B, S, H),
+		e:  tensor.From(stagetest.Randn(r, B*S*H, 1), B, S, H),
 		ts: tensor.From(ts, B, S),
-		h:  tensor.From(randn(r, B*H, 1), B, H),
+		h:  tensor.From(stagetest.Randn(r, B*H, 1), B, H),
 	}
 }
 
@@ -362,7 +355,7 @@ func TestGradients(t *testing.T) {
 				}
 				in := inputs(d.slice(bounds[len(bounds)-2], bounds[len(bounds)-1]))
 				Sc := in["e"].Shape[1]
-				rc, rw, rs := randn(r, B*H, 1), randn(r, B*Sc, 1), randn(r, B*Sc, 1)
+				rc, rw, rs := stagetest.Randn(r, B*H, 1), stagetest.Randn(r, B*Sc, 1), stagetest.Randn(r, B*Sc, 1)
 				loss := func() float64 {
 					res, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: in, State: state})
 					if err != nil {
@@ -385,9 +378,6 @@ func TestGradients(t *testing.T) {
 				})
 				if err != nil {
 					t.Fatal(err)
-				}
-				if s.Live() != 0 {
-					t.Errorf("%d handles left after Backward", s.Live())
 				}
 				for _, name := range []string{"e", "timestamps", "h"} {
 					numtest.CheckGrad(t, name, in[name].Data, g.InputGrads[name].Data, loss, 1e-3, 2e-3, 1e-2)
@@ -415,7 +405,7 @@ func TestGradientsPartialOutputs(t *testing.T) {
 		if out == "w" {
 			n, shape = B*S, []int{B, S}
 		}
-		rg := randn(r, n, 1)
+		rg := stagetest.Randn(r, n, 1)
 		loss := func() float64 {
 			res, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: in})
 			if err != nil {
@@ -509,20 +499,11 @@ func TestErrors(t *testing.T) {
 		{"bad pattern", testConfig(H, "banded"), pm, good, nil, "pattern"},
 		{"bad window", testConfig(H, "window", "window", "0"), pm, good, nil, "window"},
 		{"bad stride", testConfig(H, "strided", "stride", "x"), pm, good, nil, "stride"},
-		{"e wrong H", cfg, pm, with(good, "e", tensor.New(B, S, H+1)), nil, `"e"`},
-		{"e rank", cfg, pm, with(good, "e", tensor.New(B*S, H)), nil, `"e"`},
 		{"empty chunk", cfg, pm, with(with(good, "e", tensor.New(B, 0, H)), "timestamps", tensor.New(B, 0)), nil, "empty"},
-		{"ts shape", cfg, pm, with(good, "timestamps", tensor.New(B, S+1)), nil, "timestamps"},
-		{"h missing", cfg, pm, with(good, "h", nil), nil, `"h"`},
-		{"bad data length", cfg, pm, with(good, "h", &tensor.Tensor{Shape: []int{B, H}, Data: make([]float32, 2)}), nil, `"h"`},
-		{"param missing", cfg, with(pm, "attention_key.bias", nil), good, nil, "attention_key.bias"},
-		{"param shape", cfg, with(pm, "time_embed.weight", tensor.New(1, H)), good, nil, "time_embed.weight"},
 		{"state key", cfg, pm, good, with(first.State, "extra", tensor.New(1)), "extra"},
-		{"state missing", cfg, pm, good, with(first.State, "win_v", nil), "win_v"},
 		{"state offset", cfg, pm, good, with(first.State, "offset", tensor.From([]float32{-1}, 1)), "offset"},
 		{"state win_n", cfg, pm, good, with(first.State, "win_n", tensor.From([]float32{1}, 1)), "win_n"},
 		{"state l", cfg, pm, good, with(first.State, "l", tensor.From([]float32{float32(math.NaN())}, 1)), "l ="},
-		{"state batch", cfg, pm, good, with(first.State, "acc", tensor.New(B+1, H)), "acc"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -532,29 +513,12 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := s.Forward(context.Background(), cfg, nil); err == nil {
-		t.Error("nil request accepted")
-	}
-	if _, err := s.Backward(context.Background(), 12345, nil); err == nil {
-		t.Error("unknown handle accepted")
-	}
 	res, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: good, NeedGrad: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Backward(context.Background(), res.Handle, tensor.Map{"c": tensor.New(B, H+1)}); err == nil || !strings.Contains(err.Error(), `"c"`) {
-		t.Errorf("bad gradient shape: %v", err)
-	}
-	res, _ = s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: good, NeedGrad: true})
 	if _, err := s.Backward(context.Background(), res.Handle, tensor.Map{"h": tensor.New(B, H)}); err == nil || !strings.Contains(err.Error(), `"h"`) {
 		t.Errorf("unknown output gradient: %v", err)
-	}
-	res, _ = s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: good, NeedGrad: true})
-	if err := s.Release(context.Background(), res.Handle); err != nil {
-		t.Fatal(err)
-	}
-	if s.Live() != 0 {
-		t.Errorf("%d handles left", s.Live())
 	}
 }
 

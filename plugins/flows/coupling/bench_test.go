@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/stagetest"
 	"liquidlab/framework/tensor"
 )
 
@@ -14,7 +15,7 @@ func benchSetup(b *testing.B, exact bool) (stage.Config, tensor.Map, *tensor.Ten
 	cfg := testConfig(512, 128, 128, 4, true, exact)
 	rng := rand.New(rand.NewPCG(11, 11))
 	params := randParams(b, cfg, rng)
-	return cfg, params, randTensor(rng, 1, 1, 4096, 512)
+	return cfg, params, tensor.From(stagetest.Randn(rng, 4096*512, 1), 1, 4096, 512)
 }
 
 func benchForward(b *testing.B, exact, grad bool) {
@@ -42,7 +43,7 @@ func BenchmarkBackward(b *testing.B) {
 	cfg, params, x := benchSetup(b, false)
 	s, ctx := New(), context.Background()
 	rng := rand.New(rand.NewPCG(12, 12))
-	grads := tensor.Map{"z": randTensor(rng, 1, 1, 4096, 128), "ldj": randTensor(rng, 1, 1, 4096)}
+	grads := tensor.Map{"z": tensor.From(stagetest.Randn(rng, 4096*128, 1), 1, 4096, 128), "ldj": tensor.From(stagetest.Randn(rng, 4096, 1), 1, 4096)}
 	b.SetBytes(int64(4 * len(x.Data)))
 	for b.Loop() {
 		b.StopTimer()

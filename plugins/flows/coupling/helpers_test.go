@@ -49,14 +49,6 @@ func randParams(t testing.TB, cfg stage.Config, rng *rand.Rand) tensor.Map {
 	return m
 }
 
-func randTensor(rng *rand.Rand, scale float64, shape ...int) *tensor.Tensor {
-	x := tensor.New(shape...)
-	for i := range x.Data {
-		x.Data[i] = float32(scale * rng.NormFloat64())
-	}
-	return x
-}
-
 func cloneMap(m tensor.Map) tensor.Map {
 	out := tensor.Map{}
 	for k, v := range m {

@@ -10,6 +10,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/stagetest"
 	"liquidlab/framework/tensor"
 )
 
@@ -19,7 +20,7 @@ func TestInverseOfTransform(t *testing.T) {
 			rng := rand.New(rand.NewPCG(7, uint64(c.K*10+c.L)))
 			cfg := testConfig(tD, c.L, tF, c.K, c.share, c.exact)
 			params := randParams(t, cfg, rng)
-			emb := randTensor(rng, 1, tB, tS, tD)
+			emb := tensor.From(stagetest.Randn(rng, tB*tS*tD, 1), tB, tS, tD)
 			pc, ec := cloneMap(params), emb.Clone()
 			y, ldj, err := Transform(cfg, params, emb)
 			if err != nil {
@@ -129,7 +130,7 @@ func TestLogDetIsLogAbsDetJacobian(t *testing.T) {
 		params[nameProjG].Data[0] = 0
 		params["flows.0.gate"].Data[0] = tc.gate
 		params["flows.0.scale_adapter"].Data[0] = 1.5
-		emb := randTensor(rand.New(rand.NewPCG(10, 10)), 1, 4, tD)
+		emb := tensor.From(stagetest.Randn(rand.New(rand.NewPCG(10, 10)), 4*tD, 1), 4, tD)
 		_, ldj, err := Transform(cfg, params, emb)
 		if err != nil {
 			t.Fatal(err)

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/stagetest"
 	"liquidlab/framework/tensor"
 )
 
@@ -17,8 +18,8 @@ func benchStage(b *testing.B, method string, backward bool) {
 	n := NewAdaptiveLiquidNeuron(H)
 	n.InitSeed(r)
 	pm := paramMap(n, []float32{0}, H, r)
-	in := tensor.Map{"c": tensor.From(randn(r, B*H, 1), B, H), "h": tensor.New(B, H)}
-	dh := tensor.From(randn(r, B*H, 1), B, H)
+	in := tensor.Map{"c": tensor.From(stagetest.Randn(r, B*H, 1), B, H), "h": tensor.New(B, H)}
+	dh := tensor.From(stagetest.Randn(r, B*H, 1), B, H)
 	s := New()
 	cfg := testConfig(H, method)
 	var nfe float64

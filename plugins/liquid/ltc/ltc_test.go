@@ -13,16 +13,9 @@ import (
 
 	"liquidlab/framework/num/numtest"
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/stagetest"
 	"liquidlab/framework/tensor"
 )
-
-func randn(r *rand.Rand, n int, std float64) []float32 {
-	out := make([]float32, n)
-	for i := range out {
-		out[i] = float32(r.NormFloat64() * std)
-	}
-	return out
-}
 
 // perturbedNeuron is the seed's initial neuron moved off its initial values, as
 // the parity fixtures do, so every path is exercised.
@@ -47,10 +40,10 @@ func paramMap(n *AdaptiveLiquidNeuron, gate []float32, H int, r *rand.Rand) tens
 		m[t.name] = tensor.From(*t.s, shape...)
 	}
 	// the warping layer is declared but never read
-	m["warping_layer.0.weight"] = tensor.From(randn(r, H*H, 1), H, H)
-	m["warping_layer.0.bias"] = tensor.From(randn(r, H, 1), H)
-	m["warping_layer.3.weight"] = tensor.From(randn(r, H, 1), 1, H)
-	m["warping_layer.3.bias"] = tensor.From(randn(r, 1, 1), 1)
+	m["warping_layer.0.weight"] = tensor.From(stagetest.Randn(r, H*H, 1), H, H)
+	m["warping_layer.0.bias"] = tensor.From(stagetest.Randn(r, H, 1), H)
+	m["warping_layer.3.weight"] = tensor.From(stagetest.Randn(r, H, 1), 1, H)
+	m["warping_layer.3.bias"] = tensor.From(stagetest.Randn(r, 1, 1), 1)
 	return m
 }
 
@@ -60,7 +53,7 @@ func TestNeuronEqualsExplicitBHH(t *testing.T) {
 	const B, H = 3, 6
 	r := rand.New(rand.NewPCG(1, 2))
 	n, _ := perturbedNeuron(r, H)
-	h, c := randn(r, B*H, 1), randn(r, B*H, 1)
+	h, c := stagetest.Randn(r, B*H, 1), stagetest.Randn(r, B*H, 1)
 	got := make([]float32, B*H)
 	n.Forward(h, c, B, got)
 
@@ -121,7 +114,7 @@ func TestCellVJP(t *testing.T) {
 	const B, H = 2, 5
 	r := rand.New(rand.NewPCG(3, 4))
 	n, gate := perturbedNeuron(r, H)
-	h, c, rg := randn(r, B*H, 1), randn(r, B*H, 1), randn(r, B*H, 1)
+	h, c, rg := stagetest.Randn(r, B*H, 1), stagetest.Randn(r, B*H, 1), stagetest.Randn(r, B*H, 1)
 	loss := func() float64 {
 		cell, err := NewImprovedLiquidTimeCell(n, gate, c, B, false)
 		if err != nil {
@@ -185,8 +178,8 @@ func TestStageGradients(t *testing.T) {
 			if tc.tol != "" {
 				cfg.Options["rtol"], cfg.Options["atol"] = tc.tol, tc.tol
 			}
-			in := tensor.Map{"c": tensor.From(randn(r, B*H, 3), B, H), "h": tensor.From(randn(r, B*H, 0.5), B, H)}
-			rg := randn(r, B*H, 1)
+			in := tensor.Map{"c": tensor.From(stagetest.Randn(r, B*H, 3), B, H), "h": tensor.From(stagetest.Randn(r, B*H, 0.5), B, H)}
+			rg := stagetest.Randn(r, B*H, 1)
 			s := New()
 			var nfe float64
 			loss := func() float64 {
@@ -208,9 +201,6 @@ func TestStageGradients(t *testing.T) {
 			g, err := s.Backward(context.Background(), res.Handle, tensor.Map{"h": tensor.From(rg, B, H)})
 			if err != nil {
 				t.Fatal(err)
-			}
-			if s.Live() != 0 {
-				t.Errorf("%d handles left", s.Live())
 			}
 			loss()
 			t.Logf("nfe %v", nfe)
@@ -315,13 +305,7 @@ func TestErrors(t *testing.T) {
 		{"bad method", testConfig(H, "rk45"), pm, good, "method"},
 		{"bad rtol", stage.Config{Dims: cfg.Dims, Options: map[string]string{"rtol": "-1"}}, pm, good, "rtol"},
 		{"bad atol", stage.Config{Dims: cfg.Dims, Options: map[string]string{"atol": "x"}}, pm, good, "atol"},
-		{"c wrong H", cfg, pm, with(good, "c", tensor.New(B, H+1)), `"c"`},
 		{"empty batch", cfg, pm, with(with(good, "c", tensor.New(0, H)), "h", tensor.New(0, H)), "empty"},
-		{"h batch", cfg, pm, with(good, "h", tensor.New(B+1, H)), `"h"`},
-		{"h missing", cfg, pm, with(good, "h", nil), `"h"`},
-		{"param missing", cfg, with(pm, "neuron.param_modulator.bias", nil), good, "param_modulator.bias"},
-		{"param shape", cfg, with(pm, "neuron.base_params.W_rec", tensor.New(H, H+1)), good, "W_rec"},
-		{"gate shape", cfg, with(pm, "stability_gate", tensor.New(2)), good, "stability_gate"},
 	}
 	s := New()
 	for _, tc := range cases {
@@ -332,20 +316,7 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := s.Forward(context.Background(), cfg, nil); err == nil {
-		t.Error("nil request accepted")
-	}
-	if _, err := s.Backward(context.Background(), 999, nil); err == nil {
-		t.Error("unknown handle accepted")
-	}
-	res, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: good, NeedGrad: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Backward(context.Background(), res.Handle, tensor.Map{"h": tensor.New(B, H+1)}); err == nil || !strings.Contains(err.Error(), `"h"`) {
-		t.Errorf("bad gradient shape: %v", err)
-	}
-	res, _ = s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: good, NeedGrad: true})
+	res, _ := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: good, NeedGrad: true})
 	if _, err := s.Backward(context.Background(), res.Handle, tensor.Map{"c": tensor.New(B, H)}); err == nil || !strings.Contains(err.Error(), `"c"`) {
 		t.Errorf("gradient for an input accepted: %v", err)
 	}
@@ -359,13 +330,6 @@ func TestErrors(t *testing.T) {
 			t.Fatal("nonzero gradient without an output gradient")
 		}
 	}
-	res, _ = s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: good, NeedGrad: true})
-	if err := s.Release(context.Background(), res.Handle); err != nil {
-		t.Fatal(err)
-	}
-	if s.Live() != 0 {
-		t.Errorf("%d handles left", s.Live())
-	}
 	if _, err := NewImprovedLiquidTimeCell(n, gate, make([]float32, H), B, false); err == nil {
 		t.Error("short context accepted")
 	}
@@ -374,40 +338,30 @@ func TestErrors(t *testing.T) {
 	}
 }
 
-// TestForwardKeepsInputs checks inputs and parameters are not modified and that
-// the same call gives the same result.
-func TestForwardKeepsInputs(t *testing.T) {
+// TestForwardRepeatable checks that the same call gives the same result (the
+// conformance kit checks that inputs and parameters are not modified).
+func TestForwardRepeatable(t *testing.T) {
 	const B, H = 2, 4
 	r := rand.New(rand.NewPCG(9, 10))
 	n, gate := perturbedNeuron(r, H)
 	pm := paramMap(n, gate, H, r)
-	in := tensor.Map{"c": tensor.From(randn(r, B*H, 1), B, H), "h": tensor.From(randn(r, B*H, 1), B, H)}
-	c0, h0 := in["c"].Clone(), in["h"].Clone()
-	w0 := pm["neuron.base_params.W_rec"].Clone()
+	in := tensor.Map{"c": tensor.From(stagetest.Randn(r, B*H, 1), B, H), "h": tensor.From(stagetest.Randn(r, B*H, 1), B, H)}
 	s := New()
 	cfg := testConfig(H, "dopri5")
 	a, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: in, NeedGrad: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Backward(context.Background(), a.Handle, tensor.Map{"h": tensor.From(randn(r, B*H, 1), B, H)}); err != nil {
+	if _, err := s.Backward(context.Background(), a.Handle, tensor.Map{"h": tensor.From(stagetest.Randn(r, B*H, 1), B, H)}); err != nil {
 		t.Fatal(err)
 	}
 	b, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: in})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range c0.Data {
-		if c0.Data[i] != in["c"].Data[i] || h0.Data[i] != in["h"].Data[i] {
-			t.Fatal("inputs modified")
-		}
+	for i := range a.Outputs["h"].Data {
 		if a.Outputs["h"].Data[i] != b.Outputs["h"].Data[i] {
 			t.Fatal("results differ between identical calls")
-		}
-	}
-	for i := range w0.Data {
-		if w0.Data[i] != pm["neuron.base_params.W_rec"].Data[i] {
-			t.Fatal("parameters modified")
 		}
 	}
 	if a.Stats["nfe"] <= 0 || a.Stats["accepted"] <= 0 {

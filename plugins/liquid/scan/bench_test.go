@@ -8,6 +8,7 @@ import (
 
 	"liquidlab/framework/num"
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/stagetest"
 	"liquidlab/framework/tensor"
 )
 
@@ -28,7 +29,7 @@ func initParams(r *rand.Rand, H int) tensor.Map {
 	return tensor.Map{
 		"input.weight":     tensor.From(uni(H*H), H, H),
 		"input.bias":       tensor.From(uni(H), H),
-		"recurrent.weight": tensor.From(randn(r, H*H, 0, bound), H, H),
+		"recurrent.weight": tensor.From(stagetest.Randn(r, H*H, bound), H, H),
 		"tau_raw":          tensor.New(H),
 		"A":                tensor.From(A, H),
 	}
@@ -40,11 +41,11 @@ func benchScan(b *testing.B, B, S int, backward bool) {
 	r := rand.New(rand.NewPCG(1, 1))
 	p := initParams(r, H)
 	in := tensor.Map{
-		"e":          tensor.From(randn(r, B*S*H, 0, 1), B, S, H),
+		"e":          tensor.From(stagetest.Randn(r, B*S*H, 1), B, S, H),
 		"timestamps": tensor.From(testTimestamps(r, B, S), B, S),
 		"h":          tensor.New(B, H),
 	}
-	og := tensor.Map{"y": tensor.From(randn(r, B*S*H, 0, 1), B, S, H)}
+	og := tensor.Map{"y": tensor.From(stagetest.Randn(r, B*S*H, 1), B, S, H)}
 	s := New()
 	cfg := testConfig(H)
 	for b.Loop() {
@@ -71,7 +72,7 @@ func BenchmarkForwardBackwardB8S512(b *testing.B)  { benchScan(b, 8, 512, true) 
 func benchMatVec(b *testing.B, f func(y, w, x []float32)) {
 	const H = 256
 	r := rand.New(rand.NewPCG(2, 2))
-	w, x, y := randn(r, H*H, 0, 0.06), randn(r, H, 0, 1), make([]float32, H)
+	w, x, y := stagetest.Randn(r, H*H, 0.06), stagetest.Randn(r, H, 1), make([]float32, H)
 	for b.Loop() {
 		f(y, w, x)
 	}
@@ -98,7 +99,7 @@ func BenchmarkMatVecTGemm(b *testing.B) {
 func benchMatMulB8(b *testing.B, transB bool) {
 	const H, B = 256, 8
 	r := rand.New(rand.NewPCG(2, 2))
-	w, x, y := randn(r, H*H, 0, 0.06), randn(r, B*H, 0, 1), make([]float32, B*H)
+	w, x, y := stagetest.Randn(r, H*H, 0.06), stagetest.Randn(r, B*H, 1), make([]float32, B*H)
 	for b.Loop() {
 		num.Gemm(false, transB, B, H, H, 1, x, H, w, H, 1, y, H)
 	}

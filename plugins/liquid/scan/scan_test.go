@@ -10,27 +10,28 @@ import (
 
 	"liquidlab/framework/num/numtest"
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/stagetest"
 	"liquidlab/framework/tensor"
 )
-
-func randn(r *rand.Rand, n int, mean, std float64) []float32 {
-	out := make([]float32, n)
-	for i := range out {
-		out[i] = float32(mean + r.NormFloat64()*std)
-	}
-	return out
-}
 
 // testParams are parameters moved off their initial values, so every path of
 // the cell matters.
 func testParams(r *rand.Rand, H int) tensor.Map {
 	return tensor.Map{
-		"input.weight":     tensor.From(randn(r, H*H, 0, 0.6), H, H),
-		"input.bias":       tensor.From(randn(r, H, 0, 0.3), H),
-		"recurrent.weight": tensor.From(randn(r, H*H, 0, 0.6), H, H),
-		"tau_raw":          tensor.From(randn(r, H, 0, 0.5), H),
-		"A":                tensor.From(randn(r, H, 1, 0.5), H),
+		"input.weight":     tensor.From(stagetest.Randn(r, H*H, 0.6), H, H),
+		"input.bias":       tensor.From(stagetest.Randn(r, H, 0.3), H),
+		"recurrent.weight": tensor.From(stagetest.Randn(r, H*H, 0.6), H, H),
+		"tau_raw":          tensor.From(stagetest.Randn(r, H, 0.5), H),
+		"A":                tensor.From(addTo(stagetest.Randn(r, H, 0.5), 1), H),
 	}
+}
+
+// addTo adds c to every element of v and returns v.
+func addTo(v []float32, c float32) []float32 {
+	for i := range v {
+		v[i] += c
+	}
+	return v
 }
 
 // testTimestamps are nondecreasing in [0,1] per row, with repeats, like the
@@ -123,7 +124,7 @@ func TestForwardMatchesReference(t *testing.T) {
 		r := rand.New(rand.NewPCG(1, uint64(tc.B)))
 		B, S, H := tc.B, tc.S, tc.H
 		p := testParams(r, H)
-		e, ts, h0 := randn(r, B*S*H, 0, 1), testTimestamps(r, B, S), randn(r, B*H, 0, 0.5)
+		e, ts, h0 := stagetest.Randn(r, B*S*H, 1), testTimestamps(r, B, S), stagetest.Randn(r, B*H, 0.5)
 		res, err := New().Forward(context.Background(), testConfig(H), &stage.ForwardRequest{Params: p,
 			Inputs: tensor.Map{"e": tensor.From(e, B, S, H), "timestamps": tensor.From(ts, B, S), "h": tensor.From(h0, B, H)}})
 		if err != nil {
@@ -151,7 +152,7 @@ func TestChunkedEqualsWhole(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			r := rand.New(rand.NewPCG(2, 3))
 			p := testParams(r, H)
-			e, ts, h0 := randn(r, B*S*H, 0, 1), testTimestamps(r, B, S), randn(r, B*H, 0, 0.5)
+			e, ts, h0 := stagetest.Randn(r, B*S*H, 1), testTimestamps(r, B, S), stagetest.Randn(r, B*H, 0.5)
 			cfg := testConfig(H, "dt_mode", mode)
 			s := New()
 			whole, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: p,
@@ -172,7 +173,7 @@ func TestChunkedEqualsWhole(t *testing.T) {
 				// From the second chunk on, input "h" is noise: the carried state must win.
 				hin := h0
 				if state != nil {
-					hin = randn(r, B*H, 0, 1)
+					hin = stagetest.Randn(r, B*H, 1)
 				}
 				last, err = s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: p, State: state,
 					Inputs: tensor.Map{"e": tensor.From(ec, B, sc, H), "timestamps": tensor.From(tc, B, sc), "h": tensor.From(hin, B, H)}})
@@ -222,9 +223,9 @@ func TestGradients(t *testing.T) {
 			p := testParams(r, H)
 			cfg := testConfig(H, tc.opts...)
 			in := tensor.Map{
-				"e":          tensor.From(randn(r, B*S*H, 0, 1), B, S, H),
+				"e":          tensor.From(stagetest.Randn(r, B*S*H, 1), B, S, H),
 				"timestamps": tensor.From(testTimestamps(r, B, S), B, S),
-				"h":          tensor.From(randn(r, B*H, 0, 0.5), B, H),
+				"h":          tensor.From(stagetest.Randn(r, B*H, 0.5), B, H),
 			}
 			var state tensor.Map
 			initial := in["h"]
@@ -232,10 +233,10 @@ func TestGradients(t *testing.T) {
 				for i := range in["timestamps"].Data {
 					in["timestamps"].Data[i] += 0.3
 				}
-				state = tensor.Map{"h": tensor.From(randn(r, B*H, 0, 0.5), B, H), "last_ts": tensor.From([]float32{0.1, 0.25}, B)}
+				state = tensor.Map{"h": tensor.From(stagetest.Randn(r, B*H, 0.5), B, H), "last_ts": tensor.From([]float32{0.1, 0.25}, B)}
 				initial = state["h"]
 			}
-			ry, rh := randn(r, B*S*H, 0, 1), randn(r, B*H, 0, 1)
+			ry, rh := stagetest.Randn(r, B*S*H, 1), stagetest.Randn(r, B*H, 1)
 			if tc.noDY {
 				clear(ry)
 			}
@@ -272,14 +273,8 @@ func TestGradients(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if s.Live() != 0 {
-				t.Errorf("%d handles left", s.Live())
-			}
 			numtest.CheckGrad(t, "e", in["e"].Data, g.InputGrads["e"].Data, loss, 1e-3, 1e-3, 1e-2)
 			numtest.CheckGrad(t, "initial h", initial.Data, g.InputGrads["h"].Data, loss, 1e-3, 1e-3, 1e-2)
-			if len(g.ParamGrads) != 5 {
-				t.Errorf("%d parameter gradients, want 5", len(g.ParamGrads))
-			}
 			for _, name := range p.Names() {
 				numtest.CheckGrad(t, name, p[name].Data, g.ParamGrads[name].Data, loss, 1e-3, 1e-3, 1e-2)
 			}
@@ -287,32 +282,20 @@ func TestGradients(t *testing.T) {
 	}
 }
 
-// TestInputsUnchanged checks that Forward and Backward leave inputs, state,
-// parameters and output gradients as they were, and that Forward is
-// deterministic.
-func TestInputsUnchanged(t *testing.T) {
+// TestForwardRepeatable checks that Forward is deterministic and that output
+// and state do not share memory (the conformance kit checks that inputs,
+// parameters and output gradients are left as they were).
+func TestForwardRepeatable(t *testing.T) {
 	const B, S, H = 2, 5, 4
 	r := rand.New(rand.NewPCG(6, 7))
 	p := testParams(r, H)
 	in := tensor.Map{
-		"e":          tensor.From(randn(r, B*S*H, 0, 1), B, S, H),
+		"e":          tensor.From(stagetest.Randn(r, B*S*H, 1), B, S, H),
 		"timestamps": tensor.From(testTimestamps(r, B, S), B, S),
-		"h":          tensor.From(randn(r, B*H, 0, 0.5), B, H),
+		"h":          tensor.From(stagetest.Randn(r, B*H, 0.5), B, H),
 	}
-	state := tensor.Map{"h": tensor.From(randn(r, B*H, 0, 0.5), B, H), "last_ts": tensor.New(B)}
-	og := tensor.Map{"y": tensor.From(randn(r, B*S*H, 0, 1), B, S, H), "h": tensor.From(randn(r, B*H, 0, 1), B, H)}
-	clone := func(m tensor.Map) tensor.Map {
-		out := tensor.Map{}
-		for k, v := range m {
-			out[k] = v.Clone()
-		}
-		return out
-	}
-	all := []tensor.Map{p, in, state, og}
-	var before []tensor.Map
-	for _, m := range all {
-		before = append(before, clone(m))
-	}
+	state := tensor.Map{"h": tensor.From(stagetest.Randn(r, B*H, 0.5), B, H), "last_ts": tensor.New(B)}
+	og := tensor.Map{"y": tensor.From(stagetest.Randn(r, B*S*H, 1), B, S, H), "h": tensor.From(stagetest.Randn(r, B*H, 1), B, H)}
 	s := New()
 	a, err := s.Forward(context.Background(), testConfig(H), &stage.ForwardRequest{Params: p, Inputs: in, State: state, NeedGrad: true})
 	if err != nil {
@@ -324,13 +307,6 @@ func TestInputsUnchanged(t *testing.T) {
 	b, err := s.Forward(context.Background(), testConfig(H), &stage.ForwardRequest{Params: p, Inputs: in, State: state})
 	if err != nil {
 		t.Fatal(err)
-	}
-	for i, m := range all {
-		for k, v := range m {
-			if !slices.Equal(v.Data, before[i][k].Data) {
-				t.Errorf("%s was modified", k)
-			}
-		}
 	}
 	if !slices.Equal(a.Outputs["y"].Data, b.Outputs["y"].Data) {
 		t.Error("two forward passes differ")
@@ -409,21 +385,11 @@ func TestErrors(t *testing.T) {
 		{"negative dt_min", testConfig(H, "dt_min", "-1"), p, good, nil, "dt_min"},
 		{"zero dt_const", testConfig(H, "dt_const", "0"), p, good, nil, "dt_const"},
 		{"NaN dt_scale", testConfig(H, "dt_scale", "NaN"), p, good, nil, "dt_scale"},
-		{"e missing", cfg, p, with(good, "e", nil), nil, `"e"`},
-		{"e wrong H", cfg, p, with(good, "e", tensor.New(B, S, H+1)), nil, `"e"`},
-		{"e rank", cfg, p, with(good, "e", tensor.New(B, S*H)), nil, `"e"`},
-		{"e short data", cfg, p, with(good, "e", &tensor.Tensor{Shape: []int{B, S, H}, Data: make([]float32, 3)}), nil, `"e"`},
 		{"empty batch", cfg, p, with(good, "e", tensor.New(0, S, H)), nil, "empty"},
-		{"timestamps missing", cfg, p, with(good, "timestamps", nil), nil, `"timestamps"`},
-		{"timestamps shape", cfg, p, with(good, "timestamps", tensor.New(B, S+1)), nil, `"timestamps"`},
 		{"timestamps back", cfg, p, with(good, "timestamps", back), nil, `"timestamps"[0,2]`},
 		{"timestamps NaN", cfg, p, with(good, "timestamps", tensor.From([]float32{0, float32(math.NaN()), 0, 0, 0, 0}, B, S)), nil, `"timestamps"[0,1]`},
-		{"h missing", cfg, p, with(good, "h", nil), nil, `"h"`},
-		{"h shape", cfg, p, with(good, "h", tensor.New(B+1, H)), nil, `"h"`},
 		{"state without last_ts", cfg, p, good, tensor.Map{"h": tensor.New(B, H)}, `"last_ts"`},
 		{"state h shape", cfg, p, good, tensor.Map{"h": tensor.New(B, H+1), "last_ts": tensor.New(B)}, `"h"`},
-		{"param missing", cfg, with(p, "tau_raw", nil), good, nil, "tau_raw"},
-		{"param shape", cfg, with(p, "recurrent.weight", tensor.New(H, H+1)), good, nil, "recurrent.weight"},
 	}
 	s := New()
 	for _, tc := range cases {
@@ -434,31 +400,14 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
-	// constant mode needs no timestamps
-	if _, err := s.Forward(context.Background(), testConfig(H, "dt_mode", "constant"), &stage.ForwardRequest{Params: p, Inputs: with(good, "timestamps", nil)}); err != nil {
-		t.Errorf("constant mode without timestamps: %v", err)
+	res, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: p, Inputs: good, NeedGrad: true})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := s.Forward(context.Background(), cfg, nil); err == nil {
-		t.Error("nil request accepted")
+	if _, err := s.Backward(context.Background(), res.Handle, tensor.Map{"e": tensor.New(B, S, H)}); err == nil || !strings.Contains(err.Error(), `"e"`) {
+		t.Errorf("gradient for an input accepted: %v", err)
 	}
-	if _, err := s.Backward(context.Background(), 999, nil); err == nil {
-		t.Error("unknown handle accepted")
-	}
-	for _, og := range []tensor.Map{
-		{"y": tensor.New(B, S+1, H)},
-		{"h": tensor.New(B, H+1)},
-		{"e": tensor.New(B, S, H)},
-	} {
-		res, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: p, Inputs: good, NeedGrad: true})
-		if err != nil {
-			t.Fatal(err)
-		}
-		name := og.Names()[0]
-		if _, err := s.Backward(context.Background(), res.Handle, og); err == nil || !strings.Contains(err.Error(), `"`+name+`"`) {
-			t.Errorf("bad gradient %s accepted: %v", name, err)
-		}
-	}
-	res, _ := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: p, Inputs: good, NeedGrad: true})
+	res, _ = s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: p, Inputs: good, NeedGrad: true})
 	g, err := s.Backward(context.Background(), res.Handle, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -467,13 +416,6 @@ func TestErrors(t *testing.T) {
 		if v != 0 {
 			t.Fatal("nonzero gradient without an output gradient")
 		}
-	}
-	res, _ = s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: p, Inputs: good, NeedGrad: true})
-	if err := s.Release(context.Background(), res.Handle); err != nil {
-		t.Fatal(err)
-	}
-	if s.Live() != 0 {
-		t.Errorf("%d handles left", s.Live())
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -487,7 +429,7 @@ func TestErrors(t *testing.T) {
 func TestGemv(t *testing.T) {
 	const H = 7
 	r := rand.New(rand.NewPCG(10, 11))
-	w, x, y0 := randn(r, H*H, 0, 1), randn(r, H, 0, 1), randn(r, H, 0, 1)
+	w, x, y0 := stagetest.Randn(r, H*H, 1), stagetest.Randn(r, H, 1), stagetest.Randn(r, H, 1)
 	want, wantT := make([]float64, H), make([]float64, H)
 	for i := range H {
 		want[i], wantT[i] = float64(y0[i]), float64(y0[i])

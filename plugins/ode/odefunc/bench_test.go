@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/stagetest"
 	"liquidlab/framework/tensor"
 )
 
@@ -14,12 +15,12 @@ const benchTokens, benchH, benchL = 4096, 256, 128
 func benchFunc(b *testing.B) (*Func, []float32, []float32, []float32) {
 	r := rand.New(rand.NewPCG(5, 6))
 	n := benchTokens * benchH
-	g, bb := randSlice(r, benchH, 1), randSlice(r, benchH, 0.1)
+	g, bb := stagetest.Randn(r, benchH, 1), stagetest.Randn(r, benchH, 0.1)
 	f, err := NewFunc(benchTokens, benchH, g, bb)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return f, randSlice(r, n, 1), randSlice(r, n, 1), make([]float32, n)
+	return f, stagetest.Randn(r, n, 1), stagetest.Randn(r, n, 1), make([]float32, n)
 }
 
 // perToken reports wall and CPU time per token; call its result after the loop.
@@ -64,21 +65,21 @@ func benchStage(b *testing.B, method string, backward bool) {
 	cfg := stage.Config{Dims: map[string]int{"latent_dim": benchL, "hidden_size": benchH},
 		Options: map[string]string{"method": method}}
 	params := tensor.Map{
-		ParamWeight:   tensor.From(randSlice(r, benchH*benchL, 0.09), benchH, benchL),
-		ParamBias:     tensor.From(randSlice(r, benchH, 0.09), benchH),
+		ParamWeight:   tensor.From(stagetest.Randn(r, benchH*benchL, 0.09), benchH, benchL),
+		ParamBias:     tensor.From(stagetest.Randn(r, benchH, 0.09), benchH),
 		ParamBiasE:    tensor.New(benchH),
 		ParamGate:     tensor.New(),
-		ParamLNWeight: tensor.From(randSlice(r, benchH, 0.1), benchH),
+		ParamLNWeight: tensor.From(stagetest.Randn(r, benchH, 0.1), benchH),
 		ParamLNBias:   tensor.New(benchH),
 	}
 	for i := range params[ParamLNWeight].Data {
 		params[ParamLNWeight].Data[i] += 1
 	}
 	req := &stage.ForwardRequest{Params: params, NeedGrad: backward, Inputs: tensor.Map{
-		InputZ:     tensor.From(randSlice(r, benchTokens*benchL, 1), 1, benchTokens, benchL),
+		InputZ:     tensor.From(stagetest.Randn(r, benchTokens*benchL, 1), 1, benchTokens, benchL),
 		InputTSpan: tensor.From([]float32{0, 0.25, 0.5, 0.75, 1}, 5),
 	}}
-	de := tensor.Map{OutputE: tensor.From(randSlice(r, benchTokens*benchH, 1), 1, benchTokens, benchH)}
+	de := tensor.Map{OutputE: tensor.From(stagetest.Randn(r, benchTokens*benchH, 1), 1, benchTokens, benchH)}
 	ctx := context.Background()
 	var nfe float64
 	done := perToken(b, benchTokens)

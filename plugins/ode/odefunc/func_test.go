@@ -6,28 +6,21 @@ import (
 	"testing"
 
 	"liquidlab/framework/num/numtest"
+	"liquidlab/framework/stage/stagetest"
 )
-
-func randSlice(r *rand.Rand, n int, scale float64) []float32 {
-	out := make([]float32, n)
-	for i := range out {
-		out[i] = float32(r.NormFloat64() * scale)
-	}
-	return out
-}
 
 func TestFuncEvalMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	for _, tc := range []struct{ rows, h int }{{1, 1}, {3, 5}, {150, 16}, {70, 256}} {
-		y := randSlice(r, tc.rows*tc.h, 1.5)
+		y := stagetest.Randn(r, tc.rows*tc.h, 1.5)
 		y[0] = 9 // a saturated tanh
 		if tc.rows > 2 {
 			for j := 0; j < tc.h; j++ {
 				y[2*tc.h+j] = 0 // a zero row (‖y‖ = 0)
 			}
 		}
-		g := randSlice(r, tc.h, 1)
-		b := randSlice(r, tc.h, 0.5)
+		g := stagetest.Randn(r, tc.h, 1)
+		b := stagetest.Randn(r, tc.h, 0.5)
 		f, err := NewFunc(tc.rows, tc.h, g, b)
 		if err != nil {
 			t.Fatal(err)
@@ -53,10 +46,10 @@ func TestFuncVJP(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct{ rows, h int }{{2, 3}, {150, 16}} {
 		n := tc.rows * tc.h
-		y := randSlice(r, n, 1.2)
-		w := randSlice(r, n, 1) // loss = Σ w·f(y)
-		g := randSlice(r, tc.h, 1)
-		b := randSlice(r, tc.h, 0.5)
+		y := stagetest.Randn(r, n, 1.2)
+		w := stagetest.Randn(r, n, 1) // loss = Σ w·f(y)
+		g := stagetest.Randn(r, tc.h, 1)
+		b := stagetest.Randn(r, tc.h, 0.5)
 		f, err := NewFunc(tc.rows, tc.h, g, b)
 		if err != nil {
 			t.Fatal(err)

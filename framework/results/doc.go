@@ -9,6 +9,7 @@
 //		                           axes, cell index) plus status and error text
 //		metrics.json               Metrics, written by Finish (also when the run failed)
 //		log.txt                    free text, appended through Cell.Log
+//		checkpoint.safetensors     the trained parameters (written by the runner)
 //
 // The cell id is CellID(canonical config, plugin checksums): the first 12 hex
 // digits of a SHA-256, so a changed config or a rebuilt plugin lands in a new
@@ -16,13 +17,18 @@
 //
 // # Life cycle
 //
-// The runner asks Cell.Status first. "done" means the cell is finished and is
-// skipped; "" (never started), "running" (a crash left it) and "failed" are
-// (re)done by calling Begin, which rewrites config, plugins.json and run.json
-// with status "running" and removes a stale metrics.json. Finish writes
+// The runner asks Cell.Done first: a cell is skipped only when run.json says
+// "done", metrics.json reads back and the files the runner needs (its
+// checkpoint) exist. Every other cell — never started, "running" (a crash left
+// it), "failed", or done but with a file missing or corrupt — is (re)done by
+// calling Begin, which rewrites config, plugins.json and run.json with status
+// "running", removes a stale metrics.json and the temporary files of writes a
+// crash or a full disk interrupted. Finish writes
 // metrics.json and then run.json with status "done" or "failed" and the error
 // text, so a "done" status always has its metrics beside it, and a failed cell
-// keeps whatever partial metrics the run produced. log.txt is never truncated:
+// keeps whatever partial metrics the run produced. When metrics.json cannot be
+// written (a full disk), Finish still records the cell as failed with that
+// reason. log.txt is never truncated:
 // each Begin appends a marker line, so the log of a failed attempt survives the
 // retry.
 //

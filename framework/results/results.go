@@ -25,6 +25,8 @@ const (
 	RunFile     = "run.json"
 	MetricsFile = "metrics.json"
 	LogFile     = "log.txt"
+	// CheckpointFile holds a trained cell's parameters (safetensors).
+	CheckpointFile = "checkpoint.safetensors"
 )
 
 // Cell status values stored in run.json. The empty string means "never started".
@@ -159,6 +161,36 @@ func (c Cell) Status() (string, error) {
 	return rf.Status, nil
 }
 
+// Done checks that the cell is finished and intact: run.json says "done",
+// metrics.json reads back, and every file named in need (a checkpoint, say)
+// exists. A nil error means the cell may be skipped; otherwise the error says
+// why it is to be (re)done, naming the file at fault.
+func (c Cell) Done(need ...string) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	rf, err := c.readRun()
+	if errors.Is(err, fs.ErrNotExist) {
+		return c.errorf("never started")
+	}
+	if err != nil {
+		return err
+	}
+	if rf.Status != StatusDone {
+		return c.errorf("status %q", rf.Status)
+	}
+	var m Metrics
+	if err := readJSON(filepath.Join(c.Dir, MetricsFile), &m); err != nil {
+		return c.errorf("done, but %w", err)
+	}
+	for _, name := range need {
+		if _, err := os.Stat(filepath.Join(c.Dir, name)); err != nil {
+			return c.errorf("done, but %w", err)
+		}
+	}
+	return nil
+}
+
 // Begin (re)starts the cell: it creates the directory, writes the config
 // (config.json when config is a JSON object, config.toml otherwise),
 // plugins.json and run.json with status "running", removes a stale
@@ -173,6 +205,9 @@ func (c Cell) Begin(info RunInfo, config []byte, plugins []PluginInfo) error {
 	}
 	if err := removeIfExists(filepath.Join(c.Dir, MetricsFile)); err != nil {
 		return c.errorf("remove stale metrics: %w", err)
+	}
+	if err := removeTemporaries(c.Dir); err != nil {
+		return c.errorf("remove a temporary file left by an earlier run: %w", err)
 	}
 	name, stale := ConfigTOML, ConfigJSON
 	if isJSONObject(config) {
@@ -242,15 +277,22 @@ func (c Cell) Finish(m Metrics, runErr error) error {
 	if err != nil {
 		return c.errorf("encode metrics: %w", err)
 	}
+	var merr error
 	if err := WriteFileAtomic(filepath.Join(c.Dir, MetricsFile), append(data, '\n')); err != nil {
-		return c.errorf("write metrics: %w", err)
+		// Without its metrics the cell is not done; record it as failed
+		// (run.json is small and may still fit) rather than leave it running.
+		merr = c.errorf("write metrics: %w", err)
+		runErr = errors.Join(runErr, merr)
 	}
 	rf.End = time.Now().Round(0)
 	rf.Status, rf.Error = StatusDone, ""
 	if runErr != nil {
 		rf.Status, rf.Error = StatusFailed, runErr.Error()
 	}
-	return c.writeRun(rf)
+	if err := c.writeRun(rf); err != nil {
+		return errors.Join(merr, err)
+	}
+	return merr
 }
 
 // Load reads everything stored for the cell back.
@@ -351,6 +393,24 @@ func checkName(what, s string) error {
 func isJSONObject(b []byte) bool {
 	t := bytes.TrimSpace(b)
 	return len(t) > 0 && t[0] == '{' && json.Valid(t)
+}
+
+// removeTemporaries removes the temporary files a killed or failed write left
+// in dir: WriteFileAtomic's ".NAME.tmp-*" and the "NAME.tmp" of older
+// checkpoint writers. Left alone, they hold disk space a later write needs.
+func removeTemporaries(dir string) error {
+	for _, pattern := range []string{".*.tmp-*", "*.tmp"} {
+		names, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if err := removeIfExists(n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func removeIfExists(path string) error {

@@ -63,7 +63,7 @@ func noTemps(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if strings.Contains(e.Name(), ".tmp-") {
+		if strings.Contains(e.Name(), ".tmp-") || strings.HasSuffix(e.Name(), ".tmp") {
 			t.Errorf("temporary file left behind: %s", e.Name())
 		}
 	}
@@ -387,4 +387,70 @@ func TestDescribeMachineAndGit(t *testing.T) {
 	if c, _ := GitCommit("."); c != "" && !regexp.MustCompile(`^[0-9a-f]{40,64}$`).MatchString(c) {
 		t.Errorf("GitCommit(.) = %q, want a hex commit or nothing", c)
 	}
+}
+
+// TestDone: only a cell recorded as done, with readable metrics and every
+// needed file, may be skipped; otherwise the error names the reason.
+func TestDone(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	c := s.Cell("exp", "c1")
+	if err := c.Done(); err == nil || !strings.Contains(err.Error(), "never started") {
+		t.Errorf("fresh cell: %v", err)
+	}
+	if err := c.Begin(testInfo(0, nil), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Done(); err == nil || !strings.Contains(err.Error(), `"running"`) {
+		t.Errorf("running cell: %v", err)
+	}
+	if err := c.Finish(Metrics{Values: map[string]float64{"x": 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Done(); err != nil {
+		t.Errorf("done cell: %v", err)
+	}
+	if err := c.Done(CheckpointFile); err == nil || !strings.Contains(err.Error(), CheckpointFile) {
+		t.Errorf("done cell without its checkpoint: %v", err)
+	}
+	os.WriteFile(filepath.Join(c.Dir, CheckpointFile), []byte("x"), 0o644)
+	if err := c.Done(CheckpointFile); err != nil {
+		t.Errorf("done cell with its checkpoint: %v", err)
+	}
+	os.WriteFile(filepath.Join(c.Dir, MetricsFile), []byte(`{"values": {`), 0o644)
+	if err := c.Done(); err == nil || !strings.Contains(err.Error(), MetricsFile) {
+		t.Errorf("done cell with corrupt metrics: %v", err)
+	}
+}
+
+// TestFinishMetricsWriteFails: when metrics.json cannot be written the cell
+// is recorded as failed with the reason, not left running, and Begin removes
+// the temporary files failed writes left.
+func TestFinishMetricsWriteFails(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	c := s.Cell("exp", "c1")
+	if err := c.Begin(testInfo(0, nil), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A non-empty directory where metrics.json goes: the rename fails.
+	os.MkdirAll(filepath.Join(c.Dir, MetricsFile, "x"), 0o755)
+	err := c.Finish(Metrics{Values: map[string]float64{"x": 1}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "write metrics") {
+		t.Fatalf("Finish: %v", err)
+	}
+	rf, rerr := c.readRun()
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if rf.Status != StatusFailed || !strings.Contains(rf.Error, "write metrics") {
+		t.Errorf("run.json: status %q error %q, want failed with the reason", rf.Status, rf.Error)
+	}
+	noTemps(t, c.Dir)
+	os.RemoveAll(filepath.Join(c.Dir, MetricsFile))
+	for _, name := range []string{CheckpointFile + ".tmp", ".run.json.tmp-123"} {
+		os.WriteFile(filepath.Join(c.Dir, name), []byte("partial"), 0o644)
+	}
+	if err := c.Begin(testInfo(0, nil), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	noTemps(t, c.Dir)
 }

@@ -28,6 +28,7 @@ type cellRun struct {
 	startErr error   // why they did not start; recorded as the cell's failure
 	log      io.Writer
 	metrics  results.Metrics
+	redo     error // why a cell recorded as done is redone (a file missing or corrupt)
 }
 
 // runCell runs one cell and reports its outcome.
@@ -86,13 +87,22 @@ func (r *Runner) resolve(ctx context.Context, cr *cellRun) error {
 	return nil
 }
 
-// done says whether the cell is finished and is to be skipped.
+// done says whether the cell is finished and intact, and so is skipped. A
+// cell recorded as done whose metrics are corrupt or whose checkpoint is
+// missing is redone, with the reason in its log.
 func (cr *cellRun) done() bool {
 	if cr.o.Force || cr.startErr != nil {
 		return false
 	}
-	s, _ := cr.c.Status()
-	return s == results.StatusDone
+	var need []string
+	if cr.o.Train && cr.cell.Exp.Train.Steps > 0 {
+		need = append(need, results.CheckpointFile)
+	}
+	err := cr.c.Done(need...)
+	if s, _ := cr.c.Status(); s == results.StatusDone && err != nil {
+		cr.redo = err
+	}
+	return err == nil
 }
 
 // begin records the cell as running and opens its log.
@@ -116,6 +126,9 @@ func (cr *cellRun) begin() (io.WriteCloser, error) {
 		logw = nopCloser{io.Discard}
 	}
 	cr.log = logw
+	if cr.redo != nil {
+		fmt.Fprintf(logw, "redoing a cell recorded as done: %v\n", cr.redo)
+	}
 	return logw, nil
 }
 
@@ -207,14 +220,15 @@ func (cr *cellRun) trainRepeat(ctx context.Context, rep, reps int, corpus *data.
 		fmt.Fprintf(cr.log, "repeat %d/%d (seed %d)\n", rep+1, reps, re.Seed)
 	}
 	tr, err := TrainEval(ctx, &re, m, corpus, pad, uint64(re.Seed), cr.log, cr.prog)
-	if err == nil && rep == 0 && e.Train.Steps > 0 {
-		// The trained parameters, under PyTorch's state_dict names.
-		if cerr := m.SaveCheckpoint(filepath.Join(cr.c.Dir, "checkpoint.safetensors"), map[string]string{"experiment": cr.expName, "cell": cr.c.ID}); cerr != nil {
-			fmt.Fprintf(cr.log, "checkpoint not saved: %v\n", cerr)
-		}
-	}
 	for k, v := range tr {
 		cr.metrics.Samples[k] = append(cr.metrics.Samples[k], v)
+	}
+	if err == nil && rep == 0 && e.Train.Steps > 0 {
+		// The trained parameters, under PyTorch's state_dict names. A cell
+		// without its checkpoint is not done: generate needs it.
+		if err := m.SaveCheckpoint(filepath.Join(cr.c.Dir, results.CheckpointFile), map[string]string{"experiment": cr.expName, "cell": cr.c.ID}); err != nil {
+			return fmt.Errorf("saving the trained parameters: %w", err)
+		}
 	}
 	return err
 }

@@ -290,3 +290,106 @@ func TestRunResumes(t *testing.T) {
 		t.Errorf("Force skipped a cell:\n%s", ev.out)
 	}
 }
+
+// temporaries lists the temporary files in a cell directory.
+func temporaries(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, p := range []string{".*.tmp-*", "*.tmp"} {
+		m, err := filepath.Glob(filepath.Join(dir, p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, m...)
+	}
+	return out
+}
+
+// TestCheckpointWriteFails makes the checkpoint write fail (a non-empty
+// directory stands where the file goes, so the rename fails after the data
+// is written): the cell fails with the reason, leaves no temporary file, and
+// a rerun redoes it once the obstacle is gone.
+func TestCheckpointWriteFails(t *testing.T) {
+	ev := newEnv(t, tinyExperiment, t.TempDir())
+	first := ev.run(t, faultNone, train)
+	c := first["coupling"]
+	ckpt := filepath.Join(c.Dir, results.CheckpointFile)
+	if err := os.Remove(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(ckpt, "obstacle"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	second := ev.run(t, faultNone, runner.Options{Train: true, Force: true})
+	c = second["coupling"]
+	if c.Err == nil || !strings.Contains(c.Err.Error(), "checkpoint") {
+		t.Fatalf("a failed checkpoint write did not fail the cell: err %v\n%s", c.Err, ev.out)
+	}
+	if s := status(t, c); s != results.StatusFailed {
+		t.Errorf("status %q, want failed", s)
+	}
+	if tmp := temporaries(t, c.Dir); len(tmp) > 0 {
+		t.Errorf("temporary files left: %v", tmp)
+	}
+	if err := os.RemoveAll(ckpt); err != nil {
+		t.Fatal(err)
+	}
+	third := ev.run(t, faultNone, train)
+	if c := third["coupling"]; c.Skipped || c.Err != nil {
+		t.Fatalf("rerun: skipped %v err %v", c.Skipped, c.Err)
+	}
+	if _, err := os.Stat(ckpt); err != nil {
+		t.Error(err)
+	}
+	if !third["flaky"].Skipped {
+		t.Errorf("the intact cell was not skipped")
+	}
+}
+
+// TestBrokenDoneCellIsRedone: a cell recorded as done whose checkpoint is
+// missing, or whose metrics.json is corrupt, is redone, with the reason in
+// its log; a leftover temporary file is removed by the redo.
+func TestBrokenDoneCellIsRedone(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		breakf func(dir string) error
+		reason string
+	}{
+		{"missing checkpoint", func(dir string) error {
+			return os.Remove(filepath.Join(dir, results.CheckpointFile))
+		}, results.CheckpointFile},
+		{"corrupt metrics", func(dir string) error {
+			return os.WriteFile(filepath.Join(dir, results.MetricsFile), []byte(`{"values": {"train_loss": 1`), 0o644)
+		}, results.MetricsFile},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := newEnv(t, tinyExperiment, t.TempDir())
+			first := ev.run(t, faultNone, train)
+			dir := first["coupling"].Dir
+			if err := tc.breakf(dir); err != nil {
+				t.Fatal(err)
+			}
+			leftover := filepath.Join(dir, results.CheckpointFile+".tmp")
+			if err := os.WriteFile(leftover, []byte("partial"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			second := ev.run(t, faultNone, train)
+			if c := second["coupling"]; c.Skipped || c.Err != nil {
+				t.Fatalf("broken cell: skipped %v err %v\n%s", c.Skipped, c.Err, ev.out)
+			}
+			if !second["flaky"].Skipped {
+				t.Error("the intact cell was not skipped")
+			}
+			log, _ := os.ReadFile(filepath.Join(dir, results.LogFile))
+			if !strings.Contains(string(log), "redoing a cell recorded as done") || !strings.Contains(string(log), tc.reason) {
+				t.Errorf("log does not say why the cell was redone:\n%s", log)
+			}
+			if err := (results.Store{Root: ev.res}).Cell("tiny", first["coupling"].ID).Done(results.CheckpointFile); err != nil {
+				t.Errorf("after the redo: %v", err)
+			}
+			if tmp := temporaries(t, dir); len(tmp) > 0 {
+				t.Errorf("temporary files left: %v", tmp)
+			}
+		})
+	}
+}

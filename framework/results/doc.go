@@ -10,6 +10,8 @@
 //		metrics.json               Metrics, written by Finish (also when the run failed)
 //		log.txt                    free text, appended through Cell.Log
 //		checkpoint.safetensors     the trained parameters (written by the runner)
+//		lock                       the cell's lock: the owner's host, pid and start
+//		                           time while a process runs the cell, empty otherwise
 //
 // The cell id is CellID(canonical config, plugin checksums): the first 12 hex
 // digits of a SHA-256, so a changed config or a rebuilt plugin lands in a new
@@ -40,6 +42,19 @@
 // stored as the JSON strings "NaN", "+Inf" and "-Inf" and read back as such.
 // Experiment names and cell ids must be single path elements; bad names, missing
 // directories and corrupt files are reported as wrapped errors, never panics.
-// A Store and its Cells are plain values and hold no open files; concurrent
-// writers to one cell are not coordinated (the runner owns a cell while it runs).
+// A Store and its Cells are plain values and hold no open files.
+//
+// # Locks
+//
+// A process runs a cell only while it holds the cell's lock (Cell.Lock), so two
+// runs on one results tree — two terminals, two batch jobs — never write one
+// cell at once: the second gets a *HeldError naming the owner's host, pid and
+// start time. On Unix the lock is flock(2) on the lock file, released by the
+// kernel when its owner dies (kill -9 included), so the next run takes it
+// over; where flock is missing, the owner record decides, and a record of a
+// process that no longer exists on this host is taken over. Store.Records
+// reads the locks too: a cell another process holds is "running elsewhere",
+// and a "running" cell nobody holds is "interrupted" (its process was killed).
+// A cell whose files are unreadable is "broken", with the file and the error,
+// and the other cells are still returned.
 package results

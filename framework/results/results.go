@@ -36,6 +36,20 @@ const (
 	StatusFailed  = "failed"
 )
 
+// Statuses Store.Records gives a cell beyond the stored ones; they are never
+// written to run.json.
+const (
+	// StatusInterrupted: run.json says "running" but nobody holds the cell's
+	// lock; the process that ran it was killed. A rerun redoes it.
+	StatusInterrupted = "interrupted"
+	// StatusRunningElsewhere: another process holds the cell's lock (Record.Error
+	// names it).
+	StatusRunningElsewhere = "running elsewhere"
+	// StatusBroken: a file of the cell is unreadable or corrupt (Record.Error
+	// names the file and the error). A rerun redoes it.
+	StatusBroken = "broken"
+)
+
 // Store is a results tree rooted at Root (for example "results").
 type Store struct{ Root string }
 
@@ -69,8 +83,8 @@ type RunInfo struct {
 type Record struct {
 	Cell       Cell
 	Info       RunInfo
-	Status     string // StatusRunning, StatusDone or StatusFailed
-	Error      string // the run error for a failed cell
+	Status     string // StatusRunning, StatusDone or StatusFailed; Records also gives StatusInterrupted, StatusRunningElsewhere and StatusBroken
+	Error      string // the run error for a failed cell; the file and its error for a broken one; the lock's owner for one running elsewhere
 	Config     []byte // the resolved config as given to Begin
 	ConfigFile string // ConfigTOML or ConfigJSON; "" when no config file exists
 	Plugins    []PluginInfo
@@ -110,8 +124,12 @@ func (s Store) Cell(experiment, id string) Cell {
 }
 
 // Records loads every cell of experiment, sorted by cell index, then id.
-// Directories without run.json (a crash before Begin finished) are skipped;
-// unreadable or corrupt cells are errors.
+// Directories without run.json (a crash before Begin finished) are skipped
+// unless another process holds their lock. A cell whose files are unreadable
+// or corrupt is returned as StatusBroken, with the file and the error in
+// Error, so one bad cell does not hide the others. A "running" cell whose lock
+// nobody holds is StatusInterrupted; a cell whose lock another process holds
+// is StatusRunningElsewhere, with that process in Error.
 func (s Store) Records(experiment string) ([]*Record, error) {
 	if err := checkName("experiment", experiment); err != nil {
 		return nil, err
@@ -127,14 +145,9 @@ func (s Store) Records(experiment string) ([]*Record, error) {
 			continue
 		}
 		c := s.Cell(experiment, e.Name())
-		if _, err := os.Stat(filepath.Join(c.Dir, RunFile)); errors.Is(err, fs.ErrNotExist) {
-			continue
+		if r := c.record(); r != nil {
+			recs = append(recs, r)
 		}
-		r, err := c.Load()
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, r)
 	}
 	sort.SliceStable(recs, func(i, j int) bool {
 		if recs[i].Info.CellIndex != recs[j].Info.CellIndex {
@@ -143,6 +156,30 @@ func (s Store) Records(experiment string) ([]*Record, error) {
 		return recs[i].Cell.ID < recs[j].Cell.ID
 	})
 	return recs, nil
+}
+
+// record is the cell as Records shows it, or nil for a directory to leave out.
+func (c Cell) record() *Record {
+	owner, lockErr := c.Locker()
+	_, statErr := os.Stat(filepath.Join(c.Dir, RunFile))
+	if errors.Is(statErr, fs.ErrNotExist) && owner == nil && lockErr == nil {
+		return nil
+	}
+	r, err := c.load()
+	switch {
+	case owner != nil && !owner.Self():
+		r.Status, r.Error = StatusRunningElsewhere, "being run by "+owner.String()
+	case errors.Is(statErr, fs.ErrNotExist):
+		// Our own process holds the lock and has not begun the cell yet.
+		r.Status = StatusRunning
+	case err != nil:
+		r.Status, r.Error = StatusBroken, err.Error()
+	case lockErr != nil:
+		r.Status, r.Error = StatusBroken, lockErr.Error()
+	case r.Status == StatusRunning && owner == nil:
+		r.Status, r.Error = StatusInterrupted, "run.json says running, but no process holds the cell's lock: its run was killed; a rerun redoes it"
+	}
+	return r
 }
 
 // Status reports the stored status of the cell: "" when the cell was never
@@ -300,31 +337,42 @@ func (c Cell) Load() (*Record, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	rf, err := c.readRun()
+	r, err := c.load()
 	if err != nil {
 		return nil, err
 	}
-	r := &Record{Cell: c, Info: rf.RunInfo, Status: rf.Status, Error: rf.Error}
+	return r, nil
+}
+
+// load reads what it can of the cell: on error, the record holds what was
+// read before the error.
+func (c Cell) load() (*Record, error) {
+	r := &Record{Cell: c}
+	rf, err := c.readRun()
+	if err != nil {
+		return r, err
+	}
+	r.Info, r.Status, r.Error = rf.RunInfo, rf.Status, rf.Error
 	for _, name := range []string{ConfigTOML, ConfigJSON} {
 		data, err := os.ReadFile(filepath.Join(c.Dir, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, c.errorf("read config: %w", err)
+			return r, c.errorf("read config: %w", err)
 		}
 		r.Config, r.ConfigFile = data, name
 		break
 	}
 	if err := readJSON(filepath.Join(c.Dir, PluginsFile), &r.Plugins); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, c.errorf("%w", err)
+		return r, c.errorf("%w", err)
 	}
 	var m Metrics
 	switch err := readJSON(filepath.Join(c.Dir, MetricsFile), &m); {
 	case err == nil:
 		r.Metrics = &m
 	case !errors.Is(err, fs.ErrNotExist):
-		return nil, c.errorf("%w", err)
+		return r, c.errorf("%w", err)
 	}
 	return r, nil
 }

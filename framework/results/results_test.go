@@ -272,6 +272,14 @@ func TestRecordsOrder(t *testing.T) {
 	}{{"ffff", 0}, {"bbbb", 2}, {"aaaa", 1}, {"cccc", 2}, {"0000", 10}}
 	for _, c := range cells {
 		cell := s.Cell("exp", c.id)
+		if c.index%2 == 1 {
+			// Still running, in this process.
+			l, err := cell.Lock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Unlock()
+		}
 		if err := cell.Begin(testInfo(c.index, nil), nil, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +337,6 @@ func TestBadInput(t *testing.T) {
 		{"load missing", func() error { _, err := s.Cell("exp", "none").Load(); return err }, "no such file"},
 		{"corrupt run.json", func() error { _, err := corrupt.Status(); return err }, "run.json"},
 		{"unknown status", func() error { _, err := weird.Status(); return err }, `unknown status "paused"`},
-		{"records with corrupt cell", func() error { _, err := s.Records("exp"); return err }, "exp/corrupt"},
 		{"records missing experiment", func() error { _, err := s.Records("nope"); return err }, `experiment "nope"`},
 		{"records bad name", func() error { _, err := s.Records("a/b"); return err }, "invalid experiment"},
 		{"corrupt metrics", func() error { _, err := badMetrics.Load(); return err }, "metrics.json"},
@@ -342,6 +349,45 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "x")); err == nil {
 		t.Error("a bad cell id escaped the experiment directory")
+	}
+	for _, tc := range []struct{ exp, want string }{
+		{"exp", "exp/corrupt: run.json"},
+		{"exp3", "exp3/m: metrics.json"},
+	} {
+		recs, err := s.Records(tc.exp)
+		if err != nil {
+			t.Fatalf("Records(%s): %v", tc.exp, err)
+		}
+		if len(recs) != 1 || recs[0].Status != StatusBroken || !strings.Contains(recs[0].Error, tc.want) {
+			t.Errorf("Records(%s) = %+v, want one broken cell whose error mentions %q", tc.exp, recs, tc.want)
+		}
+	}
+}
+
+// TestRecordsBrokenCellKeepsOthers: a corrupt metrics.json in one finished
+// cell shows that cell as broken, with its axes, and the others as they are.
+func TestRecordsBrokenCellKeepsOthers(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	for i, id := range []string{"good", "bad"} {
+		c := s.Cell("exp", id)
+		if err := c.Begin(testInfo(i, map[string]string{"lr": id}), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Finish(Metrics{Values: map[string]float64{"x": 1}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(s.Root, "exp", "bad", MetricsFile), []byte(`{"values": {"x": tru`), 0o644)
+	recs, err := s.Records("exp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Status != StatusDone || recs[0].Metrics == nil {
+		t.Fatalf("records: %+v", recs)
+	}
+	bad := recs[1]
+	if bad.Status != StatusBroken || !strings.Contains(bad.Error, "metrics.json") || bad.Info.Axes["lr"] != "bad" {
+		t.Errorf("bad cell: status %q error %q axes %v", bad.Status, bad.Error, bad.Info.Axes)
 	}
 }
 

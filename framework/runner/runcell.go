@@ -2,6 +2,7 @@ package runner
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -29,6 +30,7 @@ type cellRun struct {
 	log      io.Writer
 	metrics  results.Metrics
 	redo     error // why a cell recorded as done is redone (a file missing or corrupt)
+	lock     *results.Lock
 }
 
 // runCell runs one cell and reports its outcome.
@@ -39,6 +41,10 @@ func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, 
 	defer cr.close()
 	err := r.resolve(ctx, cr)
 	oc.ID, oc.Dir = cr.c.ID, cr.c.Dir
+	if errors.As(err, &oc.Busy) {
+		oc.Skipped = true
+		return oc
+	}
 	if err != nil {
 		oc.Err = err
 		return oc
@@ -61,17 +67,16 @@ func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, 
 
 // resolve names the cell (its id hashes the config and the components'
 // binaries, known before they start, so a cell whose plugin fails to start
-// keeps the id a successful run has) and starts its components. A failure to
-// start is kept in startErr, to be recorded as the cell's failure; an error is
-// returned only when nothing is to be recorded.
+// keeps the id a successful run has), takes the cell's lock and starts its
+// components. A failure to start is kept in startErr, to be recorded as the
+// cell's failure; an error is returned only when nothing is to be recorded: a
+// *results.HeldError when another process runs the cell.
 func (r *Runner) resolve(ctx context.Context, cr *cellRun) error {
 	e := cr.cell.Exp
 	sums, err := r.Launcher.Checksums(e)
 	if err != nil {
 		return err
 	}
-	cr.prog.Update("starting components")
-	cr.st, cr.startErr = r.Launcher.Resolve(ctx, e)
 	var mode []string
 	if cr.o.Train {
 		mode = append(mode, "train")
@@ -81,6 +86,11 @@ func (r *Runner) resolve(ctx context.Context, cr *cellRun) error {
 	}
 	canon := append(e.Canonical(), []byte("\nwhat="+strings.Join(mode, ","))...)
 	cr.c = r.Store.Cell(cr.expName, results.CellID(canon, sums))
+	if cr.lock, err = cr.c.Lock(); err != nil {
+		return err
+	}
+	cr.prog.Update("starting components")
+	cr.st, cr.startErr = r.Launcher.Resolve(ctx, e)
 	if cr.startErr != nil && ctx.Err() != nil {
 		return fmt.Errorf("interrupted before its components started (nothing recorded)")
 	}
@@ -162,11 +172,14 @@ func (cr *cellRun) finish(runErr error) error {
 	return runErr
 }
 
-// close stops the cell's components.
+// close stops the cell's components and releases its lock.
 func (cr *cellRun) close() {
 	if cr.st != nil {
 		cr.st.Close()
 	}
+	// Closing the lock file releases the lock even when emptying the owner
+	// record fails; a stale record of a free lock is ignored.
+	_ = cr.lock.Unlock()
 }
 
 // train trains and evaluates e.Repeats models (seeds e.Seed, e.Seed+1, …);

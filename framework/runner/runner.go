@@ -37,6 +37,7 @@ type CellOutcome struct {
 	ID      string
 	Dir     string
 	Skipped bool
+	Busy    *results.HeldError // set, with Skipped, when another run holds the cell
 	Err     error
 	Metrics results.Metrics
 }
@@ -77,6 +78,8 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 			defer mu.Unlock()
 			oc := out[i]
 			switch {
+			case oc.Busy != nil:
+				fmt.Fprintf(r.Out, "cell %d/%d %s: running elsewhere, skipped: %v\n", i+1, len(cells), oc.ID, oc.Busy)
 			case oc.Skipped:
 				fmt.Fprintf(r.Out, "cell %d/%d %s: already done, skipped (%s)\n", i+1, len(cells), oc.ID, oc.Dir)
 			case oc.Err != nil:

@@ -31,6 +31,7 @@ const (
 	faultNone int32 = iota
 	faultNaN
 	faultError
+	faultHang // Forward waits for its context to end
 )
 
 var flakyFault atomic.Int32
@@ -42,6 +43,9 @@ func (f flaky) Forward(ctx context.Context, cfg stage.Config, req *stage.Forward
 	switch flakyFault.Load() {
 	case faultError:
 		return nil, errInjected
+	case faultHang:
+		<-ctx.Done()
+		return nil, ctx.Err()
 	case faultNaN:
 		res, err := f.Stage.Forward(ctx, cfg, req)
 		if err != nil {

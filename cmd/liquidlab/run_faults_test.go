@@ -66,3 +66,31 @@ func TestCorruptMetricsCell(t *testing.T) {
 		t.Errorf("rerun did not redo the broken cell and skip the other:\n%s", o)
 	}
 }
+
+// TestRunRejectsBadInput: bad -jobs and -format values and a grid with a
+// repeated value are refused before any cell starts (no results directory).
+func TestRunRejectsBadInput(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"jobs 0", []string{"run", "-jobs", "0"}, "-jobs 0: want at least 1"},
+		{"jobs -1", []string{"run", "-jobs", "-1"}, "-jobs -1: want at least 1"},
+		{"bogus format", []string{"run", "-format", "bogus"}, `-format "bogus": want one of text, markdown, csv, json`},
+		{"duplicate cells", []string{"run", "-set", "grid.model.num_flows=[2, 2]"}, "cells 1 [model.num_flows=2] and 2 [model.num_flows=2] are the same experiment"},
+		{"duplicate cells, dry run", []string{"run", "--dry-run", "-set", "grid.model.num_flows=[2, 2]"}, "are the same experiment"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			res := filepath.Join(dir, "results")
+			out, err := runTiny(t, dir, "", append(tc.args, "-results", res)...)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q\n%s", err, tc.want, out)
+			}
+			if _, err := os.Stat(res); !os.IsNotExist(err) {
+				t.Errorf("a cell ran before the error: %v", err)
+			}
+		})
+	}
+}

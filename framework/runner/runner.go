@@ -45,12 +45,18 @@ type CellOutcome struct {
 // Run runs every cell of an experiment. It returns an error only for problems
 // that stop the whole run; failed cells are in the outcomes.
 func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]CellOutcome, error) {
+	if o.Jobs < 0 {
+		return nil, fmt.Errorf("runner: %d jobs: want at least 1, or 0 for the experiment's run.jobs", o.Jobs)
+	}
 	cells, err := e.Cells()
 	if err != nil {
 		return nil, err
 	}
+	if err := DuplicateCells(cells); err != nil {
+		return nil, err
+	}
 	jobs := o.Jobs
-	if jobs <= 0 {
+	if jobs == 0 {
 		jobs = max(1, e.Run.Jobs)
 	}
 	name := e.Name + o.Prefix
@@ -91,6 +97,21 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 	}
 	wg.Wait()
 	return out[:started], ctx.Err()
+}
+
+// DuplicateCells returns an error naming the first two cells of a grid that
+// resolve to the same experiment (a repeated value such as [1, 1], or 1e-3 and
+// 0.001): they would be one cell directory, run twice.
+func DuplicateCells(cells []config.Cell) error {
+	seen := make(map[string]int, len(cells))
+	for i, c := range cells {
+		key := string(c.Exp.Canonical())
+		if j, dup := seen[key]; dup {
+			return fmt.Errorf("grid: cells %d %s and %d %s are the same experiment: remove the repeated value", j+1, axesString(cells[j]), i+1, axesString(c))
+		}
+		seen[key] = i
+	}
+	return nil
 }
 
 func axesString(c config.Cell) string {

@@ -397,3 +397,32 @@ func TestBrokenDoneCellIsRedone(t *testing.T) {
 		})
 	}
 }
+
+// TestRunRejects: a negative job count and a grid whose cells repeat are
+// refused before any cell starts.
+func TestRunRejects(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		set  []string
+		o    runner.Options
+		want string
+	}{
+		{"negative jobs", nil, runner.Options{Train: true, Jobs: -1}, "-1 jobs: want at least 1"},
+		{"repeated value", []string{"grid.model.num_flows=[0, 2, 0]"}, train, "cells 1 [components.flows.impl=coupling model.num_flows=0] and 3 [components.flows.impl=coupling model.num_flows=0] are the same experiment"},
+		{"same value spelt twice", []string{"grid.train.lr=[1e-3, 0.001]"}, train, "cells 1 [components.flows.impl=coupling train.lr=0.001] and 2 [components.flows.impl=coupling train.lr=0.001] are the same experiment"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ev := newEnv(t, tinyExperiment, t.TempDir(), tc.set...)
+			out, err := ev.r.Run(context.Background(), ev.exp, tc.o)
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err = %v, want %q", err, tc.want)
+			}
+			if len(out) != 0 {
+				t.Errorf("%d cells ran", len(out))
+			}
+			if _, err := os.Stat(filepath.Join(ev.res, "tiny")); !os.IsNotExist(err) {
+				t.Errorf("results written: %v", err)
+			}
+		})
+	}
+}

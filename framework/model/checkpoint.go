@@ -1,7 +1,9 @@
 package model
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -54,6 +56,10 @@ func writeFileAtomic(path string, data []byte) (err error) {
 		if err != nil {
 			f.Close()
 			os.Remove(tmp)
+			// The temporary file is gone; name the checkpoint only.
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) && pe.Path == tmp {
+				err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+			}
 			err = fmt.Errorf("checkpoint %s: %w", path, err)
 		}
 	}()

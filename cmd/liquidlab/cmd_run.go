@@ -34,9 +34,9 @@ benchmarks it at bench.lengths when any are given. Each cell is written to
 results/<experiment>/<cell-id>/ (config, plugins with sha256, git commit,
 machine, metrics.json, log.txt, checkpoint.safetensors). Finished cells are
 skipped on a rerun; failed, interrupted and broken ones (a file missing or
-corrupt) are redone. A cell another run is running (same results directory) is
-skipped and shown as "running elsewhere". At the end a table of every cell is printed and written to
-results/<experiment>/table.{txt,md,csv,json}.
+corrupt) are redone. A cell another run is running (same results directory)
+is skipped and shown as "running elsewhere". At the end a table of every cell
+is printed and written to results/<experiment>/table.{txt,md,csv,json}.
 
 Examples:
   liquidlab run experiments/quickstart.toml

@@ -8,12 +8,12 @@ import (
 	"testing"
 )
 
-// runTiny writes the tiny experiment (with extra lines appended) and runs
-// liquidlab with args, the experiment file last.
-func runTiny(t *testing.T, dir, extra string, args ...string) (string, error) {
+// runTiny writes the tiny experiment into dir and runs liquidlab with args,
+// the experiment file last.
+func runTiny(t *testing.T, dir string, args ...string) (string, error) {
 	t.Helper()
 	exp := filepath.Join(dir, "tiny.toml")
-	if err := os.WriteFile(exp, []byte(tinyExperiment+extra), 0o644); err != nil {
+	if err := os.WriteFile(exp, []byte(tinyExperiment), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	var out bytes.Buffer
@@ -27,7 +27,7 @@ func runTiny(t *testing.T, dir, extra string, args ...string) (string, error) {
 func TestCorruptMetricsCell(t *testing.T) {
 	dir := t.TempDir()
 	res := filepath.Join(dir, "results")
-	if out, err := runTiny(t, dir, "", "run", "-results", res); err != nil {
+	if out, err := runTiny(t, dir, "run", "-results", res); err != nil {
 		t.Fatalf("run: %v\n%s", err, out)
 	}
 	metrics, _ := filepath.Glob(filepath.Join(res, "tiny", "*", "metrics.json"))
@@ -58,7 +58,7 @@ func TestCorruptMetricsCell(t *testing.T) {
 			t.Errorf("compare lacks %q:\n%s", want, out.String())
 		}
 	}
-	o, err := runTiny(t, dir, "", "run", "-results", res)
+	o, err := runTiny(t, dir, "run", "-results", res)
 	if err != nil {
 		t.Fatalf("rerun: %v\n%s", err, o)
 	}
@@ -84,7 +84,7 @@ func TestRunRejectsBadInput(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			res := filepath.Join(dir, "results")
-			out, err := runTiny(t, dir, "", append(tc.args, "-results", res)...)
+			out, err := runTiny(t, dir, append(tc.args, "-results", res)...)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("err = %v, want %q\n%s", err, tc.want, out)
 			}

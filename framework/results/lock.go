@@ -85,11 +85,11 @@ func (c Cell) Lock() (*Lock, error) {
 	}
 	// A reader's probe (Locker) holds the lock for a moment; ride through it.
 	var lerr error
-	for i := 0; i < 10; i++ {
+	for i := 0; i < 5; i++ {
 		if lerr = flockExclusive(f); !errors.Is(lerr, errLocked) {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(10 * time.Millisecond)
 	}
 	switch {
 	case errors.Is(lerr, errLocked):

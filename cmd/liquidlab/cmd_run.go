@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"liquidlab/framework/config"
@@ -30,9 +32,11 @@ Runs every cell of the experiment's [grid]: starts the components it names
 model for train.steps, evaluates it on eval.batches validation batches, and
 benchmarks it at bench.lengths when any are given. Each cell is written to
 results/<experiment>/<cell-id>/ (config, plugins with sha256, git commit,
-machine, metrics.json, log.txt). Finished cells are skipped on a rerun; failed
-ones are redone. At the end a table of every cell is printed and written to
-results/<experiment>/table.{txt,md,csv,json}.
+machine, metrics.json, log.txt, checkpoint.safetensors). Finished cells are
+skipped on a rerun; failed, interrupted and broken ones (a file missing or
+corrupt) are redone. A cell another run is running (same results directory)
+is skipped and shown as "running elsewhere". At the end a table of every cell
+is printed and written to results/<experiment>/table.{txt,md,csv,json}.
 
 Examples:
   liquidlab run experiments/quickstart.toml
@@ -55,17 +59,28 @@ func cmdRun(e *env, args []string) error {
 		fs.Usage()
 		return fmt.Errorf("run: want one experiment file, got %d arguments: %w", fs.NArg(), errUsage)
 	}
+	if !slices.Contains(report.Formats, *format) {
+		return fmt.Errorf("run: -format %q: want one of %s: %w", *format, strings.Join(report.Formats, ", "), errUsage)
+	}
+	jobsSet := false
+	fs.Visit(func(f *flag.Flag) { jobsSet = jobsSet || f.Name == "jobs" })
+	if jobsSet && *jobs < 1 {
+		return fmt.Errorf("run: -jobs %d: want at least 1 (without -jobs, run.jobs of the experiment decides): %w", *jobs, errUsage)
+	}
 	a := experimentArgs{Path: fs.Arg(0), Overrides: sets}
 	return withApp(e, a, *dir, func(ctx context.Context, exp *config.Experiment, r *runner.Runner) error {
 		if err := exp.Validate(r.Launcher.Describer(ctx, exp)); err != nil {
 			return err
 		}
-		if *dry {
-			return config.DryRun(e.stdout, exp)
-		}
 		cells, err := exp.Cells()
 		if err != nil {
 			return err
+		}
+		if err := runner.DuplicateCells(cells); err != nil {
+			return err
+		}
+		if *dry {
+			return config.DryRun(e.stdout, exp)
 		}
 		fmt.Fprintf(e.stdout, "experiment %s: %d cells, results in %s\n", exp.Name, len(cells), filepath.Join(*dir, exp.Name))
 		out, err := r.Run(ctx, exp, runner.Options{Train: true, Bench: len(exp.Bench.Lengths) > 0, Force: *force, Jobs: *jobs})

@@ -1,7 +1,11 @@
 package model
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sort"
 
 	"liquidlab/framework/safetensors"
@@ -30,7 +34,48 @@ func (m *Model) SaveCheckpoint(path string, meta map[string]string) error {
 	for k, v := range meta {
 		md[k] = v
 	}
-	return safetensors.WriteFile(path, m.Params.StateDict(), nil, md)
+	img, err := safetensors.Encode(m.Params.StateDict(), nil, md)
+	if err != nil {
+		return fmt.Errorf("checkpoint %s: %w", path, err)
+	}
+	return writeFileAtomic(path, img)
+}
+
+// writeFileAtomic replaces path with data through a temporary file in the same
+// directory, synced and renamed over path. Every write, sync and close error
+// is returned (a full disk or a file-size limit is a failed checkpoint, not a
+// short one), and on error the temporary file is removed, so a failed write
+// leaves neither a torn checkpoint nor a leftover that fills the disk.
+func writeFileAtomic(path string, data []byte) (err error) {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("checkpoint: %w", err)
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+			// The temporary file is gone; name the checkpoint only.
+			if pe := (*fs.PathError)(nil); errors.As(err, &pe) && pe.Path == tmp {
+				err = fmt.Errorf("%s: %w", pe.Op, pe.Err)
+			}
+			err = fmt.Errorf("checkpoint %s: %w", path, err)
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return err
+	}
+	if err = f.Chmod(0o644); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	if err = f.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 // LoadCheckpoint reads a safetensors state_dict — one this package wrote, or

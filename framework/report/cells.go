@@ -247,6 +247,8 @@ func CellsTable(recs []*results.Record, metrics []string) *Table {
 		}
 		if r.Status == results.StatusFailed {
 			failNotes = append(failNotes, fmt.Sprintf("cell %s failed: %s", r.Cell.ID, oneLine(r.Error)))
+		} else if r.Status != results.StatusDone && r.Error != "" {
+			failNotes = append(failNotes, fmt.Sprintf("cell %s %s: %s", r.Cell.ID, r.Status, oneLine(r.Error)))
 		}
 		t.Rows = append(t.Rows, row)
 		x.Rows = append(x.Rows, xrow)

@@ -347,6 +347,9 @@ func statusList(recs []*results.Record) string {
 		if st == "" {
 			st = "not started"
 		}
+		if st == results.StatusBroken {
+			st += ": " + oneLine(r.Error)
+		}
 		parts[i] = r.Cell.ID + " (" + st + ")"
 	}
 	return strings.Join(parts, ", ")

@@ -9,6 +9,9 @@
 //		                           axes, cell index) plus status and error text
 //		metrics.json               Metrics, written by Finish (also when the run failed)
 //		log.txt                    free text, appended through Cell.Log
+//		checkpoint.safetensors     the trained parameters (written by the runner)
+//		lock                       the cell's lock: the owner's host, pid and start
+//		                           time while a process runs the cell, empty otherwise
 //
 // The cell id is CellID(canonical config, plugin checksums): the first 12 hex
 // digits of a SHA-256, so a changed config or a rebuilt plugin lands in a new
@@ -16,13 +19,18 @@
 //
 // # Life cycle
 //
-// The runner asks Cell.Status first. "done" means the cell is finished and is
-// skipped; "" (never started), "running" (a crash left it) and "failed" are
-// (re)done by calling Begin, which rewrites config, plugins.json and run.json
-// with status "running" and removes a stale metrics.json. Finish writes
+// The runner asks Cell.Done first: a cell is skipped only when run.json says
+// "done", metrics.json reads back and the files the runner needs (its
+// checkpoint) exist. Every other cell — never started, "running" (a crash left
+// it), "failed", or done but with a file missing or corrupt — is (re)done by
+// calling Begin, which rewrites config, plugins.json and run.json with status
+// "running", removes a stale metrics.json and the temporary files of writes a
+// crash or a full disk interrupted. Finish writes
 // metrics.json and then run.json with status "done" or "failed" and the error
 // text, so a "done" status always has its metrics beside it, and a failed cell
-// keeps whatever partial metrics the run produced. log.txt is never truncated:
+// keeps whatever partial metrics the run produced. When metrics.json cannot be
+// written (a full disk), Finish still records the cell as failed with that
+// reason. log.txt is never truncated:
 // each Begin appends a marker line, so the log of a failed attempt survives the
 // retry.
 //
@@ -34,6 +42,19 @@
 // stored as the JSON strings "NaN", "+Inf" and "-Inf" and read back as such.
 // Experiment names and cell ids must be single path elements; bad names, missing
 // directories and corrupt files are reported as wrapped errors, never panics.
-// A Store and its Cells are plain values and hold no open files; concurrent
-// writers to one cell are not coordinated (the runner owns a cell while it runs).
+// A Store and its Cells are plain values and hold no open files.
+//
+// # Locks
+//
+// A process runs a cell only while it holds the cell's lock (Cell.Lock), so two
+// runs on one results tree — two terminals, two batch jobs — never write one
+// cell at once: the second gets a *HeldError naming the owner's host, pid and
+// start time. On Unix the lock is flock(2) on the lock file, released by the
+// kernel when its owner dies (kill -9 included), so the next run takes it
+// over; where flock is missing, the owner record decides, and a record of a
+// process that no longer exists on this host is taken over. Store.Records
+// reads the locks too: a cell another process holds is "running elsewhere",
+// and a "running" cell nobody holds is "interrupted" (its process was killed).
+// A cell whose files are unreadable is "broken", with the file and the error,
+// and the other cells are still returned.
 package results

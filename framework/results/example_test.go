@@ -8,7 +8,8 @@ import (
 	"liquidlab/framework/results"
 )
 
-// The runner's loop for one cell: skip it when done, (re)do it otherwise.
+// The runner's loop for one cell: lock it, skip it when done, (re)do it
+// otherwise, unlock it.
 func Example() {
 	root, _ := os.MkdirTemp("", "results")
 	defer os.RemoveAll(root)
@@ -17,13 +18,19 @@ func Example() {
 	cell := store.Cell("demo", results.CellID(config, []string{"sha-of-plugin"}))
 
 	for attempt := range 3 {
-		status, err := cell.Status()
+		lock, err := cell.Lock()
+		var held *results.HeldError
+		if errors.As(err, &held) {
+			fmt.Println("skip: being run by", held.Owner.Host, held.Owner.PID)
+			continue
+		}
 		if err != nil {
 			fmt.Println(err)
 			return
 		}
-		if status == results.StatusDone {
+		if err := cell.Done(); err == nil {
 			fmt.Println("skip: done")
+			lock.Unlock()
 			continue
 		}
 		cell.Begin(results.RunInfo{CellIndex: 0}, config, nil)
@@ -32,6 +39,7 @@ func Example() {
 			runErr = errors.New("plugin crashed")
 		}
 		cell.Finish(results.Metrics{Values: map[string]float64{"loss": 2.5}}, runErr)
+		lock.Unlock()
 		rec, _ := cell.Load()
 		fmt.Println(rec.Status, rec.Metrics.Values["loss"], rec.Error != "")
 	}

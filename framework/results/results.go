@@ -25,6 +25,8 @@ const (
 	RunFile     = "run.json"
 	MetricsFile = "metrics.json"
 	LogFile     = "log.txt"
+	// CheckpointFile holds a trained cell's parameters (safetensors).
+	CheckpointFile = "checkpoint.safetensors"
 )
 
 // Cell status values stored in run.json. The empty string means "never started".
@@ -32,6 +34,20 @@ const (
 	StatusRunning = "running"
 	StatusDone    = "done"
 	StatusFailed  = "failed"
+)
+
+// Statuses Store.Records gives a cell beyond the stored ones; they are never
+// written to run.json.
+const (
+	// StatusInterrupted: run.json says "running" but nobody holds the cell's
+	// lock; the process that ran it was killed. A rerun redoes it.
+	StatusInterrupted = "interrupted"
+	// StatusRunningElsewhere: another process holds the cell's lock (Record.Error
+	// names it).
+	StatusRunningElsewhere = "running elsewhere"
+	// StatusBroken: a file of the cell is unreadable or corrupt (Record.Error
+	// names the file and the error). A rerun redoes it.
+	StatusBroken = "broken"
 )
 
 // Store is a results tree rooted at Root (for example "results").
@@ -67,8 +83,8 @@ type RunInfo struct {
 type Record struct {
 	Cell       Cell
 	Info       RunInfo
-	Status     string // StatusRunning, StatusDone or StatusFailed
-	Error      string // the run error for a failed cell
+	Status     string // StatusRunning, StatusDone or StatusFailed; Records also gives StatusInterrupted, StatusRunningElsewhere and StatusBroken
+	Error      string // the run error for a failed cell; the file and its error for a broken one; the lock's owner for one running elsewhere
 	Config     []byte // the resolved config as given to Begin
 	ConfigFile string // ConfigTOML or ConfigJSON; "" when no config file exists
 	Plugins    []PluginInfo
@@ -108,8 +124,12 @@ func (s Store) Cell(experiment, id string) Cell {
 }
 
 // Records loads every cell of experiment, sorted by cell index, then id.
-// Directories without run.json (a crash before Begin finished) are skipped;
-// unreadable or corrupt cells are errors.
+// Directories without run.json (a crash before Begin finished) are skipped
+// unless another process holds their lock. A cell whose files are unreadable
+// or corrupt is returned as StatusBroken, with the file and the error in
+// Error, so one bad cell does not hide the others. A "running" cell whose lock
+// nobody holds is StatusInterrupted; a cell whose lock another process holds
+// is StatusRunningElsewhere, with that process in Error.
 func (s Store) Records(experiment string) ([]*Record, error) {
 	if err := checkName("experiment", experiment); err != nil {
 		return nil, err
@@ -125,14 +145,9 @@ func (s Store) Records(experiment string) ([]*Record, error) {
 			continue
 		}
 		c := s.Cell(experiment, e.Name())
-		if _, err := os.Stat(filepath.Join(c.Dir, RunFile)); errors.Is(err, fs.ErrNotExist) {
-			continue
+		if r := c.record(); r != nil {
+			recs = append(recs, r)
 		}
-		r, err := c.Load()
-		if err != nil {
-			return nil, err
-		}
-		recs = append(recs, r)
 	}
 	sort.SliceStable(recs, func(i, j int) bool {
 		if recs[i].Info.CellIndex != recs[j].Info.CellIndex {
@@ -141,6 +156,30 @@ func (s Store) Records(experiment string) ([]*Record, error) {
 		return recs[i].Cell.ID < recs[j].Cell.ID
 	})
 	return recs, nil
+}
+
+// record is the cell as Records shows it, or nil for a directory to leave out.
+func (c Cell) record() *Record {
+	owner, lockErr := c.Locker()
+	_, statErr := os.Stat(filepath.Join(c.Dir, RunFile))
+	if errors.Is(statErr, fs.ErrNotExist) && owner == nil && lockErr == nil {
+		return nil
+	}
+	r, err := c.load()
+	switch {
+	case owner != nil && !owner.Self():
+		r.Status, r.Error = StatusRunningElsewhere, "being run by "+owner.String()
+	case errors.Is(statErr, fs.ErrNotExist):
+		// Our own process holds the lock and has not begun the cell yet.
+		r.Status = StatusRunning
+	case err != nil:
+		r.Status, r.Error = StatusBroken, err.Error()
+	case lockErr != nil:
+		r.Status, r.Error = StatusBroken, lockErr.Error()
+	case r.Status == StatusRunning && owner == nil:
+		r.Status, r.Error = StatusInterrupted, "run.json says running, but no process holds the cell's lock: its run was killed; a rerun redoes it"
+	}
+	return r
 }
 
 // Status reports the stored status of the cell: "" when the cell was never
@@ -159,6 +198,36 @@ func (c Cell) Status() (string, error) {
 	return rf.Status, nil
 }
 
+// Done checks that the cell is finished and intact: run.json says "done",
+// metrics.json reads back, and every file named in need (a checkpoint, say)
+// exists. A nil error means the cell may be skipped; otherwise the error says
+// why it is to be (re)done, naming the file at fault.
+func (c Cell) Done(need ...string) error {
+	if err := c.check(); err != nil {
+		return err
+	}
+	rf, err := c.readRun()
+	if errors.Is(err, fs.ErrNotExist) {
+		return c.errorf("never started")
+	}
+	if err != nil {
+		return err
+	}
+	if rf.Status != StatusDone {
+		return c.errorf("status %q", rf.Status)
+	}
+	var m Metrics
+	if err := readJSON(filepath.Join(c.Dir, MetricsFile), &m); err != nil {
+		return c.errorf("done, but %w", err)
+	}
+	for _, name := range need {
+		if _, err := os.Stat(filepath.Join(c.Dir, name)); err != nil {
+			return c.errorf("done, but %w", err)
+		}
+	}
+	return nil
+}
+
 // Begin (re)starts the cell: it creates the directory, writes the config
 // (config.json when config is a JSON object, config.toml otherwise),
 // plugins.json and run.json with status "running", removes a stale
@@ -173,6 +242,9 @@ func (c Cell) Begin(info RunInfo, config []byte, plugins []PluginInfo) error {
 	}
 	if err := removeIfExists(filepath.Join(c.Dir, MetricsFile)); err != nil {
 		return c.errorf("remove stale metrics: %w", err)
+	}
+	if err := removeTemporaries(c.Dir); err != nil {
+		return c.errorf("remove a temporary file left by an earlier run: %w", err)
 	}
 	name, stale := ConfigTOML, ConfigJSON
 	if isJSONObject(config) {
@@ -242,15 +314,22 @@ func (c Cell) Finish(m Metrics, runErr error) error {
 	if err != nil {
 		return c.errorf("encode metrics: %w", err)
 	}
+	var merr error
 	if err := WriteFileAtomic(filepath.Join(c.Dir, MetricsFile), append(data, '\n')); err != nil {
-		return c.errorf("write metrics: %w", err)
+		// Without its metrics the cell is not done; record it as failed
+		// (run.json is small and may still fit) rather than leave it running.
+		merr = c.errorf("write metrics: %w", err)
+		runErr = errors.Join(runErr, merr)
 	}
 	rf.End = time.Now().Round(0)
 	rf.Status, rf.Error = StatusDone, ""
 	if runErr != nil {
 		rf.Status, rf.Error = StatusFailed, runErr.Error()
 	}
-	return c.writeRun(rf)
+	if err := c.writeRun(rf); err != nil {
+		return errors.Join(merr, err)
+	}
+	return merr
 }
 
 // Load reads everything stored for the cell back.
@@ -258,31 +337,42 @@ func (c Cell) Load() (*Record, error) {
 	if err := c.check(); err != nil {
 		return nil, err
 	}
-	rf, err := c.readRun()
+	r, err := c.load()
 	if err != nil {
 		return nil, err
 	}
-	r := &Record{Cell: c, Info: rf.RunInfo, Status: rf.Status, Error: rf.Error}
+	return r, nil
+}
+
+// load reads what it can of the cell: on error, the record holds what was
+// read before the error.
+func (c Cell) load() (*Record, error) {
+	r := &Record{Cell: c}
+	rf, err := c.readRun()
+	if err != nil {
+		return r, err
+	}
+	r.Info, r.Status, r.Error = rf.RunInfo, rf.Status, rf.Error
 	for _, name := range []string{ConfigTOML, ConfigJSON} {
 		data, err := os.ReadFile(filepath.Join(c.Dir, name))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return nil, c.errorf("read config: %w", err)
+			return r, c.errorf("read config: %w", err)
 		}
 		r.Config, r.ConfigFile = data, name
 		break
 	}
 	if err := readJSON(filepath.Join(c.Dir, PluginsFile), &r.Plugins); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return nil, c.errorf("%w", err)
+		return r, c.errorf("%w", err)
 	}
 	var m Metrics
 	switch err := readJSON(filepath.Join(c.Dir, MetricsFile), &m); {
 	case err == nil:
 		r.Metrics = &m
 	case !errors.Is(err, fs.ErrNotExist):
-		return nil, c.errorf("%w", err)
+		return r, c.errorf("%w", err)
 	}
 	return r, nil
 }
@@ -351,6 +441,24 @@ func checkName(what, s string) error {
 func isJSONObject(b []byte) bool {
 	t := bytes.TrimSpace(b)
 	return len(t) > 0 && t[0] == '{' && json.Valid(t)
+}
+
+// removeTemporaries removes the temporary files a killed or failed write left
+// in dir: WriteFileAtomic's ".NAME.tmp-*" and the "NAME.tmp" of older
+// checkpoint writers. Left alone, they hold disk space a later write needs.
+func removeTemporaries(dir string) error {
+	for _, pattern := range []string{".*.tmp-*", "*.tmp"} {
+		names, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			return err
+		}
+		for _, n := range names {
+			if err := removeIfExists(n); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 func removeIfExists(path string) error {

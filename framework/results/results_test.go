@@ -63,7 +63,7 @@ func noTemps(t *testing.T, dir string) {
 		t.Fatal(err)
 	}
 	for _, e := range entries {
-		if strings.Contains(e.Name(), ".tmp-") {
+		if strings.Contains(e.Name(), ".tmp-") || strings.HasSuffix(e.Name(), ".tmp") {
 			t.Errorf("temporary file left behind: %s", e.Name())
 		}
 	}
@@ -272,6 +272,14 @@ func TestRecordsOrder(t *testing.T) {
 	}{{"ffff", 0}, {"bbbb", 2}, {"aaaa", 1}, {"cccc", 2}, {"0000", 10}}
 	for _, c := range cells {
 		cell := s.Cell("exp", c.id)
+		if c.index%2 == 1 {
+			// Still running, in this process.
+			l, err := cell.Lock()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Unlock()
+		}
 		if err := cell.Begin(testInfo(c.index, nil), nil, nil); err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +337,6 @@ func TestBadInput(t *testing.T) {
 		{"load missing", func() error { _, err := s.Cell("exp", "none").Load(); return err }, "no such file"},
 		{"corrupt run.json", func() error { _, err := corrupt.Status(); return err }, "run.json"},
 		{"unknown status", func() error { _, err := weird.Status(); return err }, `unknown status "paused"`},
-		{"records with corrupt cell", func() error { _, err := s.Records("exp"); return err }, "exp/corrupt"},
 		{"records missing experiment", func() error { _, err := s.Records("nope"); return err }, `experiment "nope"`},
 		{"records bad name", func() error { _, err := s.Records("a/b"); return err }, "invalid experiment"},
 		{"corrupt metrics", func() error { _, err := badMetrics.Load(); return err }, "metrics.json"},
@@ -342,6 +349,45 @@ func TestBadInput(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "x")); err == nil {
 		t.Error("a bad cell id escaped the experiment directory")
+	}
+	for _, tc := range []struct{ exp, want string }{
+		{"exp", "exp/corrupt: run.json"},
+		{"exp3", "exp3/m: metrics.json"},
+	} {
+		recs, err := s.Records(tc.exp)
+		if err != nil {
+			t.Fatalf("Records(%s): %v", tc.exp, err)
+		}
+		if len(recs) != 1 || recs[0].Status != StatusBroken || !strings.Contains(recs[0].Error, tc.want) {
+			t.Errorf("Records(%s) = %+v, want one broken cell whose error mentions %q", tc.exp, recs, tc.want)
+		}
+	}
+}
+
+// TestRecordsBrokenCellKeepsOthers: a corrupt metrics.json in one finished
+// cell shows that cell as broken, with its axes, and the others as they are.
+func TestRecordsBrokenCellKeepsOthers(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	for i, id := range []string{"good", "bad"} {
+		c := s.Cell("exp", id)
+		if err := c.Begin(testInfo(i, map[string]string{"lr": id}), nil, nil); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.Finish(Metrics{Values: map[string]float64{"x": 1}}, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(s.Root, "exp", "bad", MetricsFile), []byte(`{"values": {"x": tru`), 0o644)
+	recs, err := s.Records("exp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Status != StatusDone || recs[0].Metrics == nil {
+		t.Fatalf("records: %+v", recs)
+	}
+	bad := recs[1]
+	if bad.Status != StatusBroken || !strings.Contains(bad.Error, "metrics.json") || bad.Info.Axes["lr"] != "bad" {
+		t.Errorf("bad cell: status %q error %q axes %v", bad.Status, bad.Error, bad.Info.Axes)
 	}
 }
 
@@ -387,4 +433,70 @@ func TestDescribeMachineAndGit(t *testing.T) {
 	if c, _ := GitCommit("."); c != "" && !regexp.MustCompile(`^[0-9a-f]{40,64}$`).MatchString(c) {
 		t.Errorf("GitCommit(.) = %q, want a hex commit or nothing", c)
 	}
+}
+
+// TestDone: only a cell recorded as done, with readable metrics and every
+// needed file, may be skipped; otherwise the error names the reason.
+func TestDone(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	c := s.Cell("exp", "c1")
+	if err := c.Done(); err == nil || !strings.Contains(err.Error(), "never started") {
+		t.Errorf("fresh cell: %v", err)
+	}
+	if err := c.Begin(testInfo(0, nil), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Done(); err == nil || !strings.Contains(err.Error(), `"running"`) {
+		t.Errorf("running cell: %v", err)
+	}
+	if err := c.Finish(Metrics{Values: map[string]float64{"x": 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Done(); err != nil {
+		t.Errorf("done cell: %v", err)
+	}
+	if err := c.Done(CheckpointFile); err == nil || !strings.Contains(err.Error(), CheckpointFile) {
+		t.Errorf("done cell without its checkpoint: %v", err)
+	}
+	os.WriteFile(filepath.Join(c.Dir, CheckpointFile), []byte("x"), 0o644)
+	if err := c.Done(CheckpointFile); err != nil {
+		t.Errorf("done cell with its checkpoint: %v", err)
+	}
+	os.WriteFile(filepath.Join(c.Dir, MetricsFile), []byte(`{"values": {`), 0o644)
+	if err := c.Done(); err == nil || !strings.Contains(err.Error(), MetricsFile) {
+		t.Errorf("done cell with corrupt metrics: %v", err)
+	}
+}
+
+// TestFinishMetricsWriteFails: when metrics.json cannot be written the cell
+// is recorded as failed with the reason, not left running, and Begin removes
+// the temporary files failed writes left.
+func TestFinishMetricsWriteFails(t *testing.T) {
+	s := Store{Root: t.TempDir()}
+	c := s.Cell("exp", "c1")
+	if err := c.Begin(testInfo(0, nil), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	// A non-empty directory where metrics.json goes: the rename fails.
+	os.MkdirAll(filepath.Join(c.Dir, MetricsFile, "x"), 0o755)
+	err := c.Finish(Metrics{Values: map[string]float64{"x": 1}}, nil)
+	if err == nil || !strings.Contains(err.Error(), "write metrics") {
+		t.Fatalf("Finish: %v", err)
+	}
+	rf, rerr := c.readRun()
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	if rf.Status != StatusFailed || !strings.Contains(rf.Error, "write metrics") {
+		t.Errorf("run.json: status %q error %q, want failed with the reason", rf.Status, rf.Error)
+	}
+	noTemps(t, c.Dir)
+	os.RemoveAll(filepath.Join(c.Dir, MetricsFile))
+	for _, name := range []string{CheckpointFile + ".tmp", ".run.json.tmp-123"} {
+		os.WriteFile(filepath.Join(c.Dir, name), []byte("partial"), 0o644)
+	}
+	if err := c.Begin(testInfo(0, nil), nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	noTemps(t, c.Dir)
 }

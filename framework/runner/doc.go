@@ -3,8 +3,12 @@
 // debugging), builds the model, trains it, evaluates it, benchmarks it at the
 // configured lengths, and writes the cell's directory under results/.
 //
-// A cell whose directory says "done" is skipped; "failed" or "running" (a crash
-// left it) is redone. A failing cell — a plugin that crashes, hangs past its
+// A cell whose directory says "done", with its metrics readable and its
+// checkpoint present, is skipped; "failed", "running" (a crash left it) or a
+// done cell with a missing or corrupt file is redone. A cell whose checkpoint
+// cannot be written fails. A cell is run only under its lock (results.Cell.Lock):
+// a cell another run holds is skipped, with a line naming that run's host and
+// pid, and left to it. A failing cell — a plugin that crashes, hangs past its
 // call timeout or speaks another protocol — is recorded as failed with the
 // plugin's name in the error, and the other cells run. Cells may run side by side
 // (Jobs); progress goes to a terminal only.

@@ -5,15 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"time"
 
 	"liquidlab/framework/config"
-	"liquidlab/framework/data"
-	"liquidlab/framework/num"
 	"liquidlab/framework/results"
 )
 
@@ -40,6 +37,7 @@ type CellOutcome struct {
 	ID      string
 	Dir     string
 	Skipped bool
+	Busy    *results.HeldError // set, with Skipped, when another run holds the cell
 	Err     error
 	Metrics results.Metrics
 }
@@ -47,12 +45,18 @@ type CellOutcome struct {
 // Run runs every cell of an experiment. It returns an error only for problems
 // that stop the whole run; failed cells are in the outcomes.
 func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]CellOutcome, error) {
+	if o.Jobs < 0 {
+		return nil, fmt.Errorf("runner: %d jobs: want at least 1, or 0 for the experiment's run.jobs", o.Jobs)
+	}
 	cells, err := e.Cells()
 	if err != nil {
 		return nil, err
 	}
+	if err := DuplicateCells(cells); err != nil {
+		return nil, err
+	}
 	jobs := o.Jobs
-	if jobs <= 0 {
+	if jobs == 0 {
 		jobs = max(1, e.Run.Jobs)
 	}
 	name := e.Name + o.Prefix
@@ -80,6 +84,8 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 			defer mu.Unlock()
 			oc := out[i]
 			switch {
+			case oc.Busy != nil:
+				fmt.Fprintf(r.Out, "cell %d/%d %s: running elsewhere, skipped: %v\n", i+1, len(cells), oc.ID, oc.Busy)
 			case oc.Skipped:
 				fmt.Fprintf(r.Out, "cell %d/%d %s: already done, skipped (%s)\n", i+1, len(cells), oc.ID, oc.Dir)
 			case oc.Err != nil:
@@ -91,6 +97,21 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 	}
 	wg.Wait()
 	return out[:started], ctx.Err()
+}
+
+// DuplicateCells returns an error naming the first two cells of a grid that
+// resolve to the same experiment (a repeated value such as [1, 1], or 1e-3 and
+// 0.001): they would be one cell directory, run twice.
+func DuplicateCells(cells []config.Cell) error {
+	seen := make(map[string]int, len(cells))
+	for i, c := range cells {
+		key := string(c.Exp.Canonical())
+		if j, dup := seen[key]; dup {
+			return fmt.Errorf("grid: cells %d %s and %d %s are the same experiment: remove the repeated value", j+1, axesString(cells[j]), i+1, axesString(c))
+		}
+		seen[key] = i
+	}
+	return nil
 }
 
 func axesString(c config.Cell) string {
@@ -116,161 +137,6 @@ func summary(m results.Metrics) string {
 		parts = append(parts, fmt.Sprintf("%s@%d=%.0ftok/s", b.Mode, b.SeqLen, b.TokensPerS))
 	}
 	return strings.Join(parts, " ")
-}
-
-func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, o Options, prog Progress) (oc CellOutcome) {
-	oc.Cell = cell
-	e := cell.Exp
-	// The id depends on the components' binaries (known before they start), so
-	// a cell whose plugin fails to start keeps the id a successful run has.
-	sums, err := r.Launcher.Checksums(e)
-	if err != nil {
-		oc.Err = err
-		return oc
-	}
-	prog.Update("starting components")
-	st, err := r.Launcher.Resolve(ctx, e)
-	mode := []string{}
-	if o.Train {
-		mode = append(mode, "train")
-	}
-	if o.Bench {
-		mode = append(mode, "bench")
-	}
-	canon := append(e.Canonical(), []byte("\nwhat="+strings.Join(mode, ","))...)
-	oc.ID = results.CellID(canon, sums)
-	c := r.Store.Cell(expName, oc.ID)
-	oc.Dir = c.Dir
-	if err != nil && ctx.Err() != nil {
-		// Interrupted while starting: nothing ran, write nothing.
-		oc.Err = fmt.Errorf("interrupted before its components started (nothing recorded)")
-		return oc
-	}
-	if err == nil && !o.Force {
-		if s, _ := c.Status(); s == results.StatusDone {
-			st.Close()
-			oc.Skipped = true
-			return oc
-		}
-	}
-	commit, dirty := results.GitCommit(".")
-	axes := map[string]string{}
-	for _, a := range cell.Axes {
-		axes[a.Key] = config.OptionString(a.Value)
-	}
-	info := results.RunInfo{Experiment: expName, CellIndex: cell.Index, Axes: axes, Commit: commit, Dirty: dirty,
-		Machine: results.DescribeMachine(num.Backend()), BLAS: num.Backend(), Start: time.Now()}
-	var plugins []results.PluginInfo
-	if st != nil {
-		plugins = st.Plugins
-	}
-	if berr := c.Begin(info, e.Canonical(), plugins); berr != nil {
-		if st != nil {
-			st.Close()
-		}
-		oc.Err = berr
-		return oc
-	}
-	metrics := results.Metrics{Values: map[string]float64{}, Samples: map[string][]float64{}}
-	logw, lerr := c.Log()
-	if lerr != nil {
-		logw = nopCloser{io.Discard}
-	}
-	defer logw.Close()
-	defer func() {
-		if oc.Err != nil {
-			fmt.Fprintf(logw, "FAILED: %v\n", oc.Err)
-		}
-		if ferr := c.Finish(metrics, oc.Err); ferr != nil && oc.Err == nil {
-			oc.Err = ferr
-		}
-		oc.Metrics = metrics
-	}()
-	if err != nil {
-		oc.Err = err
-		return oc
-	}
-	defer st.Close()
-	for _, p := range st.Plugins {
-		fmt.Fprintf(logw, "component %s: %s %s (%s sha256 %s)\n", p.Kind, p.Impl, p.Version, p.Path, p.SHA256)
-	}
-	if o.Train {
-		tok, err := LoadTokenizer(e)
-		if err != nil {
-			oc.Err = err
-			return oc
-		}
-		if tok.VocabSize() > e.Model.VocabSize {
-			oc.Err = fmt.Errorf("model.vocab_size %d is smaller than the tokenizer's vocabulary (%d): set model.vocab_size ≥ %d", e.Model.VocabSize, tok.VocabSize(), tok.VocabSize())
-			return oc
-		}
-		prog.Update("preparing data")
-		corpus, err := data.Load(encoder{tok}, data.Options{Source: e.Data.Source, SeqLen: e.Data.SeqLen, ValidFraction: e.Data.ValidFraction, Seed: uint64(e.Seed)})
-		if err != nil {
-			oc.Err = err
-			return oc
-		}
-		fmt.Fprintf(logw, "data: %s, %d train and %d valid sequences of %d tokens\n", corpus.Source, len(corpus.Train), len(corpus.Valid), corpus.SeqLen)
-		reps := max(1, e.Repeats)
-		for rep := 0; rep < reps; rep++ {
-			re := *e
-			re.Seed = e.Seed + int64(rep)
-			m, err := BuildModel(ctx, &re, st.Map)
-			if err != nil {
-				oc.Err = err
-				return oc
-			}
-			if rep == 0 {
-				for _, l := range m.Describe() {
-					fmt.Fprintln(logw, l)
-				}
-			}
-			if reps > 1 {
-				fmt.Fprintf(logw, "repeat %d/%d (seed %d)\n", rep+1, reps, re.Seed)
-			}
-			tr, err := TrainEval(ctx, &re, m, corpus, padID(tok), uint64(re.Seed), logw, prog)
-			if err == nil && rep == 0 && e.Train.Steps > 0 {
-				// The trained parameters, under PyTorch's state_dict names.
-				if cerr := m.SaveCheckpoint(filepath.Join(c.Dir, "checkpoint.safetensors"), map[string]string{"experiment": expName, "cell": oc.ID}); cerr != nil {
-					fmt.Fprintf(logw, "checkpoint not saved: %v\n", cerr)
-				}
-			}
-			for k, v := range tr {
-				metrics.Samples[k] = append(metrics.Samples[k], v)
-			}
-			if err != nil {
-				oc.Err = err
-				break
-			}
-		}
-		for k, v := range metrics.Samples {
-			metrics.Values[k] = median(v)
-		}
-		if reps == 1 {
-			metrics.Samples = nil
-		}
-		if oc.Err != nil {
-			return oc
-		}
-	}
-	if o.Bench && len(e.Bench.Lengths) > 0 {
-		m, err := BuildModel(ctx, e, st.Map)
-		if err != nil {
-			oc.Err = err
-			return oc
-		}
-		rows, err := Bench(ctx, m, BenchOptions{Lengths: e.Bench.Lengths, Batch: e.Bench.Batch, Modes: e.Bench.Modes,
-			Warmup: e.Bench.Warmup, Repeats: e.Bench.Repeats, ChunkSize: e.Run.ChunkSize, Seed: uint64(e.Seed), PIDs: st.PIDs, Progress: prog})
-		metrics.Bench = rows
-		for _, b := range rows {
-			fmt.Fprintf(logw, "bench %s %d tokens: median %.3fs (spread %.3fs) %.0f tok/s peak %.2f GB\n", b.Mode, b.SeqLen, b.MedianS, b.SpreadS, b.TokensPerS, b.PeakMemGB)
-		}
-		if err != nil {
-			oc.Err = err
-			return oc
-		}
-	}
-	return oc
 }
 
 type nopCloser struct{ io.Writer }

@@ -1,0 +1,263 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"liquidlab/framework/config"
+	"liquidlab/framework/data"
+	"liquidlab/framework/num"
+	"liquidlab/framework/results"
+)
+
+// cellRun is one cell on its way through the steps of runCell: resolve →
+// skip-if-done → begin → train → bench. Each step returns an error; the
+// stages are closed once, by runCell.
+type cellRun struct {
+	expName string
+	cell    config.Cell
+	o       Options
+	prog    Progress
+
+	c        results.Cell
+	st       *Stages // nil when the components did not start
+	startErr error   // why they did not start; recorded as the cell's failure
+	log      io.Writer
+	metrics  results.Metrics
+	redo     error // why a cell recorded as done is redone (a file missing or corrupt)
+	lock     *results.Lock
+}
+
+// runCell runs one cell and reports its outcome.
+func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, o Options, prog Progress) (oc CellOutcome) {
+	oc.Cell = cell
+	cr := &cellRun{expName: expName, cell: cell, o: o, prog: prog,
+		metrics: results.Metrics{Values: map[string]float64{}, Samples: map[string][]float64{}}}
+	defer cr.close()
+	err := r.resolve(ctx, cr)
+	oc.ID, oc.Dir = cr.c.ID, cr.c.Dir
+	if errors.As(err, &oc.Busy) {
+		oc.Skipped = true
+		return oc
+	}
+	if err != nil {
+		oc.Err = err
+		return oc
+	}
+	if cr.done() {
+		oc.Skipped = true
+		return oc
+	}
+	logw, err := cr.begin()
+	if err != nil {
+		oc.Err = err
+		return oc
+	}
+	defer logw.Close()
+	oc.Err = cr.work(ctx)
+	oc.Err = cr.finish(oc.Err)
+	oc.Metrics = cr.metrics
+	return oc
+}
+
+// resolve names the cell (its id hashes the config and the components'
+// binaries, known before they start, so a cell whose plugin fails to start
+// keeps the id a successful run has), takes the cell's lock and starts its
+// components. A failure to start is kept in startErr, to be recorded as the
+// cell's failure; an error is returned only when nothing is to be recorded: a
+// *results.HeldError when another process runs the cell.
+func (r *Runner) resolve(ctx context.Context, cr *cellRun) error {
+	e := cr.cell.Exp
+	sums, err := r.Launcher.Checksums(e)
+	if err != nil {
+		return err
+	}
+	var mode []string
+	if cr.o.Train {
+		mode = append(mode, "train")
+	}
+	if cr.o.Bench {
+		mode = append(mode, "bench")
+	}
+	canon := append(e.Canonical(), []byte("\nwhat="+strings.Join(mode, ","))...)
+	cr.c = r.Store.Cell(cr.expName, results.CellID(canon, sums))
+	if cr.lock, err = cr.c.Lock(); err != nil {
+		return err
+	}
+	cr.prog.Update("starting components")
+	cr.st, cr.startErr = r.Launcher.Resolve(ctx, e)
+	if cr.startErr != nil && ctx.Err() != nil {
+		return fmt.Errorf("interrupted before its components started (nothing recorded)")
+	}
+	return nil
+}
+
+// done says whether the cell is finished and intact, and so is skipped. A
+// cell recorded as done whose metrics are corrupt or whose checkpoint is
+// missing is redone, with the reason in its log.
+func (cr *cellRun) done() bool {
+	if cr.o.Force || cr.startErr != nil {
+		return false
+	}
+	var need []string
+	if cr.o.Train && cr.cell.Exp.Train.Steps > 0 {
+		need = append(need, results.CheckpointFile)
+	}
+	err := cr.c.Done(need...)
+	if s, _ := cr.c.Status(); s == results.StatusDone && err != nil {
+		cr.redo = err
+	}
+	return err == nil
+}
+
+// begin records the cell as running and opens its log.
+func (cr *cellRun) begin() (io.WriteCloser, error) {
+	commit, dirty := results.GitCommit(".")
+	axes := map[string]string{}
+	for _, a := range cr.cell.Axes {
+		axes[a.Key] = config.OptionString(a.Value)
+	}
+	info := results.RunInfo{Experiment: cr.expName, CellIndex: cr.cell.Index, Axes: axes, Commit: commit, Dirty: dirty,
+		Machine: results.DescribeMachine(num.Backend()), BLAS: num.Backend(), Start: time.Now()}
+	var plugins []results.PluginInfo
+	if cr.st != nil {
+		plugins = cr.st.Plugins
+	}
+	if err := cr.c.Begin(info, cr.cell.Exp.Canonical(), plugins); err != nil {
+		return nil, err
+	}
+	logw, err := cr.c.Log()
+	if err != nil {
+		logw = nopCloser{io.Discard}
+	}
+	cr.log = logw
+	if cr.redo != nil {
+		fmt.Fprintf(logw, "redoing a cell recorded as done: %v\n", cr.redo)
+	}
+	return logw, nil
+}
+
+// work trains and benchmarks the begun cell.
+func (cr *cellRun) work(ctx context.Context) error {
+	if cr.startErr != nil {
+		return cr.startErr
+	}
+	for _, p := range cr.st.Plugins {
+		fmt.Fprintf(cr.log, "component %s: %s %s (%s sha256 %s)\n", p.Kind, p.Impl, p.Version, p.Path, p.SHA256)
+	}
+	if cr.o.Train {
+		if err := cr.train(ctx); err != nil {
+			return err
+		}
+	}
+	if cr.o.Bench && len(cr.cell.Exp.Bench.Lengths) > 0 {
+		return cr.bench(ctx)
+	}
+	return nil
+}
+
+// finish records the cell's end: its metrics and status.
+func (cr *cellRun) finish(runErr error) error {
+	if runErr != nil {
+		fmt.Fprintf(cr.log, "FAILED: %v\n", runErr)
+	}
+	if err := cr.c.Finish(cr.metrics, runErr); err != nil && runErr == nil {
+		return err
+	}
+	return runErr
+}
+
+// close stops the cell's components and releases its lock.
+func (cr *cellRun) close() {
+	if cr.st != nil {
+		cr.st.Close()
+	}
+	// Closing the lock file releases the lock even when emptying the owner
+	// record fails; a stale record of a free lock is ignored.
+	_ = cr.lock.Unlock()
+}
+
+// train trains and evaluates e.Repeats models (seeds e.Seed, e.Seed+1, …);
+// each metric is the median over the repeats, with the samples kept when
+// there are several.
+func (cr *cellRun) train(ctx context.Context) error {
+	e := cr.cell.Exp
+	tok, err := LoadTokenizer(e)
+	if err != nil {
+		return err
+	}
+	if tok.VocabSize() > e.Model.VocabSize {
+		return fmt.Errorf("model.vocab_size %d is smaller than the tokenizer's vocabulary (%d): set model.vocab_size ≥ %d", e.Model.VocabSize, tok.VocabSize(), tok.VocabSize())
+	}
+	cr.prog.Update("preparing data")
+	corpus, err := data.Load(encoder{tok}, data.Options{Source: e.Data.Source, SeqLen: e.Data.SeqLen, ValidFraction: e.Data.ValidFraction, Seed: uint64(e.Seed)})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(cr.log, "data: %s, %d train and %d valid sequences of %d tokens\n", corpus.Source, len(corpus.Train), len(corpus.Valid), corpus.SeqLen)
+	reps := max(1, e.Repeats)
+	var runErr error
+	for rep := 0; rep < reps && runErr == nil; rep++ {
+		runErr = cr.trainRepeat(ctx, rep, reps, corpus, padID(tok))
+	}
+	for k, v := range cr.metrics.Samples {
+		cr.metrics.Values[k] = median(v)
+	}
+	if reps == 1 {
+		cr.metrics.Samples = nil
+	}
+	return runErr
+}
+
+// trainRepeat trains and evaluates one repeat and adds its metrics to the
+// samples; the first repeat's trained parameters are the cell's checkpoint.
+func (cr *cellRun) trainRepeat(ctx context.Context, rep, reps int, corpus *data.Corpus, pad int64) error {
+	e := cr.cell.Exp
+	re := *e
+	re.Seed = e.Seed + int64(rep)
+	m, err := BuildModel(ctx, &re, cr.st.Map)
+	if err != nil {
+		return err
+	}
+	if rep == 0 {
+		for _, l := range m.Describe() {
+			fmt.Fprintln(cr.log, l)
+		}
+	}
+	if reps > 1 {
+		fmt.Fprintf(cr.log, "repeat %d/%d (seed %d)\n", rep+1, reps, re.Seed)
+	}
+	tr, err := TrainEval(ctx, &re, m, corpus, pad, uint64(re.Seed), cr.log, cr.prog)
+	for k, v := range tr {
+		cr.metrics.Samples[k] = append(cr.metrics.Samples[k], v)
+	}
+	if err == nil && rep == 0 && e.Train.Steps > 0 {
+		// The trained parameters, under PyTorch's state_dict names. A cell
+		// without its checkpoint is not done: generate needs it.
+		if err := m.SaveCheckpoint(filepath.Join(cr.c.Dir, results.CheckpointFile), map[string]string{"experiment": cr.expName, "cell": cr.c.ID}); err != nil {
+			return fmt.Errorf("saving the trained parameters: %w", err)
+		}
+	}
+	return err
+}
+
+// bench measures the model at the experiment's bench lengths.
+func (cr *cellRun) bench(ctx context.Context) error {
+	e := cr.cell.Exp
+	m, err := BuildModel(ctx, e, cr.st.Map)
+	if err != nil {
+		return err
+	}
+	rows, err := Bench(ctx, m, BenchOptions{Lengths: e.Bench.Lengths, Batch: e.Bench.Batch, Modes: e.Bench.Modes,
+		Warmup: e.Bench.Warmup, Repeats: e.Bench.Repeats, ChunkSize: e.Run.ChunkSize, Seed: uint64(e.Seed), PIDs: cr.st.PIDs, Progress: cr.prog})
+	cr.metrics.Bench = rows
+	for _, b := range rows {
+		fmt.Fprintf(cr.log, "bench %s %d tokens: median %.3fs (spread %.3fs) %.0f tok/s peak %.2f GB\n", b.Mode, b.SeqLen, b.MedianS, b.SpreadS, b.TokensPerS, b.PeakMemGB)
+	}
+	return err
+}

@@ -166,7 +166,7 @@ const (
 )
 
 func (t *Task) rng(stream uint64, length, row, index int) *rand.Rand {
-	h := mix(mix(mix(stream^uint64(length)) ^ uint64(row)) ^ uint64(index))
+	h := mix(mix(mix(stream^uint64(length))^uint64(row)) ^ uint64(index))
 	return rand.New(rand.NewPCG(t.o.Seed, h))
 }
 

@@ -46,6 +46,11 @@ func flatten(rv reflect.Value, prefix string, out map[string]string) {
 			if contains(notCanonical, p) {
 				continue
 			}
+			// A setting added after cells were recorded leaves their ids alone
+			// while it keeps its zero default.
+			if rv.Type().Field(i).Tag.Get("canonical") == "omitzero" && rv.Field(i).IsZero() {
+				continue
+			}
 			flatten(rv.Field(i), p+".", out)
 		}
 	case rv.Kind() == reflect.Map:

@@ -101,6 +101,8 @@ type Data struct {
 	Tokenizer     string  `toml:"tokenizer"`
 	SeqLen        int     `toml:"seq_len"`
 	ValidFraction float64 `toml:"valid_fraction"`
+	// MaxBytes bounds the "goroot" source's training text (0: 4 MiB).
+	MaxBytes int64 `toml:"max_bytes" canonical:"omitzero"`
 }
 
 // Train is the training recipe.
@@ -116,9 +118,22 @@ type Train struct {
 	Objective    string  `toml:"objective"`
 }
 
-// Eval is the evaluation after training.
+// Eval is the evaluation after training. The long-context fields default to
+// their zero value, which means the default named in the comment (so the
+// canonical form, and with it every cell id, of an experiment that does not
+// use them is what it was before they existed).
 type Eval struct {
 	Batches int `toml:"batches"`
+	// Long-context tasks (passkey, mqar, selective_copy, goroot) run after
+	// training, chunk by chunk at each of Lengths (empty: 4096 … 32768).
+	Tasks      []string  `toml:"tasks" canonical:"omitzero"`
+	Lengths    []int     `toml:"lengths" canonical:"omitzero"`
+	Depths     []float64 `toml:"depths" canonical:"omitzero"`      // passkey, % (empty: 0, 25, 50, 75, 100)
+	Samples    int       `toml:"samples" canonical:"omitzero"`     // per task × length × row (0: 10)
+	KeyDigits  int       `toml:"key_digits" canonical:"omitzero"`  // passkey (0: 5)
+	Filler     string    `toml:"filler" canonical:"omitzero"`      // passkey filler file ("": built-in)
+	MQARPairs  []int     `toml:"mqar_pairs" canonical:"omitzero"`  // (empty: 4, 16, 64)
+	CopyTokens int       `toml:"copy_tokens" canonical:"omitzero"` // selective copy (0: 16)
 }
 
 // Bench is the long-sequence benchmark.
@@ -211,6 +226,10 @@ func (e *Experiment) clone() *Experiment {
 	}
 	c.Bench.Lengths = append([]int(nil), e.Bench.Lengths...)
 	c.Bench.Modes = append([]string(nil), e.Bench.Modes...)
+	c.Eval.Tasks = append([]string(nil), e.Eval.Tasks...)
+	c.Eval.Lengths = append([]int(nil), e.Eval.Lengths...)
+	c.Eval.Depths = append([]float64(nil), e.Eval.Depths...)
+	c.Eval.MQARPairs = append([]int(nil), e.Eval.MQARPairs...)
 	c.Grid = e.Grid.clone()
 	c.origin = make(map[string]string, len(e.origin))
 	for k, v := range e.origin {

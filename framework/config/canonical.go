@@ -48,7 +48,7 @@ func flatten(rv reflect.Value, prefix string, out map[string]string) {
 			}
 			// A setting added after cells were recorded leaves their ids alone
 			// while it keeps its zero default.
-			if rv.Type().Field(i).Tag.Get("canonical") == "omitzero" && rv.Field(i).IsZero() {
+			if f := rv.Field(i); rv.Type().Field(i).Tag.Get("canonical") == "omitzero" && (f.IsZero() || f.Kind() == reflect.Slice && f.Len() == 0) {
 				continue
 			}
 			flatten(rv.Field(i), p+".", out)

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -169,7 +170,7 @@ func Default() *Experiment {
 		Data:       Data{Source: SourceBuiltin, SeqLen: 256, ValidFraction: 0.1},
 		Train: Train{Steps: 100, Batch: 32, LR: 1e-4, WeightDecay: 5e-3,
 			WarmupSteps: 1000, ClipGradNorm: 1.0, LRGamma: 0.1, Objective: ObjectiveCopy},
-		Eval:   Eval{Batches: 4},
+		Eval:   Eval{Batches: 4, Tasks: []string{}, Lengths: []int{}, Depths: []float64{}, MQARPairs: []int{}},
 		Bench:  Bench{Lengths: []int{4096, 8192, 16384, 32768}, Batch: 1, Modes: []string{BenchForward}, Warmup: 1, Repeats: 3},
 		Run:    Run{Mode: ModePlugin, CallTimeout: 10 * time.Minute, Jobs: 1},
 		origin: map[string]string{},
@@ -226,10 +227,10 @@ func (e *Experiment) clone() *Experiment {
 	}
 	c.Bench.Lengths = append([]int(nil), e.Bench.Lengths...)
 	c.Bench.Modes = append([]string(nil), e.Bench.Modes...)
-	c.Eval.Tasks = append([]string(nil), e.Eval.Tasks...)
-	c.Eval.Lengths = append([]int(nil), e.Eval.Lengths...)
-	c.Eval.Depths = append([]float64(nil), e.Eval.Depths...)
-	c.Eval.MQARPairs = append([]int(nil), e.Eval.MQARPairs...)
+	c.Eval.Tasks = slices.Clone(e.Eval.Tasks)
+	c.Eval.Lengths = slices.Clone(e.Eval.Lengths)
+	c.Eval.Depths = slices.Clone(e.Eval.Depths)
+	c.Eval.MQARPairs = slices.Clone(e.Eval.MQARPairs)
 	c.Grid = e.Grid.clone()
 	c.origin = make(map[string]string, len(e.origin))
 	for k, v := range e.origin {

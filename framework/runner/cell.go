@@ -86,9 +86,11 @@ func TrainEval(ctx context.Context, e *config.Experiment, m *model.Model, corpus
 	sched := train.Schedule{LR: e.Train.LR, Warmup: e.Train.WarmupSteps, StepEvery: e.Train.LRStepEvery, Gamma: e.Train.LRGamma}
 	tspan := []float32{0, 0.25, 0.5, 0.75, 1}
 	batch := &model.Batch{B: B, S: S, IDs: make([]int64, B*S), Timestamps: make([]float32, B*S), TSpan: tspan}
+	picked := make([]int, B)
 	fill := func(seqs [][]int64, pick func(i int) int) {
 		for i := 0; i < B; i++ {
-			copy(batch.IDs[i*S:(i+1)*S], seqs[pick(i)])
+			picked[i] = pick(i)
+			copy(batch.IDs[i*S:(i+1)*S], seqs[picked[i]])
 		}
 		data.Timestamps(rng, batch.Timestamps, B, S)
 	}
@@ -100,7 +102,7 @@ func TrainEval(ctx context.Context, e *config.Experiment, m *model.Model, corpus
 			return out, err
 		}
 		fill(corpus.Train, func(int) int { return rng.IntN(len(corpus.Train)) })
-		labels, err := data.Labels(e.Train.Objective, batch.IDs, B, S, pad)
+		labels, err := corpus.BatchLabels(e.Train.Objective, false, picked, batch.IDs, B, S, pad)
 		if err != nil {
 			return out, err
 		}
@@ -142,7 +144,7 @@ func TrainEval(ctx context.Context, e *config.Experiment, m *model.Model, corpus
 		var correct, total int
 		for bi := 0; bi < e.Eval.Batches; bi++ {
 			fill(corpus.Valid, func(i int) int { return (bi*B + i) % len(corpus.Valid) })
-			labels, err := data.Labels(e.Train.Objective, batch.IDs, B, S, pad)
+			labels, err := corpus.BatchLabels(e.Train.Objective, true, picked, batch.IDs, B, S, pad)
 			if err != nil {
 				return out, err
 			}

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"liquidlab/framework/config"
-	"liquidlab/framework/data"
 	"liquidlab/framework/num"
 	"liquidlab/framework/results"
 )
@@ -205,7 +204,7 @@ func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, 
 			return oc
 		}
 		prog.Update("preparing data")
-		corpus, err := data.Load(encoder{tok}, data.Options{Source: e.Data.Source, SeqLen: e.Data.SeqLen, ValidFraction: e.Data.ValidFraction, Seed: uint64(e.Seed)})
+		corpus, err := loadCorpus(e, tok)
 		if err != nil {
 			oc.Err = err
 			return oc
@@ -250,6 +249,9 @@ func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, 
 			metrics.Samples = nil
 		}
 		if oc.Err != nil {
+			return oc
+		}
+		if oc.Err = evalAfterTrain(ctx, e, st.Map, st.PIDs, c.Dir, &metrics, logw, prog); oc.Err != nil {
 			return oc
 		}
 	}

@@ -219,7 +219,7 @@ func writeEvalResults(dir string, o runner.EvalOptions, rows []runner.EvalRow) e
 	return results.WriteFileAtomic(path, append(b, '\n'))
 }
 
-// evalMetricNames are the eval.* metrics of the records, sorted.
+// evalMetricNames are the eval.* metrics of the records.
 func evalMetricNames(recs []*results.Record) []string {
 	var out []string
 	for _, r := range recs {
@@ -232,7 +232,17 @@ func evalMetricNames(recs []*results.Record) []string {
 			}
 		}
 	}
-	slices.Sort(out)
+	// By task, then by length as a number (512 before 2048).
+	slices.SortFunc(out, func(a, b string) int {
+		ta, la, _ := strings.Cut(a, "@")
+		tb, lb, _ := strings.Cut(b, "@")
+		if c := strings.Compare(ta, tb); c != 0 {
+			return c
+		}
+		na, _ := strconv.Atoi(la)
+		nb, _ := strconv.Atoi(lb)
+		return na - nb
+	})
 	return out
 }
 

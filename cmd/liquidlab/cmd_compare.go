@@ -62,7 +62,7 @@ func cmdCompare(e *env, args []string) error {
 
 func cmdTable(e *env, args []string) error {
 	fs := newFlags(e, "table", "table [flags] RUN\n\nPrints one row per cell of a run (results/<experiment>): the varied axes, then the metrics.")
-	metrics := fs.String("metrics", "train_loss,valid_loss,valid_ppl,valid_acc,train_tokens_per_s,ode_nfe_per_step", "comma-separated metrics")
+	metrics := fs.String("metrics", "train_loss,valid_loss,valid_ppl,valid_acc,train_tokens_per_s,ode_nfe_per_step", "comma-separated metrics (by default also every eval.* metric of liquidlab eval)")
 	format := fs.String("format", "text", "text, markdown, csv, json")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -75,5 +75,9 @@ func cmdTable(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return report.Render(e.stdout, report.CellsTable(recs, strings.Split(*metrics, ",")), *format)
+	names := strings.Split(*metrics, ",")
+	if !flagSet(fs, "metrics") {
+		names = append(names, evalMetricNames(recs)...)
+	}
+	return report.Render(e.stdout, report.CellsTable(recs, names), *format)
 }

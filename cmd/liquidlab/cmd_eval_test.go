@@ -78,6 +78,10 @@ func TestEvalEndToEnd(t *testing.T) {
 			t.Errorf("metrics.json lacks %s: %v", k, m.Values)
 		}
 	}
+	out.Reset()
+	if err := run(&env{stdout: &out, stderr: &out}, []string{"table", filepath.Dir(cell)}); err != nil || !strings.Contains(out.String(), "eval.passkey@768") {
+		t.Errorf("liquidlab table lacks the eval columns (%v):\n%s", err, out.String())
+	}
 	readJSON(t, cells[0], &ev)
 	if len(ev.Rows) != 3 || ev.Rows[0].Length != 768 {
 		t.Errorf("eval.json after liquidlab eval: %+v", ev.Rows)

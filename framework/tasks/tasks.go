@@ -35,7 +35,7 @@ type Options struct {
 	Enc   Encoder // passkey
 	// Passkey.
 	KeyDigits int       // digits of the key (default 5)
-	Filler    string    // filler text; "" = BuiltinFiller
+	Filler    string    // filler text, its whitespace runs made single spaces; "" = BuiltinFiller
 	Depths    []float64 // evaluation rows: needle depth as a fraction in [0, 1] (default 0, .25, .5, .75, 1)
 	// MQAR: evaluation rows (numbers of key–value pairs); training draws from them.
 	Pairs []int // default 4, 16, 64

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -85,6 +86,30 @@ func TestEvalEndToEnd(t *testing.T) {
 	readJSON(t, cells[0], &ev)
 	if len(ev.Rows) != 3 || ev.Rows[0].Length != 768 {
 		t.Errorf("eval.json after liquidlab eval: %+v", ev.Rows)
+	}
+
+	// Chunk by chunk or at once: the smoke model (per-token stages) scores
+	// every sample the same.
+	loss := map[string][]float64{}
+	for _, chunk := range []string{"600", "96"} {
+		out.Reset()
+		args := []string{"eval", "-tasks", "passkey,selective_copy", "-lengths", "600", "-samples", "1", "-chunk", chunk, cell}
+		if err := run(&env{stdout: &out, stderr: &out}, args); err != nil {
+			t.Fatalf("eval -chunk %s: %v\n%s", chunk, err, out.String())
+		}
+		var ev struct{ Rows []struct{ Loss float64 } }
+		readJSON(t, cells[0], &ev)
+		for _, r := range ev.Rows {
+			loss[chunk] = append(loss[chunk], r.Loss)
+		}
+	}
+	if len(loss["600"]) != 6 || len(loss["96"]) != 6 {
+		t.Fatalf("rows %v", loss)
+	}
+	for i, a := range loss["600"] {
+		if b := loss["96"][i]; !(a > 0) || math.Abs(a-b) > 1e-4*a {
+			t.Errorf("row %d: loss %v at once, %v in chunks of 96", i, a, b)
+		}
 	}
 
 	for _, bad := range [][]string{

@@ -100,7 +100,12 @@ func EvalOptionsFor(e *config.Experiment) (EvalOptions, error) {
 		o.ValidFraction = 0.1
 	}
 	if v.Filler != "" {
-		b, err := os.ReadFile(v.Filler)
+		f, err := os.Open(v.Filler)
+		if err != nil {
+			return o, fmt.Errorf("eval.filler: %w", err)
+		}
+		b, err := io.ReadAll(io.LimitReader(f, tasks.MaxFillerBytes))
+		f.Close()
 		if err != nil {
 			return o, fmt.Errorf("eval.filler: %w", err)
 		}

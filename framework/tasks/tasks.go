@@ -50,7 +50,9 @@ const BuiltinFiller = "The grass is green. The sky is blue. The sun is yellow. H
 const (
 	passkeyPrefix   = "There is an important info hidden inside a lot of irrelevant text. Find it and memorize it. I will quiz you about the important information there."
 	passkeyQuestion = " What is the pass key? The pass key is"
-	maxFillerBytes  = 4 << 20
+	// MaxFillerBytes bounds the filler text used (it cycles): 512 KiB is
+	// hundreds of thousands of tokens, far more than 32k.
+	MaxFillerBytes = 512 << 10
 )
 
 // Defaults.
@@ -96,8 +98,8 @@ func New(name string, o Options) (*Task, error) {
 		if strings.TrimSpace(filler) == "" {
 			filler = BuiltinFiller
 		}
-		if len(filler) > maxFillerBytes {
-			filler = filler[:maxFillerBytes]
+		if len(filler) > MaxFillerBytes {
+			filler = filler[:MaxFillerBytes]
 		}
 		var err error
 		if t.prefix, err = encode(o.Enc, passkeyPrefix); err != nil {

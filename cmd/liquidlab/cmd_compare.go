@@ -100,7 +100,7 @@ func cmdCompare(e *env, args []string) error {
 
 func cmdTable(e *env, args []string) error {
 	fs := newFlags(e, "table", "table [flags] RUN\n\nPrints one row per cell of a run (results/<experiment>): the varied axes, then the metrics.")
-	metrics := fs.String("metrics", "train_loss,valid_loss,valid_ppl,valid_acc,train_tokens_per_s,ode_nfe_per_step", "comma-separated metrics, or all (an unknown name is an error that lists the valid ones)")
+	metrics := fs.String("metrics", "train_loss,valid_loss,valid_ppl,valid_acc,train_tokens_per_s,ode_nfe_per_step", "comma-separated metrics, or all (an unknown name is an error that lists the valid ones; by default also every eval.* metric of liquidlab eval)")
 	format := fs.String("format", "text", "text, markdown, csv, json (csv and json carry full-precision numbers: median, spread, n, samples)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -118,6 +118,9 @@ func cmdTable(e *env, args []string) error {
 		ms = report.MetricNames(recs)
 	} else if err := report.CheckMetrics(recs, ms); err != nil && flagSet(fs, "metrics") {
 		return fmt.Errorf("table -metrics: %w", err)
+	}
+	if !flagSet(fs, "metrics") {
+		ms = append(ms, evalMetricNames(recs)...)
 	}
 	return report.Render(e.stdout, report.CellsTable(recs, ms), *format)
 }

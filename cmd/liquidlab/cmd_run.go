@@ -107,7 +107,7 @@ func printCellsTable(e *env, store results.Store, name, format string) error {
 	if err != nil {
 		return err
 	}
-	t := report.CellsTable(recs, []string{"train_loss", "valid_loss", "valid_ppl", "valid_acc", "train_tokens_per_s", "ode_nfe_per_step"})
+	t := report.CellsTable(recs, append([]string{"train_loss", "valid_loss", "valid_ppl", "valid_acc", "train_tokens_per_s", "ode_nfe_per_step"}, evalMetricNames(recs)...))
 	t.Title = "experiment " + name
 	for _, f := range report.Formats {
 		var sb strings.Builder

@@ -18,12 +18,11 @@ import (
 // notCanonical lists the settings that do not change a cell's results and so stay
 // out of Canonical: renaming an experiment, rewording it or running it with more
 // jobs or a longer timeout must not invalidate finished cells.
-var notCanonical = []string{"name", "description", "grid", "run.jobs", "run.call_timeout", "run.executor", "slurm"}
+var notCanonical = []string{"name", "description", "grid", "run.jobs", "run.call_timeout"}
 
 // Canonical encodes the resolved settings as TOML, one `dotted.key = value` line
 // per setting, sorted by key; the same settings always give the same bytes. It
-// leaves out name, description, grid, run.jobs, run.call_timeout, run.executor
-// and the [slurm] table (where a cell runs does not change its results).
+// leaves out name, description, grid, run.jobs and run.call_timeout.
 func (e *Experiment) Canonical() []byte {
 	lines := map[string]string{}
 	flatten(reflect.ValueOf(*e), "", lines)
@@ -47,10 +46,9 @@ func flatten(rv reflect.Value, prefix string, out map[string]string) {
 			if contains(notCanonical, p) {
 				continue
 			}
-			// A setting added after cells were first recorded is tagged
-			// canonical:"omitzero": at its zero value (the behaviour before it
-			// existed) it stays out of the text, so existing cell ids hold.
-			if rv.Type().Field(i).Tag.Get("canonical") == "omitzero" && rv.Field(i).IsZero() {
+			// A setting added after cells were recorded leaves their ids alone
+			// while it keeps its zero default.
+			if f := rv.Field(i); rv.Type().Field(i).Tag.Get("canonical") == "omitzero" && (f.IsZero() || f.Kind() == reflect.Slice && f.Len() == 0) {
 				continue
 			}
 			flatten(rv.Field(i), p+".", out)
@@ -188,11 +186,7 @@ func DryRun(w io.Writer, e *Experiment) error {
 		quote(d.Source), quote(d.Tokenizer), d.SeqLen, formatFloat(d.ValidFraction))
 	fmt.Fprintf(&b, "train:      steps=%d batch=%d lr=%s weight_decay=%s warmup_steps=%d clip_grad_norm=%s lr_step_every=%d lr_gamma=%s objective=%s\n",
 		t.Steps, t.Batch, formatFloat(t.LR), formatFloat(t.WeightDecay), t.WarmupSteps, formatFloat(t.ClipGradNorm), t.LRStepEvery, formatFloat(t.LRGamma), t.Objective)
-	if e.Eval.Every > 0 {
-		fmt.Fprintf(&b, "eval:       batches=%d every=%d\n", e.Eval.Batches, e.Eval.Every)
-	} else {
-		fmt.Fprintf(&b, "eval:       batches=%d\n", e.Eval.Batches)
-	}
+	fmt.Fprintf(&b, "eval:       batches=%d\n", e.Eval.Batches)
 	fmt.Fprintf(&b, "bench:      lengths=%s batch=%d modes=%s warmup=%d repeats=%d\n",
 		formatValue(e.Bench.Lengths), e.Bench.Batch, formatValue(e.Bench.Modes), e.Bench.Warmup, e.Bench.Repeats)
 	fmt.Fprintf(&b, "run:        chunk_size=%d mode=%s call_timeout=%s jobs=%d\n",

@@ -58,12 +58,19 @@
 //	options = { method = "dopri5" }
 //
 //	[data]
-//	source = "builtin"           # string: "builtin" (generated text) or a path to a text
+//	source = "builtin"           # string: "builtin" (generated text), "goroot" (the Go
+//	                             #   distribution's source tree, split by file: package
+//	                             #   corpus), "task:passkey", "task:mqar",
+//	                             #   "task:selective_copy" (generated task sequences with
+//	                             #   labels on the answers only; need objective =
+//	                             #   "next_token"; the [eval] task settings apply, the
+//	                             #   filler is the built-in one), or a path to a text
 //	                             #   file or a directory of them
 //	tokenizer = ""               # string: "" = the built-in tokenizer, else a directory
 //	                             #   with tokenizer files
 //	seq_len = 256                # int > 0, tokens per training sequence
 //	valid_fraction = 0.1         # float in [0, 1), share of the text held out
+//	max_bytes = 0                # int ≥ 0, bound on the goroot training text (0: 4 MiB)
 //
 //	[train]                      # the seed's recipe
 //	steps = 100                  # int ≥ 0 (0: no training)
@@ -79,6 +86,17 @@
 //	[eval]
 //	batches = 4                  # int ≥ 0, validation batches after training
 //	every = 0                    # int ≥ 0, also validate every N training steps (0: only after)
+//	tasks = []                   # long-context evaluation after training (and by
+//	                             #   liquidlab eval): "passkey", "mqar", "selective_copy",
+//	                             #   "goroot" (bits per byte, loss by position bucket)
+//	lengths = []                 # list of int > 0, tokens (empty: 4096, 8192, 16384, 32768)
+//	depths = []                  # passkey needle depths in % of the filler (empty: 0, 25,
+//	                             #   50, 75, 100)
+//	samples = 0                  # int ≥ 0, samples per task × length × row (0: 10)
+//	key_digits = 0               # int ≥ 0, passkey digits (0: 5)
+//	filler = ""                  # passkey filler text file ("": the built-in filler)
+//	mqar_pairs = []              # MQAR key–value pair counts (empty: 4, 16, 64)
+//	copy_tokens = 0              # selective-copy content tokens (0: 16)
 //
 //	[bench]                      # the long-sequence benchmark
 //	lengths = [4096, 8192, 16384, 32768]  # list of int > 0 (empty: no benchmark)
@@ -153,5 +171,7 @@
 // Canonical writes the resolved settings as sorted `dotted.key = value` TOML
 // lines, the same bytes for the same settings; cell ids hash it. It leaves out the
 // settings that cannot change a result: name, description, grid, run.jobs and
-// run.call_timeout. The output parses back into the same settings.
+// run.call_timeout; and settings added later (data.max_bytes, the long-context
+// [eval] keys) while they hold their zero default, so older cells keep their
+// ids. The output parses back into the same settings.
 package config

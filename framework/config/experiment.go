@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,6 +103,8 @@ type Data struct {
 	Tokenizer     string  `toml:"tokenizer"`
 	SeqLen        int     `toml:"seq_len"`
 	ValidFraction float64 `toml:"valid_fraction"`
+	// MaxBytes bounds the "goroot" source's training text (0: 4 MiB).
+	MaxBytes int64 `toml:"max_bytes" canonical:"omitzero"`
 }
 
 // Train is the training recipe.
@@ -117,10 +120,23 @@ type Train struct {
 	Objective    string  `toml:"objective"`
 }
 
-// Eval is the evaluation after training.
+// Eval is the evaluation after training. The long-context fields default to
+// their zero value, which means the default named in the comment (so the
+// canonical form, and with it every cell id, of an experiment that does not
+// use them is what it was before they existed).
 type Eval struct {
 	Batches int `toml:"batches"`
 	Every   int `toml:"every" canonical:"omitzero"` // validate every N training steps too (0: only after training)
+	// Long-context tasks (passkey, mqar, selective_copy, goroot) run after
+	// training, chunk by chunk at each of Lengths (empty: 4096 … 32768).
+	Tasks      []string  `toml:"tasks" canonical:"omitzero"`
+	Lengths    []int     `toml:"lengths" canonical:"omitzero"`
+	Depths     []float64 `toml:"depths" canonical:"omitzero"`      // passkey, % (empty: 0, 25, 50, 75, 100)
+	Samples    int       `toml:"samples" canonical:"omitzero"`     // per task × length × row (0: 10)
+	KeyDigits  int       `toml:"key_digits" canonical:"omitzero"`  // passkey (0: 5)
+	Filler     string    `toml:"filler" canonical:"omitzero"`      // passkey filler file ("": built-in)
+	MQARPairs  []int     `toml:"mqar_pairs" canonical:"omitzero"`  // (empty: 4, 16, 64)
+	CopyTokens int       `toml:"copy_tokens" canonical:"omitzero"` // selective copy (0: 16)
 }
 
 // Bench is the long-sequence benchmark.
@@ -176,7 +192,7 @@ func Default() *Experiment {
 		Data:       Data{Source: SourceBuiltin, SeqLen: 256, ValidFraction: 0.1},
 		Train: Train{Steps: 100, Batch: 32, LR: 1e-4, WeightDecay: 5e-3,
 			WarmupSteps: 1000, ClipGradNorm: 1.0, LRGamma: 0.1, Objective: ObjectiveCopy},
-		Eval:   Eval{Batches: 4},
+		Eval:   Eval{Batches: 4, Tasks: []string{}, Lengths: []int{}, Depths: []float64{}, MQARPairs: []int{}},
 		Bench:  Bench{Lengths: []int{4096, 8192, 16384, 32768}, Batch: 1, Modes: []string{BenchForward}, Warmup: 1, Repeats: 3},
 		Run:    Run{Mode: ModePlugin, CallTimeout: 10 * time.Minute, Jobs: 1, Executor: ExecutorLocal},
 		Slurm:  Slurm{ExtraArgs: []string{}, Poll: 5 * time.Second},
@@ -235,6 +251,10 @@ func (e *Experiment) clone() *Experiment {
 	c.Bench.Lengths = append([]int(nil), e.Bench.Lengths...)
 	c.Bench.Modes = append([]string(nil), e.Bench.Modes...)
 	c.Slurm.ExtraArgs = append([]string(nil), e.Slurm.ExtraArgs...)
+	c.Eval.Tasks = slices.Clone(e.Eval.Tasks)
+	c.Eval.Lengths = slices.Clone(e.Eval.Lengths)
+	c.Eval.Depths = slices.Clone(e.Eval.Depths)
+	c.Eval.MQARPairs = slices.Clone(e.Eval.MQARPairs)
 	c.Grid = e.Grid.clone()
 	c.origin = make(map[string]string, len(e.origin))
 	for k, v := range e.origin {

@@ -27,15 +27,46 @@ type Corpus struct {
 	SeqLen       int
 	Train, Valid [][]int64
 	Source       string // what it was made from, for the results
+	// TrainLabels and ValidLabels, when not nil, are the labels of each
+	// sequence (a generated task's answers; the ignore id elsewhere), used
+	// instead of the objective's labels.
+	TrainLabels, ValidLabels [][]int64
+	// Bytes is the UTF-8 size of the text the sequences were cut from (0 when
+	// not known), so losses can be given in bits per byte.
+	TrainBytes, ValidBytes int64
+}
+
+// BatchLabels returns the labels of a batch whose row i is sequence picked[i]
+// of the training (valid false) or validation split: the corpus's own labels
+// when it has them, else Labels(objective, …).
+func (c *Corpus) BatchLabels(objective string, valid bool, picked []int, ids []int64, b, s int, ignore int64) ([]int64, error) {
+	labs := c.TrainLabels
+	if valid {
+		labs = c.ValidLabels
+	}
+	if labs == nil {
+		return Labels(objective, ids, b, s, ignore)
+	}
+	if len(picked) != b {
+		return nil, fmt.Errorf("data: %d sequences picked for a batch of %d", len(picked), b)
+	}
+	out := make([]int64, b*s)
+	for i, k := range picked {
+		copy(out[i*s:(i+1)*s], labs[k])
+	}
+	return out, nil
 }
 
 // Options control how a corpus is made.
 type Options struct {
-	Source        string  // "builtin" or a path to a .txt file or a directory of them
+	Source        string  // "builtin", "goroot" or a path to a .txt file or a directory of them
 	SeqLen        int     // tokens per sequence
 	ValidFraction float64 // share of sequences held out
 	Seed          uint64
 	BuiltinTokens int // approximate corpus size of the built-in generator (default 200k tokens)
+	// MaxBytes bounds the text of the "goroot" source (training text; the
+	// validation text gets MaxBytes·ValidFraction); 0 = DefaultGoRootBytes.
+	MaxBytes int64
 }
 
 // Load makes a corpus.
@@ -45,6 +76,8 @@ func Load(enc Encoder, o Options) (*Corpus, error) {
 	}
 	var text string
 	switch o.Source {
+	case SourceGoRoot:
+		return loadGoRoot(enc, o)
 	case "", "builtin":
 		n := o.BuiltinTokens
 		if n <= 0 {

@@ -2,6 +2,7 @@ package data
 
 import (
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -70,5 +71,30 @@ func TestLabels(t *testing.T) {
 	}
 	if _, err := Labels("bogus", ids, 2, 3, 1); err == nil {
 		t.Error("unknown objective accepted")
+	}
+}
+
+func TestLoadGoRoot(t *testing.T) {
+	a, err := Load(wordEnc{}, Options{Source: SourceGoRoot, SeqLen: 64, ValidFraction: 0.1, Seed: 1, MaxBytes: 200_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Train) == 0 || len(a.Valid) == 0 || a.TrainBytes > 200_000 || a.ValidBytes >= a.TrainBytes {
+		t.Fatalf("goroot: %d/%d sequences, %d/%d bytes", len(a.Train), len(a.Valid), a.TrainBytes, a.ValidBytes)
+	}
+	if _, err := Load(wordEnc{}, Options{Source: SourceGoRoot, SeqLen: 1 << 30, MaxBytes: 1000}); err == nil {
+		t.Error("a sequence longer than the text accepted")
+	}
+}
+
+func TestBatchLabels(t *testing.T) {
+	c := &Corpus{SeqLen: 2, Train: [][]int64{{5, 6}, {7, 8}}, TrainLabels: [][]int64{{-1, 1}, {2, -1}}}
+	got, err := c.BatchLabels("copy", false, []int{1, 0}, []int64{7, 8, 5, 6}, 2, 2, -1)
+	if err != nil || !slices.Equal(got, []int64{2, -1, -1, 1}) {
+		t.Errorf("task labels %v %v", got, err)
+	}
+	got, _ = c.BatchLabels("copy", true, []int{0}, []int64{3, 4}, 1, 2, -1)
+	if !slices.Equal(got, []int64{3, 4}) {
+		t.Errorf("objective labels %v", got)
 	}
 }

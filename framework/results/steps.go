@@ -62,6 +62,9 @@ func (w *StepWriter) SetRepeat(k int) { w.repeat = k }
 
 // Write appends one record (its Repeat is set to the writer's).
 func (w *StepWriter) Write(r StepRecord) error {
+	if w.f == nil {
+		return os.ErrClosed
+	}
 	r.Repeat = w.repeat
 	b, err := json.Marshal(r)
 	if err != nil {
@@ -71,8 +74,15 @@ func (w *StepWriter) Write(r StepRecord) error {
 	return err
 }
 
-// Close closes the stream.
-func (w *StepWriter) Close() error { return w.f.Close() }
+// Close closes the stream; closing it again does nothing.
+func (w *StepWriter) Close() error {
+	if w.f == nil {
+		return nil
+	}
+	err := w.f.Close()
+	w.f = nil
+	return err
+}
 
 // ReadSteps reads a per-step stream. A truncated last line (a run killed while
 // writing) is ignored; any other malformed line is an error naming it.

@@ -96,9 +96,11 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 	sched := train.Schedule{LR: e.Train.LR, Warmup: e.Train.WarmupSteps, StepEvery: e.Train.LRStepEvery, Gamma: e.Train.LRGamma}
 	tspan := []float32{0, 0.25, 0.5, 0.75, 1}
 	batch := &model.Batch{B: B, S: S, IDs: make([]int64, B*S), Timestamps: make([]float32, B*S), TSpan: tspan}
+	picked := make([]int, B)
 	fill := func(seqs [][]int64, pick func(i int) int) {
 		for i := 0; i < B; i++ {
-			copy(batch.IDs[i*S:(i+1)*S], seqs[pick(i)])
+			picked[i] = pick(i)
+			copy(batch.IDs[i*S:(i+1)*S], seqs[picked[i]])
 		}
 		data.Timestamps(rng, batch.Timestamps, B, S)
 	}
@@ -115,7 +117,7 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 			return out, err
 		}
 		fill(corpus.Train, func(int) int { return rng.IntN(len(corpus.Train)) })
-		labels, err := data.Labels(e.Train.Objective, batch.IDs, B, S, pad)
+		labels, err := corpus.BatchLabels(e.Train.Objective, false, picked, batch.IDs, B, S, pad)
 		if err != nil {
 			return out, err
 		}
@@ -196,9 +198,11 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 // not change the training stream.
 func validate(ctx context.Context, e *config.Experiment, m *model.Model, corpus *data.Corpus, batch *model.Batch, seed uint64, pad int64) (loss, acc float64, total int, err error) {
 	rng := rand.New(rand.NewPCG(seed, 0x7a1e))
+	picked := make([]int, batch.B)
 	fill := func(seqs [][]int64, pick func(i int) int) {
 		for i := 0; i < batch.B; i++ {
-			copy(batch.IDs[i*batch.S:(i+1)*batch.S], seqs[pick(i)])
+			picked[i] = pick(i)
+			copy(batch.IDs[i*batch.S:(i+1)*batch.S], seqs[picked[i]])
 		}
 		data.Timestamps(rng, batch.Timestamps, batch.B, batch.S)
 	}
@@ -207,7 +211,7 @@ func validate(ctx context.Context, e *config.Experiment, m *model.Model, corpus 
 	var correct int
 	for bi := 0; bi < e.Eval.Batches; bi++ {
 		fill(corpus.Valid, func(i int) int { return (bi*B + i) % len(corpus.Valid) })
-		labels, err := data.Labels(e.Train.Objective, batch.IDs, B, S, pad)
+		labels, err := corpus.BatchLabels(e.Train.Objective, true, picked, batch.IDs, B, S, pad)
 		if err != nil {
 			return 0, 0, 0, err
 		}

@@ -12,4 +12,11 @@
 // call timeout or speaks another protocol — is recorded as failed with the
 // plugin's name in the error, and the other cells run. Cells may run side by side
 // (Jobs); progress goes to a terminal only.
+//
+// Long-context evaluation (evaltasks.go): when eval.tasks is set, each cell's
+// trained checkpoint is evaluated after training on generated tasks (package
+// tasks) and the Go source tree (package corpus) at eval.lengths, one sequence
+// at a time and chunk by chunk; the rows go to eval.json, a summary per task ×
+// length to metrics.json. A data.source of "task:NAME" trains on the same
+// generators at data.seq_len, with labels on the answer tokens only.
 package runner

@@ -195,15 +195,22 @@ func (cr *cellRun) train(ctx context.Context) error {
 		return fmt.Errorf("model.vocab_size %d is smaller than the tokenizer's vocabulary (%d): set model.vocab_size ≥ %d", e.Model.VocabSize, tok.VocabSize(), tok.VocabSize())
 	}
 	cr.prog.Update("preparing data")
-	corpus, err := data.Load(encoder{tok}, data.Options{Source: e.Data.Source, SeqLen: e.Data.SeqLen, ValidFraction: e.Data.ValidFraction, Seed: uint64(e.Seed)})
+	corpus, err := loadCorpus(e, tok)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(cr.log, "data: %s, %d train and %d valid sequences of %d tokens\n", corpus.Source, len(corpus.Train), len(corpus.Valid), corpus.SeqLen)
+	// The per-step stream of every repeat (metrics.jsonl, repeat numbered).
+	steps, err := cr.c.CreateSteps()
+	if err != nil {
+		return err
+	}
+	defer steps.Close()
 	reps := max(1, e.Repeats)
 	var runErr error
 	for rep := 0; rep < reps && runErr == nil; rep++ {
-		runErr = cr.trainRepeat(ctx, rep, reps, corpus, padID(tok))
+		steps.SetRepeat(rep + 1)
+		runErr = cr.trainRepeat(ctx, rep, reps, corpus, padID(tok), steps.Write)
 	}
 	for k, v := range cr.metrics.Samples {
 		cr.metrics.Values[k] = median(v)
@@ -211,12 +218,18 @@ func (cr *cellRun) train(ctx context.Context) error {
 	if reps == 1 {
 		cr.metrics.Samples = nil
 	}
-	return runErr
+	if runErr != nil {
+		return runErr
+	}
+	if err := steps.Close(); err != nil {
+		return fmt.Errorf("%s: %w", results.StepsFile, err)
+	}
+	return evalAfterTrain(ctx, e, cr.st.Map, cr.st.PIDs, cr.c.Dir, &cr.metrics, cr.log, cr.prog)
 }
 
 // trainRepeat trains and evaluates one repeat and adds its metrics to the
 // samples; the first repeat's trained parameters are the cell's checkpoint.
-func (cr *cellRun) trainRepeat(ctx context.Context, rep, reps int, corpus *data.Corpus, pad int64) error {
+func (cr *cellRun) trainRepeat(ctx context.Context, rep, reps int, corpus *data.Corpus, pad int64, steps StepSink) error {
 	e := cr.cell.Exp
 	re := *e
 	re.Seed = e.Seed + int64(rep)
@@ -232,7 +245,7 @@ func (cr *cellRun) trainRepeat(ctx context.Context, rep, reps int, corpus *data.
 	if reps > 1 {
 		fmt.Fprintf(cr.log, "repeat %d/%d (seed %d)\n", rep+1, reps, re.Seed)
 	}
-	tr, err := TrainEval(ctx, &re, m, corpus, pad, uint64(re.Seed), cr.log, cr.prog)
+	tr, err := TrainEvalSteps(ctx, &re, m, corpus, pad, uint64(re.Seed), cr.log, cr.prog, steps)
 	for k, v := range tr {
 		cr.metrics.Samples[k] = append(cr.metrics.Samples[k], v)
 	}

@@ -1,0 +1,118 @@
+package runner
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"liquidlab/framework/config"
+	"liquidlab/framework/tokenizer"
+)
+
+func taskExperiment(t *testing.T, src string, sets ...string) *config.Experiment {
+	t.Helper()
+	e, err := config.Parse("x.toml", []byte(src), sets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e
+}
+
+// TestTaskCorpusLabelsAnswersOnly checks that a task:NAME source labels only
+// the answer tokens, each with the token that follows its position.
+func TestTaskCorpusLabelsAnswersOnly(t *testing.T) {
+	tok := tokenizer.Default()
+	pad := padID(tok)
+	for _, name := range []string{"passkey", "mqar", "selective_copy"} {
+		e := taskExperiment(t, "[model]\nvocab_size = 2000\n[data]\nsource = \"task:"+name+"\"\nseq_len = 300\n[train]\nsteps = 3\nbatch = 2\nobjective = \"next_token\"\n[eval]\nbatches = 1\nmqar_pairs = [8]\n")
+		c, err := loadCorpus(e, tok)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(c.Train) != 6 || len(c.Valid) != 2 || len(c.TrainLabels) != 6 || c.SeqLen != 300 {
+			t.Fatalf("%s: %d/%d sequences", name, len(c.Train), len(c.Valid))
+		}
+		want := map[string]int{"mqar": 8, "selective_copy": 16}[name]
+		for i, seq := range c.Train {
+			n := 0
+			for p, l := range c.TrainLabels[i] {
+				if l == pad {
+					continue
+				}
+				n++
+				if p+1 >= len(seq) || seq[p+1] != l {
+					t.Fatalf("%s: label %d at %d is not the next token", name, l, p)
+				}
+			}
+			if n == 0 || (want > 0 && n != want) || n > 10 && name == "passkey" {
+				t.Errorf("%s: %d labelled positions", name, n)
+			}
+			if c.TrainLabels[i][len(seq)-1] != pad {
+				t.Errorf("%s: the last position is labelled", name)
+			}
+		}
+		if string(fmtIDs(c.Train[0])) == string(fmtIDs(c.Valid[0])) {
+			t.Errorf("%s: training and validation sequences coincide", name)
+		}
+	}
+	e := taskExperiment(t, "[data]\nsource = \"task:passkey\"\n")
+	if _, err := loadCorpus(e, tok); err == nil || !strings.Contains(err.Error(), "next_token") {
+		t.Errorf("copy objective on a task: %v", err)
+	}
+	e = taskExperiment(t, "[data]\nsource = \"task:bogus\"\n[train]\nobjective = \"next_token\"\n")
+	if _, err := loadCorpus(e, tok); err == nil {
+		t.Error("unknown task accepted")
+	}
+}
+
+func fmtIDs(ids []int64) string {
+	var sb strings.Builder
+	for _, id := range ids {
+		sb.WriteString(string(rune(id + 32)))
+	}
+	return sb.String()
+}
+
+func TestEvalOptionsFor(t *testing.T) {
+	o, err := EvalOptionsFor(taskExperiment(t, "[eval]\ntasks = [\"passkey\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(o.Lengths) != 4 || o.Lengths[3] != 32768 || o.Samples != 10 || o.ChunkSize != DefaultEvalChunk {
+		t.Errorf("defaults %+v", o)
+	}
+	o, _ = EvalOptionsFor(taskExperiment(t, "[eval]\ndepths = [0, 50]\n[run]\nchunk_size = 64\n"))
+	if o.Depths[1] != 0.5 || o.ChunkSize != 64 {
+		t.Errorf("depths %v chunk %d", o.Depths, o.ChunkSize)
+	}
+	for _, bad := range []string{"[eval]\ntasks = [\"x\"]\n", "[eval]\ndepths = [-1]\n", "[eval]\nlengths = [1]\n", "[eval]\nsamples = -1\n", "[eval]\nfiller = \"/no/such\"\n"} {
+		if _, err := EvalOptionsFor(taskExperiment(t, bad)); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+func TestEvalMetricsAndTable(t *testing.T) {
+	rows := []EvalRow{
+		{Task: "passkey", Length: 4096, Row: "depth 0%", Acc: 1, PeakRSSMB: 30},
+		{Task: "passkey", Length: 4096, Row: "depth 50%", Acc: 0.5, PeakRSSMB: 30},
+		{Task: "passkey", Length: 32768, Row: "depth 0%", Acc: 0, PeakRSSMB: 31},
+		{Task: "goroot", Length: 4096, Row: "bits/byte", Acc: math.NaN(), BPB: 2.5, Buckets: map[string]float64{"0-1k": 3, "1k-4k": 2}, PeakRSSMB: 40},
+	}
+	m := EvalMetrics(rows)
+	if m["eval.passkey@4096"] != 0.75 || m["eval.passkey@32768"] != 0 || m["eval.goroot_bpb@4096"] != 2.5 || m["eval.peak_rss_mb@4096"] != 40 {
+		t.Errorf("metrics %v", m)
+	}
+	var sb strings.Builder
+	EvalTable(&sb, rows)
+	got := sb.String()
+	for _, want := range []string{"4k", "32k", "depth 50%", "0.500", "—", "loss 1k-4k", "2.5000", "peak MB"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("table lacks %q:\n%s", want, got)
+		}
+	}
+	b, err := rows[3].MarshalJSON()
+	if err != nil || !strings.Contains(string(b), `"acc":null`) {
+		t.Errorf("NaN accuracy as JSON: %s %v", b, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"liquidlab/plugins/attention/causal"
 	"liquidlab/plugins/attention/singlequery"
 	"liquidlab/plugins/flows/coupling"
+	"liquidlab/plugins/liquid/cfc"
 	"liquidlab/plugins/liquid/ltc"
 	"liquidlab/plugins/liquid/scan"
 	"liquidlab/plugins/ode/odefunc"
@@ -20,6 +21,7 @@ var builtinComponents = []registry.Component{
 	{Kind: stage.KindAttention, Name: "causal", New: func() stage.Stage { return causal.New() }},
 	{Kind: stage.KindLiquid, Name: "ltc", New: func() stage.Stage { return ltc.New() }},
 	{Kind: stage.KindLiquid, Name: "scan", New: func() stage.Stage { return scan.New() }},
+	{Kind: stage.KindLiquid, Name: "cfc", New: func() stage.Stage { return cfc.New() }},
 }
 
 // builtinRegistry is the registry of builtinComponents, sorted.

@@ -6,6 +6,7 @@ import (
 	"liquidlab/plugins/attention/causal"
 	"liquidlab/plugins/attention/singlequery"
 	"liquidlab/plugins/flows/coupling"
+	"liquidlab/plugins/flows/realnvp"
 	"liquidlab/plugins/liquid/cfc"
 	"liquidlab/plugins/liquid/ltc"
 	"liquidlab/plugins/liquid/scan"
@@ -16,6 +17,7 @@ import (
 // a component here to make it selectable by name in experiments.
 var builtinComponents = []registry.Component{
 	{Kind: stage.KindFlows, Name: "coupling", New: func() stage.Stage { return coupling.New() }},
+	{Kind: stage.KindFlows, Name: "realnvp", New: func() stage.Stage { return realnvp.New() }},
 	{Kind: stage.KindODE, Name: "odefunc", New: func() stage.Stage { return odefunc.New() }},
 	{Kind: stage.KindAttention, Name: "singlequery", New: func() stage.Stage { return singlequery.New() }},
 	{Kind: stage.KindAttention, Name: "causal", New: func() stage.Stage { return causal.New() }},

@@ -5,6 +5,7 @@ import (
 	"liquidlab/framework/stage"
 	"liquidlab/plugins/attention/causal"
 	"liquidlab/plugins/attention/singlequery"
+	"liquidlab/plugins/liquid/adaptive"
 	"liquidlab/plugins/flows/coupling"
 	"liquidlab/plugins/flows/realnvp"
 	"liquidlab/plugins/liquid/cfc"
@@ -24,6 +25,7 @@ var builtinComponents = []registry.Component{
 	{Kind: stage.KindLiquid, Name: "ltc", New: func() stage.Stage { return ltc.New() }},
 	{Kind: stage.KindLiquid, Name: "scan", New: func() stage.Stage { return scan.New() }},
 	{Kind: stage.KindLiquid, Name: "cfc", New: func() stage.Stage { return cfc.New() }},
+	{Kind: stage.KindLiquid, Name: "adaptive", New: func() stage.Stage { return adaptive.New() }},
 }
 
 // builtinRegistry is the registry of builtinComponents, sorted.

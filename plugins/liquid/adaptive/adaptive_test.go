@@ -385,3 +385,55 @@ func TestErrors(t *testing.T) {
 		t.Errorf("%d handles left", s.Live())
 	}
 }
+
+// TestOverflowGuard: a very negative a makes tau⊙σ(a) underflow and u
+// overflow float32 (a ≈ −90: u ≈ 1e39); the stage must still match the float64
+// reference. Gradients are checked where the guard rescales u (a ≈ −50,
+// u ≈ 1e22 > uScaleAbove) but finite differences in float32 still resolve them.
+func TestOverflowGuard(t *testing.T) {
+	const B, S, H = 2, 3, 4
+	for _, bias := range []float32{-90, -50} {
+		r := rand.New(rand.NewPCG(11, 12))
+		p := testParams(t, r, H)
+		for i := range p["neuron.param_modulator.bias"].Data {
+			p["neuron.param_modulator.bias"].Data[i] = bias
+		}
+		in := inputs(r, B, S, H, 0.1)
+		cfg := testConfig(H, OptMaxStep, "0")
+		s := New()
+		res, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: p, Inputs: in, NeedGrad: true})
+		if err != nil {
+			t.Fatalf("a ≈ %v: %v", bias, err)
+		}
+		want := reference(p, in["e"].Data, in["timestamps"].Data, in["h"].Data, B, S, H, 1)
+		for i, v := range res.Outputs["y"].Data {
+			if math.Abs(float64(v)-want[i]) > 1e-4*(1+math.Abs(want[i])) {
+				t.Fatalf("a ≈ %v: y[%d] = %v, want %v", bias, i, v, want[i])
+			}
+		}
+		ry := randn(r, B*S*H, 0, 1)
+		g, err := s.Backward(context.Background(), res.Handle, tensor.Map{"y": tensor.From(ry, B, S, H)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bias < -60 {
+			continue
+		}
+		loss := func() float64 {
+			res, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: p, Inputs: in})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var l float64
+			for i, v := range res.Outputs["y"].Data {
+				l += float64(v) * float64(ry[i])
+			}
+			return l
+		}
+		numtest.CheckGrad(t, "e", in["e"].Data, g.InputGrads["e"].Data, loss, 1e-3, 2e-3, 2e-2)
+		numtest.CheckGrad(t, "initial h", in["h"].Data, g.InputGrads["h"].Data, loss, 1e-3, 2e-3, 2e-2)
+		for _, name := range []string{"neuron.base_params.tau", "neuron.base_params.decay", "neuron.base_params.W_rec"} {
+			numtest.CheckGrad(t, name, p[name].Data, g.ParamGrads[name].Data, loss, 1e-3, 2e-3, 2e-2)
+		}
+	}
+}

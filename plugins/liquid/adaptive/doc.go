@@ -45,7 +45,11 @@
 // [B,H] (read only while no state is carried). State "h" [B,H] and "last_ts"
 // [B]. Outputs "y" [B,Sc,H] and "h" [B,H]. e·W_recᵀ is computed for the whole
 // chunk with one sgemm; each evaluation of f costs three [B,H]×[H,H] products
-// and a LayerNorm. With NeedGrad the handle keeps every token's solver tape.
+// and a LayerNorm. u is formed in float64, and a row of u whose largest |u|
+// exceeds 1e15 is divided by it before the LayerNorm, which is invariant to that
+// scale (up to its ε): a very negative a makes tau⊙σ(a) underflow and u
+// overflow float32 (u ≈ 1e39 at a ≈ −90) while f stays bounded. Training the
+// liquid-cells experiment reached a ≈ −84 at step 131 before this guard. With NeedGrad the handle keeps every token's solver tape.
 //
 // Backward(handle, {"y", "h"}), either absent meaning zero, reverses every
 // token's solve (odeint.Solution.Backward, step sizes held constant as

@@ -2,6 +2,7 @@ package adaptive
 
 import (
 	"fmt"
+	"math"
 
 	"liquidlab/framework/num"
 	"liquidlab/framework/tensor"
@@ -85,7 +86,9 @@ func zeroNeuron(H int) *neuron {
 type work struct {
 	B, H       int
 	r, z2, a   []float32 // relu(Lin_c0(h)), Lin_c3(r), Lin_m(z2)
-	u, y       []float32 // LN input and output
+	u, y       []float32 // LN input (u/scale) and output
+	scale      []float64 // [B] the divisor of each row of u (1 unless it would overflow)
+	u64        []float64 // [H] scratch
 	mean, rstd []float32
 	du, da     []float32 // VJP scratch
 	dz2, dr    []float32
@@ -94,10 +97,20 @@ type work struct {
 func newWork(B, H int) *work {
 	z := func(n int) []float32 { return make([]float32, n) }
 	return &work{B: B, H: H, r: z(B * H), z2: z(B * H), a: z(B * H), u: z(B * H), y: z(B * H),
+		scale: make([]float64, B), u64: make([]float64, H),
 		mean: z(B), rstd: z(B), du: z(B * H), da: z(B * H), dz2: z(B * H), dr: z(B * H)}
 }
 
+// uScaleAbove is the largest |u| a row keeps unscaled; see eval.
+const uScaleAbove = 1e15
+
 // eval fills w at h [B,H] given mc = x·W_recᵀ [B,H]; w.y = f(h; x).
+//
+// u is formed in float64 and a row whose largest |u| exceeds uScaleAbove is
+// divided by that value before the LayerNorm (w.scale keeps the divisor, 1
+// otherwise): LN is invariant to a positive scale of its input (up to its ε,
+// negligible at such variances), and a very negative a makes tau⊙σ(a)
+// underflow and u overflow float32 long before f itself is large.
 func (n *neuron) eval(w *work, h, mc []float32) {
 	B, H := w.B, w.H
 	num.LinearForward(w.r, h, n.w0, n.b0, B, H, H)
@@ -105,15 +118,28 @@ func (n *neuron) eval(w *work, h, mc []float32) {
 	num.LinearForward(w.z2, w.r, n.w3, n.b3, B, H, H)
 	num.LinearForward(w.a, w.z2, n.wm, n.bm, B, H, H)
 	for b := 0; b < B; b++ {
+		row := w.u64[:H]
+		var big float64
 		for i := 0; i < H; i++ {
 			k := b*H + i
-			a := w.a[k]
-			pre := -n.decay[i]*h[k] + (1+a)*mc[k] + n.bias[i]
-			w.u[k] = pre / (n.tau[i] * num.Sigmoid(a))
+			a := float64(w.a[k])
+			pre := -float64(n.decay[i])*float64(h[k]) + (1+a)*float64(mc[k]) + float64(n.bias[i])
+			row[i] = pre / (float64(n.tau[i]) * sigmoid64(a))
+			big = max(big, math.Abs(row[i]))
+		}
+		c := 1.0
+		if big > uScaleAbove {
+			c = big
+		}
+		w.scale[b] = c
+		for i, v := range row {
+			w.u[b*H+i] = float32(v / c)
 		}
 	}
 	num.LayerNormForward(w.y, w.u, n.lnW, n.lnB, B, H, num.LNEps, w.mean, w.rstd)
 }
+
+func sigmoid64(x float64) float64 { return 1 / (1 + math.Exp(-x)) }
 
 // vjp back-propagates dy = dL/df through the evaluation in w (made at h): adds
 // to dh and dmc, and to g's parameters when g is not nil (W_rec's gradient
@@ -125,22 +151,24 @@ func (n *neuron) vjp(w *work, g *neuron, h, dy, dh, dmc, mc []float32) {
 		dlnw, dlnb = g.lnW, g.lnB
 	}
 	num.LayerNormBackward(w.du, false, dlnw, dlnb, dy, w.u, n.lnW, w.mean, w.rstd, B, H)
+	// w.du is dL/d(u/c); with u = c·(u/c): dL/du = du/c, and u·dL/du = (u/c)·du.
 	for b := 0; b < B; b++ {
+		c := w.scale[b]
 		for i := 0; i < H; i++ {
 			k := b*H + i
-			a := w.a[k]
-			sa := num.Sigmoid(a)
-			den := n.tau[i] * sa
-			du, u := w.du[k], w.u[k]
-			dpre := du / den
-			dden := -du * u / den
-			w.da[k] = dden*n.tau[i]*sa*(1-sa) + dpre*mc[k]
-			dh[k] -= n.decay[i] * dpre
-			dmc[k] += dpre * (1 + a)
+			a := float64(w.a[k])
+			sa := sigmoid64(a)
+			tau := float64(n.tau[i])
+			du, us := float64(w.du[k]), float64(w.u[k])
+			dpre := du / (c * tau * sa)
+			dden := -du * us / (tau * sa) // dL/d(tau·σ(a))
+			w.da[k] = float32(-du*us*(1-sa) + dpre*float64(mc[k]))
+			dh[k] -= float32(float64(n.decay[i]) * dpre)
+			dmc[k] += float32(dpre * (1 + a))
 			if g != nil {
-				g.tau[i] += dden * sa
-				g.decay[i] -= dpre * h[k]
-				g.bias[i] += dpre
+				g.tau[i] += float32(dden * sa)
+				g.decay[i] -= float32(dpre * float64(h[k]))
+				g.bias[i] += float32(dpre)
 			}
 		}
 	}

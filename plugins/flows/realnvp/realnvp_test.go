@@ -290,3 +290,44 @@ func TestErrors(t *testing.T) {
 		t.Errorf("%d handles left", s.Live())
 	}
 }
+
+// TestChunkedEqualsWhole: the flow is per token and declares no state, so
+// splitting the sequence into chunks changes nothing.
+func TestChunkedEqualsWhole(t *testing.T) {
+	const B, S, D, L, F, K = 2, 11, 6, 4, 5, 3
+	r := rand.New(rand.NewPCG(13, 14))
+	cfg := testConfig(D, L, F, K)
+	p := testParams(t, r, cfg, 0.5)
+	x := randn(r, B*S*D, 1)
+	d, _ := New().Describe(context.Background(), cfg)
+	if len(d.State) != 0 {
+		t.Fatalf("declares state %v", d.State)
+	}
+	whole := fwd(t, New(), cfg, p, tensor.From(x, B, S, D), false)
+	s0 := 0
+	for _, sc := range []int{4, 1, 6} {
+		xc := make([]float32, B*sc*D)
+		for b := 0; b < B; b++ {
+			copy(xc[b*sc*D:], x[(b*S+s0)*D:(b*S+s0+sc)*D])
+		}
+		res := fwd(t, New(), cfg, p, tensor.From(xc, B, sc, D), false)
+		if len(res.State) != 0 {
+			t.Errorf("returns state %v", res.State.Names())
+		}
+		near := func(a, b []float32) bool {
+			for i := range a {
+				if math.Abs(float64(a[i]-b[i])) > 1e-6*(1+math.Abs(float64(b[i]))) {
+					return false
+				}
+			}
+			return len(a) == len(b)
+		}
+		for b := 0; b < B; b++ {
+			if !near(res.Outputs["z"].Data[b*sc*L:(b+1)*sc*L], whole.Outputs["z"].Data[(b*S+s0)*L:(b*S+s0+sc)*L]) ||
+				!near(res.Outputs["ldj"].Data[b*sc:(b+1)*sc], whole.Outputs["ldj"].Data[b*S+s0:b*S+s0+sc]) {
+				t.Errorf("row %d, tokens %d..%d differ from the whole sequence", b, s0, s0+sc)
+			}
+		}
+		s0 += sc
+	}
+}

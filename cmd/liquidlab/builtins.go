@@ -6,6 +6,9 @@ import (
 	"liquidlab/plugins/attention/causal"
 	"liquidlab/plugins/attention/singlequery"
 	"liquidlab/plugins/flows/coupling"
+	"liquidlab/plugins/flows/realnvp"
+	"liquidlab/plugins/liquid/adaptive"
+	"liquidlab/plugins/liquid/cfc"
 	"liquidlab/plugins/liquid/ltc"
 	"liquidlab/plugins/liquid/scan"
 	"liquidlab/plugins/ode/odefunc"
@@ -15,11 +18,14 @@ import (
 // a component here to make it selectable by name in experiments.
 var builtinComponents = []registry.Component{
 	{Kind: stage.KindFlows, Name: "coupling", New: func() stage.Stage { return coupling.New() }},
+	{Kind: stage.KindFlows, Name: "realnvp", New: func() stage.Stage { return realnvp.New() }},
 	{Kind: stage.KindODE, Name: "odefunc", New: func() stage.Stage { return odefunc.New() }},
 	{Kind: stage.KindAttention, Name: "singlequery", New: func() stage.Stage { return singlequery.New() }},
 	{Kind: stage.KindAttention, Name: "causal", New: func() stage.Stage { return causal.New() }},
 	{Kind: stage.KindLiquid, Name: "ltc", New: func() stage.Stage { return ltc.New() }},
 	{Kind: stage.KindLiquid, Name: "scan", New: func() stage.Stage { return scan.New() }},
+	{Kind: stage.KindLiquid, Name: "cfc", New: func() stage.Stage { return cfc.New() }},
+	{Kind: stage.KindLiquid, Name: "adaptive", New: func() stage.Stage { return adaptive.New() }},
 }
 
 // builtinRegistry is the registry of builtinComponents, sorted.

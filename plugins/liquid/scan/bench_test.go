@@ -36,7 +36,7 @@ func initParams(r *rand.Rand, H int) tensor.Map {
 }
 
 // benchScan runs one chunk of B×S tokens at H = 256 and reports ns/token.
-func benchScan(b *testing.B, B, S int, backward bool) {
+func benchScan(b *testing.B, B, S int, backward bool, opts ...string) {
 	const H = 256
 	r := rand.New(rand.NewPCG(1, 1))
 	p := initParams(r, H)
@@ -47,7 +47,7 @@ func benchScan(b *testing.B, B, S int, backward bool) {
 	}
 	og := tensor.Map{"y": tensor.From(stagetest.Randn(r, B*S*H, 1), B, S, H)}
 	s := New()
-	cfg := testConfig(H)
+	cfg := testConfig(H, opts...)
 	for b.Loop() {
 		res, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: p, Inputs: in, NeedGrad: backward})
 		if err != nil {
@@ -66,6 +66,15 @@ func BenchmarkForwardB1S4096(b *testing.B)         { benchScan(b, 1, 4096, false
 func BenchmarkForwardBackwardB1S4096(b *testing.B) { benchScan(b, 1, 4096, true) }
 func BenchmarkForwardB8S512(b *testing.B)          { benchScan(b, 8, 512, false) }
 func BenchmarkForwardBackwardB8S512(b *testing.B)  { benchScan(b, 8, 512, true) }
+
+// The ODE mode (option method) at the same size: one odeint solve per token.
+func BenchmarkODEEulerForwardBackwardB8S512(b *testing.B) {
+	benchScan(b, 8, 512, true, "method", "euler")
+}
+func BenchmarkODERK4ForwardBackwardB8S512(b *testing.B) { benchScan(b, 8, 512, true, "method", "rk4") }
+func BenchmarkODEDopri5ForwardBackwardB8S512(b *testing.B) {
+	benchScan(b, 8, 512, true, "method", "dopri5")
+}
 
 // The per-token products at B = 1, H = 256: Go loops against num.Gemm (which
 // chose useGoGemv).

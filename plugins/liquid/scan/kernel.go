@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"liquidlab/framework/num"
+	"liquidlab/framework/odeint"
 )
 
 // weights is the stage's parameters, copied at Forward so a handle does not
@@ -46,6 +47,13 @@ type chunk struct {
 	dt      []float32 // [B,S] Δ_t
 	f       []float32 // [B,S,H] σ(u_t); Backward overwrites it with dL/du_t
 	hs      []float32 // [B,S+1,H]: the chunk's initial state, then h_0 … h_{S−1}
+
+	// ODE mode (option method other than fused): f holds W_x·x + b instead,
+	// and each token is one odeint solve, kept for backward.
+	ode     odeint.Options // Method "" in the fused mode
+	unfolds int
+	maxStep float64
+	sols    []*odeint.Solution
 }
 
 // ctxEvery is how many time steps pass between checks for cancellation.

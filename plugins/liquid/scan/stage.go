@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 
+	"liquidlab/framework/odeint"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
 )
@@ -46,6 +47,10 @@ type options struct {
 	H                       int
 	mode                    string
 	dtScale, dtMin, dtConst float32
+	method                  string // MethodFused or an odeint method
+	unfolds                 int
+	maxStep                 float64
+	ode                     odeint.Options
 }
 
 func parseOptions(cfg stage.Config) (options, error) {
@@ -88,6 +93,9 @@ func parseOptions(cfg stage.Config) (options, error) {
 		}
 		*f.dst = float32(x)
 	}
+	if o.method, o.unfolds, o.maxStep, o.ode, err = solverOptions(cfg); err != nil {
+		return o, err
+	}
 	return o, nil
 }
 
@@ -116,13 +124,13 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 			{Name: "A", Shape: []int{H}, Init: "ones"},
 		},
 		State: []stage.StateSpec{{Name: "h", Shape: []int{-1, H}}, {Name: "last_ts", Shape: []int{-1}}},
-		Options: []stage.OptionSpec{
+		Options: append([]stage.OptionSpec{
 			{Name: "dt_mode", Type: "string", Default: ModeTimestamps, Choices: []string{ModeTimestamps, ModeConstant},
 				Help: "step of token t: timestamps: dt_scale·(ts_t − ts_{t−1}) + dt_min; constant: dt_const"},
 			{Name: "dt_scale", Type: "float", Default: DefaultDtScale, Help: "time units per unit of timestamp (dt_mode timestamps)"},
 			{Name: "dt_min", Type: "float", Default: DefaultDtMin, Help: "time every token advances at least (dt_mode timestamps)"},
 			{Name: "dt_const", Type: "float", Default: DefaultDtConst, Help: "step of every token (dt_mode constant)"},
-		},
+		}, solverOptionSpecs()...),
 		Inputs:  []string{"e", "timestamps", "h"},
 		Outputs: []string{"y", "h"},
 	}, nil
@@ -165,8 +173,18 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 		return nil, err
 	}
 	c := &chunk{B: B, S: S, H: H, w: w, e: e.Data, dt: dt}
-	if err := c.forward(ctx, h0); err != nil {
-		return nil, err
+	var stats map[string]float64
+	if o.method == MethodFused {
+		if err := c.forward(ctx, h0); err != nil {
+			return nil, err
+		}
+	} else {
+		c.ode, c.unfolds, c.maxStep = o.ode, o.unfolds, o.maxStep
+		nfe, acc, rej, err := c.forwardODE(ctx, h0, req.NeedGrad)
+		if err != nil {
+			return nil, err
+		}
+		stats = map[string]float64{"nfe": float64(nfe), "accepted": float64(acc), "rejected": float64(rej)}
 	}
 
 	y := make([]float32, B*S*H)
@@ -182,6 +200,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	res := &stage.ForwardResult{
 		Outputs: tensor.Map{"y": tensor.From(y, B, S, H), "h": tensor.From(hT, B, H)},
 		State:   tensor.Map{"h": tensor.From(append([]float32(nil), hT...), B, H), "last_ts": tensor.From(newTS, B)},
+		Stats:   stats,
 	}
 	if req.NeedGrad {
 		res.Handle = s.handles.Put(c)
@@ -287,7 +306,12 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 			return nil, fmt.Errorf("scan: backward: output gradient: %w", err)
 		}
 	}
-	g, err := c.backward(ctx, dy, dh)
+	var g *grads
+	if c.ode.Method != "" {
+		g, err = c.backwardODE(ctx, dy, dh)
+	} else {
+		g, err = c.backward(ctx, dy, dh)
+	}
 	if err != nil {
 		return nil, err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"liquidlab/framework/num/numtest"
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/stagetest"
 	"liquidlab/framework/tensor"
 )
 
@@ -89,9 +90,9 @@ func odeInputs(r *rand.Rand, B, S, H int) tensor.Map {
 		ts[i] *= 0.25 // steps up to about Δ = 0.05 + 16/S: the methods differ visibly, explicit ones stay stable
 	}
 	return tensor.Map{
-		"e":          tensor.From(randn(r, B*S*H, 0, 1), B, S, H),
+		"e":          tensor.From(stagetest.Randn(r, B*S*H, 1), B, S, H),
 		"timestamps": tensor.From(ts, B, S),
-		"h":          tensor.From(randn(r, B*H, 0, 0.5), B, H),
+		"h":          tensor.From(stagetest.Randn(r, B*H, 0.5), B, H),
 	}
 }
 
@@ -236,10 +237,10 @@ func TestODEGradients(t *testing.T) {
 			var state tensor.Map
 			initial := in["h"]
 			if tc.carried {
-				state = tensor.Map{"h": tensor.From(randn(r, B*H, 0, 0.5), B, H), "last_ts": tensor.New(B)}
+				state = tensor.Map{"h": tensor.From(stagetest.Randn(r, B*H, 0.5), B, H), "last_ts": tensor.New(B)}
 				initial = state["h"]
 			}
-			ry, rh := randn(r, B*S*H, 0, 1), randn(r, B*H, 0, 1)
+			ry, rh := stagetest.Randn(r, B*S*H, 1), stagetest.Randn(r, B*H, 1)
 			s := New()
 			loss := func() float64 {
 				res, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: p, Inputs: in, State: state})

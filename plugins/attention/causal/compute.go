@@ -24,6 +24,7 @@ type saved struct {
 	flopsFwd     float64
 	flopsBwd     float64
 	keysPerQuery float64
+	pairs        float64 // (query, head, key) triples the pattern allows
 }
 
 func (f *saved) free() {
@@ -73,7 +74,13 @@ func forward(o *options, p params, e []float32, B, Sc int, st *carry) (f *saved,
 		f.pl = pp
 	}
 	f.a, f.lse = num.GetBuf(N*H), num.GetBuf(N*heads)
-	pairs := softmaxFwd(f.pl, f.q, f.kc, f.vc, B, Sc, T, H, heads, f.a, f.lse)
+	var pairs, computed int64
+	if pp != nil {
+		pairs, computed = blockedFwd(pp, f.q, f.kc, f.vc, B, Sc, T, H, heads, f.a, f.lse)
+	} else {
+		pairs = softmaxFwd(f.pl, f.q, f.kc, f.vc, B, Sc, T, H, heads, f.a, f.lse)
+		computed = pairs
+	}
 
 	y = make([]float32, N*H)
 	num.LinearForward(y, f.a, p.wo, p.bo, N, H, H)
@@ -84,8 +91,9 @@ func forward(o *options, p params, e []float32, B, Sc int, st *carry) (f *saved,
 		nlin = 3
 		f.flopsFwd += float64(B*heads*o.nHashes) * float64(T) * float64(d*o.buckets) // hashing
 	}
-	f.flopsFwd += nlin*2*float64(N)*float64(H*H) + 4*float64(pairs)*float64(d)
-	f.flopsBwd = 2*nlin*2*float64(N)*float64(H*H) + 10*float64(pairs)*float64(d)
+	f.flopsFwd += nlin*2*float64(N)*float64(H*H) + 4*float64(computed)*float64(d)
+	f.flopsBwd = 2*nlin*2*float64(N)*float64(H*H) + 10*float64(computed)*float64(d)
+	f.pairs = float64(pairs)
 	f.keysPerQuery = float64(pairs) / float64(N*heads)
 
 	// the state after the chunk
@@ -241,7 +249,11 @@ func backward(f *saved, dy, dc []float32) *grads {
 		dk, dv := num.GetBuf(B*T*H), num.GetBuf(B*T*H)
 		clear(dk)
 		clear(dv)
-		softmaxBwd(f.pl, f.q, f.kc, f.vc, f.a, f.lse, da, B, Sc, T, H, heads, dq, dk, dv)
+		if pp, ok := f.pl.(*posPlanner); ok {
+			blockedBwd(pp, f.q, f.kc, f.vc, f.a, f.lse, da, B, Sc, T, H, heads, dq, dk, dv)
+		} else {
+			softmaxBwd(f.pl, f.q, f.kc, f.vc, f.a, f.lse, da, B, Sc, T, H, heads, dq, dk, dv)
+		}
 		for b := 0; b < B; b++ {
 			copy(dkn[b*Sc*H:(b+1)*Sc*H], dk[(b*T+n0)*H:(b+1)*T*H])
 			copy(dvn[b*Sc*H:(b+1)*Sc*H], dv[(b*T+n0)*H:(b+1)*T*H])

@@ -103,12 +103,12 @@ func (pl *lshPlanner) keys(b, h, j int, sp []span) []span {
 		rk := int(rd.rank[t])
 		lo := max(0, (rk/C-1)*C)
 		for _, s := range m[lo:rk] { // rk itself is t
-			sp = append(sp, span{int(s), 1, 1})
+			sp = append(sp, span{int(s), 1, 1, int(s)})
 		}
 	}
 	mine := sp[start:]
 	if len(mine) == 0 {
-		return append(sp, span{t, 1, 1}) // nothing else: t attends to itself
+		return append(sp, span{t, 1, 1, t}) // nothing else: t attends to itself
 	}
 	slices.SortFunc(mine, func(x, y span) int { return x.row - y.row })
 	mine = slices.CompactFunc(mine, func(x, y span) bool { return x.row == y.row })

@@ -7,7 +7,7 @@ import (
 
 // span is a run of key rows: rows row, row+stride, …, cnt of them. Rows index
 // the keys and values of one batch row: the carried cache followed by the chunk.
-type span struct{ row, cnt, stride int }
+type span struct{ row, cnt, stride, pos int } // pos: the first row's absolute position
 
 // planner says which key rows a query attends to.
 type planner interface {
@@ -91,13 +91,13 @@ func (p *posPlanner) add(sp []span, s0, cnt, stride int) []span {
 	}
 	if s0 < p.P { // the part below P lies in the prefix rows
 		n := min(cnt, (p.P-s0+stride-1)/stride)
-		sp = append(sp, span{s0, n, stride})
+		sp = append(sp, span{s0, n, stride, s0})
 		s0, cnt = s0+n*stride, cnt-n
 		if cnt == 0 {
 			return sp
 		}
 	}
-	return append(sp, span{p.P + s0 - p.base, cnt, stride})
+	return append(sp, span{p.P + s0 - p.base, cnt, stride, s0})
 }
 
 func (p *posPlanner) keys(_, _, j int, sp []span) []span {
@@ -166,4 +166,84 @@ func (o *options) bigbirdBlocks(i int, dst []int) []int {
 	}
 	slices.Sort(dst)
 	return slices.Compact(dst)
+}
+
+// qblock is a block of queries of a chunk: chunk positions j0, j0+stride, …
+// (n of them), which share one list of key spans.
+type qblock struct{ j0, n, stride int }
+
+// qBlock is the number of queries per block of the blocked kernel.
+const qBlock = 64
+
+// qblocks cuts the chunk into query blocks: runs of qBlock consecutive
+// queries; bigbird cuts at its block boundaries too; dilated takes every
+// dilation-th query, one residue class at a time, so that its keys are a
+// single span of stride dilation.
+func (p *posPlanner) qblocks(Sc int) []qblock {
+	o := p.o
+	var qs []qblock
+	switch o.pattern {
+	case Dilated:
+		r := o.dil
+		for j := 0; j < min(r, Sc); j++ {
+			n := (Sc - j + r - 1) / r
+			for i := 0; i < n; i += qBlock {
+				qs = append(qs, qblock{j + i*r, min(qBlock, n-i), r})
+			}
+		}
+	case BigBird:
+		for j := 0; j < Sc; {
+			t := p.pos0 + j
+			end := min(Sc, j+(o.block-t%o.block), j+qBlock)
+			qs = append(qs, qblock{j, end - j, 1})
+			j = end
+		}
+	default:
+		for j := 0; j < Sc; j += qBlock {
+			qs = append(qs, qblock{j, min(qBlock, Sc-j), 1})
+		}
+	}
+	return qs
+}
+
+// bkeys appends the key spans of a query block: every key any of its queries
+// sees (allowed then says which of them each query sees).
+func (p *posPlanner) bkeys(qb qblock, sp []span) []span {
+	o := p.o
+	tf, tl := p.pos0+qb.j0, p.pos0+qb.j0+(qb.n-1)*qb.stride
+	switch o.pattern {
+	case Full:
+		return p.add(sp, 0, tl+1, 1)
+	case Window:
+		lo := max(0, tf-o.W+1)
+		return p.add(sp, lo, tl+1-lo, 1)
+	case Global:
+		lo := max(0, tf-o.W+1)
+		sp = p.add(sp, 0, min(o.G, lo), 1)
+		return p.add(sp, lo, tl+1-lo, 1)
+	case Dilated:
+		start := tf - min(o.W-1, tf/o.dil)*o.dil
+		return p.add(sp, start, (tl-start)/o.dil+1, o.dil)
+	case BigBird:
+		return p.keys(0, 0, qb.j0+(qb.n-1)*qb.stride, sp)
+	}
+	panic("causal: bkeys for pattern " + o.pattern)
+}
+
+// allowed reports whether query position t sees key position s, for a key
+// among its block's keys.
+func (p *posPlanner) allowed(t, s int) bool {
+	o := p.o
+	if s > t {
+		return false
+	}
+	switch o.pattern {
+	case Window:
+		return t-s < o.W
+	case Global:
+		return s < o.G || t-s < o.W
+	case Dilated:
+		return (t-s)%o.dil == 0 && (t-s)/o.dil < o.W
+	}
+	return true // full; bigbird (the block's keys are the query block's)
 }

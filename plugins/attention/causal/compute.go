@@ -78,8 +78,7 @@ func forward(o *options, p params, e []float32, B, Sc int, st *carry) (f *saved,
 	if pp != nil {
 		pairs, computed = blockedFwd(pp, f.q, f.kc, f.vc, B, Sc, T, H, heads, f.a, f.lse)
 	} else {
-		pairs = softmaxFwd(f.pl, f.q, f.kc, f.vc, B, Sc, T, H, heads, f.a, f.lse)
-		computed = pairs
+		pairs, computed = lshFwd(f.pl.(*lshPlanner), f.q, f.kc, f.vc, B, Sc, T, H, heads, f.a, f.lse)
 	}
 
 	y = make([]float32, N*H)
@@ -252,7 +251,7 @@ func backward(f *saved, dy, dc []float32) *grads {
 		if pp, ok := f.pl.(*posPlanner); ok {
 			blockedBwd(pp, f.q, f.kc, f.vc, f.a, f.lse, da, B, Sc, T, H, heads, dq, dk, dv)
 		} else {
-			softmaxBwd(f.pl, f.q, f.kc, f.vc, f.a, f.lse, da, B, Sc, T, H, heads, dq, dk, dv)
+			lshBwd(f.pl.(*lshPlanner), f.q, f.kc, f.vc, f.a, f.lse, da, B, Sc, T, H, heads, dq, dk, dv)
 		}
 		for b := 0; b < B; b++ {
 			copy(dkn[b*Sc*H:(b+1)*Sc*H], dk[(b*T+n0)*H:(b+1)*T*H])

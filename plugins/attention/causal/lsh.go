@@ -3,7 +3,6 @@ package causal
 import (
 	"math"
 	"math/rand/v2"
-	"slices"
 
 	"liquidlab/framework/num"
 )
@@ -82,46 +81,6 @@ func newLSHPlanner(o *options, kc []float32, B, T, pos0 int) *lshPlanner {
 		}
 	}
 	return pl
-}
-
-// allowed reports whether position s is in A(t) before the self rule (s ≤ t).
-func (pl *lshPlanner) allowedRaw(b, h, t, s int) bool {
-	for _, rd := range pl.rounds[b*pl.o.heads+h] {
-		if rd.bucket[s] == rd.bucket[t] && int(rd.rank[s])/pl.o.chunk >= int(rd.rank[t])/pl.o.chunk-1 {
-			return true
-		}
-	}
-	return false
-}
-
-func (pl *lshPlanner) keys(b, h, j int, sp []span) []span {
-	t := pl.pos0 + j
-	C := pl.o.chunk
-	start := len(sp)
-	for _, rd := range pl.rounds[b*pl.o.heads+h] {
-		m := rd.members[rd.bucket[t]]
-		rk := int(rd.rank[t])
-		lo := max(0, (rk/C-1)*C)
-		for _, s := range m[lo:rk] { // rk itself is t
-			sp = append(sp, span{int(s), 1, 1, int(s)})
-		}
-	}
-	mine := sp[start:]
-	if len(mine) == 0 {
-		return append(sp, span{t, 1, 1, t}) // nothing else: t attends to itself
-	}
-	slices.SortFunc(mine, func(x, y span) int { return x.row - y.row })
-	mine = slices.CompactFunc(mine, func(x, y span) bool { return x.row == y.row })
-	// merge runs of consecutive rows
-	out := mine[:0]
-	for _, x := range mine {
-		if n := len(out); n > 0 && out[n-1].row+out[n-1].cnt == x.row {
-			out[n-1].cnt++
-			continue
-		}
-		out = append(out, x)
-	}
-	return sp[:start+len(out)]
 }
 
 // normalizeKeys writes k = q/‖q‖ per head for N rows of q [N,H] into k (row

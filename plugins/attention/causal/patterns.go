@@ -9,13 +9,8 @@ import (
 // the keys and values of one batch row: the carried cache followed by the chunk.
 type span struct{ row, cnt, stride, pos int } // pos: the first row's absolute position
 
-// planner says which key rows a query attends to.
-type planner interface {
-	// keys appends the spans of the keys of query j (of the chunk) in batch
-	// row b, head h. The spans are disjoint; their order is the order of the
-	// scores.
-	keys(b, h, j int, sp []span) []span
-}
+// planner is *posPlanner or *lshPlanner: which keys each query sees.
+type planner any
 
 // The cache of the softmax patterns holds the positions [0,P) ∪ [base,pos) of
 // the tokens seen so far (pos of them), P = min(prefix, base): P rows for the

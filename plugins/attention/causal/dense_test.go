@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 
 	"liquidlab/framework/stage"
@@ -376,9 +377,11 @@ func TestStreaming(t *testing.T) {
 							maxr = math.Max(maxr, math.Abs(float64(w)))
 						}
 					}
-					if c := o.capacity(); c >= 0 {
-						if sh := rr.State["k_cache"]; sh != nil && sh.Shape[1] != c {
+					if sh := rr.State["k_cache"]; sh != nil {
+						if c := o.capacity(); c >= 0 && sh.Shape[1] != c {
 							t.Errorf("bounded pattern's cache has %d rows, declared %d", sh.Shape[1], c)
+						} else if c < 0 && sh.Shape[1] != hi {
+							t.Errorf("after %d tokens the growing cache has %d rows", hi, sh.Shape[1])
 						}
 					}
 				}
@@ -387,5 +390,58 @@ func TestStreaming(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPatternErrors: bad pattern options and state are errors naming them.
+func TestPatternErrors(t *testing.T) {
+	const H = 8
+	r := rand.New(rand.NewPCG(9, 9))
+	e := tensor.From(randn(r, 2*10*H, 1), 2, 10, H)
+	for _, tc := range []struct {
+		opts map[string]string
+		want string
+	}{
+		{map[string]string{"pattern": "sparse"}, "pattern"},
+		{map[string]string{"pattern": "full", "heads": "3"}, "heads"},
+		{map[string]string{"pattern": "full", "heads": "0"}, "heads"},
+		{map[string]string{"pattern": "dilated", "dilation": "0"}, "dilation"},
+		{map[string]string{"pattern": "global", "global": "-1"}, "global"},
+		{map[string]string{"pattern": "lsh", "buckets": "5"}, "buckets"},
+		{map[string]string{"pattern": "lsh", "n_hashes": "0"}, "n_hashes"},
+		{map[string]string{"pattern": "bigbird", "block": "x"}, "block"},
+		{map[string]string{"pattern": "bigbird", "seed": "1.5"}, "seed"},
+		{map[string]string{"pattern": "full", "stride": "2"}, "stride"},
+	} {
+		_, err := New().Describe(context.Background(), patternConfig(H, tc.opts))
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%v: error %v, want one naming %s", tc.opts, err, tc.want)
+		}
+	}
+	// state of the wrong pattern, or inconsistent
+	for _, pat := range []string{"dilated", "global", "bigbird", "full", "lsh", "linear"} {
+		cfg := patternConfig(H, map[string]string{"pattern": pat, "heads": "2", "window": "3", "block": "2", "chunk": "2"})
+		pm := randParams(t, r, cfg)
+		st := runChunks(t, New(), cfg, pm, e, []int{0, 10})[0].State
+		bad := tensor.Map{}
+		for k, v := range st {
+			bad[k] = v
+		}
+		var want string
+		if pat == "linear" {
+			bad["z_sum"] = tensor.New(2, H, H)
+			want = "z_sum"
+		} else {
+			bad["pos"] = tensor.From([]float32{1}, 1)
+			want = "n_cache"
+		}
+		_, err := New().Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: chunkInputs(e, 0, 10), State: bad})
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: inconsistent state: error %v, want one naming %s", pat, err, want)
+		}
+		delete(bad, want)
+		if _, err := New().Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: chunkInputs(e, 0, 10), State: bad}); err == nil {
+			t.Errorf("%s: state without %s accepted", pat, want)
+		}
 	}
 }

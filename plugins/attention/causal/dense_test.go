@@ -2,13 +2,16 @@ package causal
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"strings"
 	"testing"
 
+	"liquidlab/framework/safetensors"
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stagefix"
 	"liquidlab/framework/tensor"
 )
 
@@ -342,6 +345,64 @@ func TestDenseReference(t *testing.T) {
 			}
 			if s.Live() != 0 {
 				t.Errorf("%d handles live", s.Live())
+			}
+			// The same case as a stage fixture (FIXTURES.md) with the float64
+			// reference's values and random chunk cuts: liquidlab parity's
+			// check passes on it.
+			f32 := func(x []float64) []float32 {
+				out := make([]float32, len(x))
+				for i, v := range x {
+					out[i] = float32(v)
+				}
+				return out
+			}
+			floats := map[string]*tensor.Tensor{
+				"input.e": e, "cotangent.y": tensor.From(cy, B, S, H), "cotangent.c": tensor.From(cc, B, H),
+				"output.y": tensor.From(f32(y), B, S, H),
+			}
+			cref := make([]float64, 0, B*H)
+			for b := 0; b < B; b++ {
+				cref = append(cref, y[(b*S+S-1)*H:(b*S+S)*H]...)
+			}
+			floats["output.c"] = tensor.From(f32(cref), B, H)
+			for _, g := range all {
+				if g.name == "e" {
+					floats["grad.input.e"] = tensor.From(f32(g.ref), B, S, H)
+				} else {
+					floats["param."+g.name] = pm[g.name]
+					floats["grad.param."+g.name] = tensor.From(f32(g.ref), pm[g.name].Shape...)
+				}
+			}
+			var chunks []int
+			for left := S; left > 0; {
+				n := min(left, 1+r.IntN(S/2+1))
+				chunks = append(chunks, n)
+				left -= n
+			}
+			opts, _ := json.Marshal(tc.opts)
+			cj, _ := json.Marshal(chunks)
+			meta := map[string]string{"fixture": "stage", "kind": "attention", "impl": "causal",
+				"options": string(opts), "dims": fmt.Sprintf(`{"hidden_size":%d}`, H), "chunks": string(cj)}
+			raw, err := safetensors.Encode(floats, nil, meta)
+			if err != nil {
+				t.Fatal(err)
+			}
+			file, err := safetensors.Parse(raw)
+			if err != nil {
+				t.Fatal(err)
+			}
+			fx, err := stagefix.FromFile(file)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rep, err := stagefix.Run(context.Background(), fx, New(), 1e-4, 1e-3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !rep.OK() || len(rep.Rows) != 2+len(all)+2 {
+				var buf strings.Builder
+				rep.Print(&buf)
+				t.Errorf("stage fixture, chunks %v:\n%s", chunks, buf.String())
 			}
 		})
 	}

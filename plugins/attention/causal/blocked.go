@@ -22,6 +22,35 @@ import (
 type blockScratch struct {
 	sp    []span
 	S, DP []float32
+	mask  []bool
+}
+
+func growBool(s []bool, n int) []bool {
+	if cap(s) < n {
+		return make([]bool, n)
+	}
+	return s[:n]
+}
+
+// maskRow marks in mask which keys of the spans query t sees, sets the others'
+// scores in row to −Inf, and returns their number and the largest score seen.
+func (pl *posPlanner) maskRow(t int, sp []span, row []float32, mask []bool) (int, float32) {
+	mx := float32(math.Inf(-1))
+	n, off := 0, 0
+	for _, x := range sp {
+		for k := 0; k < x.cnt; k++ {
+			ok := pl.allowed(t, x.pos+k*x.stride)
+			mask[off+k] = ok
+			if ok {
+				mx = max(mx, row[off+k])
+				n++
+			} else {
+				row[off+k] = float32(math.Inf(-1))
+			}
+		}
+		off += x.cnt
+	}
+	return n, mx
 }
 
 // blockedFwd fills a [B·Sc,H] and lse [B·Sc·heads]; it returns the number of
@@ -58,31 +87,22 @@ func blockedFwd(pl *posPlanner, q, kc, vc []float32, B, Sc, T, H, heads int, a, 
 				impl.Sgemm(blas.NoTrans, blas.Trans, nq, x.cnt, d, inv, qp, ld, kb[x.row*H:], x.stride*H, 0, s.S[off:], Lk)
 				off += x.cnt
 			}
+			s.mask = growBool(s.mask, Lk)
 			for i := 0; i < nq; i++ {
 				t := pl.pos0 + qb.j0 + i*qb.stride
 				row := s.S[i*Lk : (i+1)*Lk]
-				mx := float32(math.Inf(-1))
-				off := 0
-				for _, x := range s.sp {
-					for k := 0; k < x.cnt; k++ {
-						if pl.allowed(t, x.pos+k*x.stride) {
-							mx = max(mx, row[off+k])
-						} else {
-							row[off+k] = float32(math.Inf(-1))
-						}
-					}
-					off += x.cnt
+				n, mx := pl.maskRow(t, s.sp, row, s.mask)
+				ca += int64(n)
+				for k := range row {
+					row[k] -= mx
 				}
+				num.ExpFastSlice(row, row)
 				var z float32
-				for k, v := range row {
-					if v == float32(math.Inf(-1)) {
+				for k, ok := range s.mask {
+					if !ok {
 						row[k] = 0
-						continue
 					}
-					e := num.Exp32(v - mx)
-					row[k] = e
-					z += e
-					ca++
+					z += row[k]
 				}
 				rz := 1 / z
 				for k := range row {
@@ -139,6 +159,7 @@ func blockedBwd(pl *posPlanner, q, kc, vc, a, lse, da []float32, B, Sc, T, H, he
 			}
 			nq := qb.n
 			s.S, s.DP = grow(s.S, nq*Lk), grow(s.DP, nq*Lk)
+			s.mask = growBool(s.mask, Lk)
 			r0 := b*Sc + qb.j0
 			ld := qb.stride * H
 			qp, dap, dqp := q[r0*H+h*d:], da[r0*H+h*d:], dq[r0*H+h*d:]
@@ -153,21 +174,19 @@ func blockedBwd(pl *posPlanner, q, kc, vc, a, lse, da []float32, B, Sc, T, H, he
 				t := pl.pos0 + qb.j0 + i*qb.stride
 				m := lse[r*heads+h]
 				row, drow := s.S[i*Lk:(i+1)*Lk], s.DP[i*Lk:(i+1)*Lk]
+				pl.maskRow(t, s.sp, row, s.mask)
+				for k := range row {
+					row[k] -= m
+				}
+				num.ExpFastSlice(row, row)
 				// δ = Σ P·dP (= da·a in exact arithmetic; this way a lone key
 				// gets dS = 0 exactly)
 				var delta float32
-				off := 0
-				for _, x := range s.sp {
-					for k := 0; k < x.cnt; k++ {
-						if !pl.allowed(t, x.pos+k*x.stride) {
-							row[off+k], drow[off+k] = 0, 0
-							continue
-						}
-						p := num.Exp32(row[off+k] - m)
-						row[off+k] = p
-						delta += p * drow[off+k]
+				for k, ok := range s.mask {
+					if !ok {
+						row[k], drow[k] = 0, 0
 					}
-					off += x.cnt
+					delta += row[k] * drow[k]
 				}
 				for k, p := range row {
 					drow[k] = p * (drow[k] - delta)

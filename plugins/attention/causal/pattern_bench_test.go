@@ -7,8 +7,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
+	"liquidlab/framework/num"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
 )
@@ -27,10 +29,19 @@ var benchOptions = map[string]map[string]string{
 	Linear:  {"pattern": Linear},
 }
 
+// cpuSeconds is this process's user + system CPU time.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return float64(ru.Utime.Sec+ru.Stime.Sec) + float64(ru.Utime.Usec+ru.Stime.Usec)/1e6
+}
+
 // BenchmarkPattern runs forward + backward of one chunk of S tokens
 // (B = 1, H = 256, 4 heads) for every pattern and reports ns/token,
-// FLOPs/token (the stage's own count, Stats "flops" + "flops_backward") and
-// GFLOP/s. Lengths default to 1k, 4k; LIQUIDLAB_ATTN_LENGTHS=1024,2048,…
+// FLOPs/token (the stage's own count, Stats "flops" + "flops_backward"),
+// GFLOP/s of wall time and GFLOP/cpu-s (per second of CPU time, per core). Lengths default to 1k, 4k; LIQUIDLAB_ATTN_LENGTHS=1024,2048,…
 // and LIQUIDLAB_ATTN_PATTERNS=full,window choose others.
 func BenchmarkPattern(b *testing.B) {
 	lengths := []int{1024, 4096}
@@ -63,6 +74,7 @@ func BenchmarkPattern(b *testing.B) {
 				dy := tensor.From(randn(r, B*S*H, 1), B, S, H)
 				s := New()
 				var flops float64
+				cpu0 := cpuSeconds()
 				for b.Loop() {
 					res, err := s.Forward(context.Background(), cfg, &stage.ForwardRequest{Params: pm, Inputs: tensor.Map{"e": e}, NeedGrad: true})
 					if err != nil {
@@ -73,11 +85,36 @@ func BenchmarkPattern(b *testing.B) {
 						b.Fatal(err)
 					}
 				}
+				cpu := (cpuSeconds() - cpu0) / float64(b.N)
 				sec := b.Elapsed().Seconds() / float64(b.N)
 				b.ReportMetric(sec*1e9/float64(B*S), "ns/token")
 				b.ReportMetric(flops/float64(B*S), "FLOPs/token")
 				b.ReportMetric(flops/sec/1e9, "GFLOP/s")
+				// per CPU-second of this process: what the kernels reach on the
+				// cores they actually got (robust to a loaded machine)
+				b.ReportMetric(flops/cpu/1e9, "GFLOP/cpu-s")
 			})
 		}
+	}
+}
+
+// BenchmarkSgemmReference is the machine's sgemm rate on this package's
+// shapes, for comparison with BenchmarkPattern's GFLOP/s and GFLOP/cpu-s: the
+// projections ([4096,256]·[256,256], split over the cores by num.Gemm) and a
+// score block ([64,64]·[64,320], one core).
+func BenchmarkSgemmReference(b *testing.B) {
+	for _, sh := range []struct{ m, n, k int }{{4096, 256, 256}, {64, 320, 64}} {
+		b.Run(fmt.Sprintf("%dx%dx%d", sh.m, sh.n, sh.k), func(b *testing.B) {
+			r := rand.New(rand.NewPCG(2, 2))
+			x, w := randn(r, sh.m*sh.k, 1), randn(r, sh.n*sh.k, 1)
+			y := make([]float32, sh.m*sh.n)
+			cpu0 := cpuSeconds()
+			for b.Loop() {
+				num.Gemm(false, true, sh.m, sh.n, sh.k, 1, x, sh.k, w, sh.k, 0, y, sh.n)
+			}
+			fl := 2 * float64(sh.m*sh.n*sh.k) * float64(b.N)
+			b.ReportMetric(fl/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			b.ReportMetric(fl/(cpuSeconds()-cpu0)/1e9, "GFLOP/cpu-s")
+		})
 	}
 }

@@ -41,7 +41,9 @@ func cpuSeconds() float64 {
 // BenchmarkPattern runs forward + backward of one chunk of S tokens
 // (B = 1, H = 256, 4 heads) for every pattern and reports ns/token,
 // FLOPs/token (the stage's own count, Stats "flops" + "flops_backward"),
-// GFLOP/s of wall time and GFLOP/cpu-s (per second of CPU time, per core). Lengths default to 1k, 4k; LIQUIDLAB_ATTN_LENGTHS=1024,2048,…
+// GFLOP/s of wall time, and GFLOP/cpu-s and cpu-ns/token (per second of
+// this process's CPU time: on a loaded machine wall time measures the load,
+// CPU time the work; GrowthExponent over cpu-ns/token·S gives the exponent). Lengths default to 1k, 4k; LIQUIDLAB_ATTN_LENGTHS=1024,2048,…
 // and LIQUIDLAB_ATTN_PATTERNS=full,window choose others.
 func BenchmarkPattern(b *testing.B) {
 	lengths := []int{1024, 4096}
@@ -93,6 +95,7 @@ func BenchmarkPattern(b *testing.B) {
 				// per CPU-second of this process: what the kernels reach on the
 				// cores they actually got (robust to a loaded machine)
 				b.ReportMetric(flops/cpu/1e9, "GFLOP/cpu-s")
+				b.ReportMetric(cpu*1e9/float64(B*S), "cpu-ns/token")
 			})
 		}
 	}

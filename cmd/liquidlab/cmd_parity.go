@@ -6,7 +6,9 @@ import (
 
 	"liquidlab/framework/model"
 	"liquidlab/framework/plugin"
+	"liquidlab/framework/safetensors"
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stagefix"
 )
 
 func init() {
@@ -25,7 +27,15 @@ atol, pad_token_id), runs forward and backward of the fixture's loss
   cross_entropy(logits, input_ids, ignore_index=pad) + 0.01·mean(h) + 0.001·mean(log_det_jacobian)
 and prints the maximum absolute and relative error (max|go−torch| / max(max|torch|, 1e-6))
 of every output and every gradient, and the ODE solvers' step counts.
-Exits with status 1 when any tensor exceeds its tolerance.`
+Exits with status 1 when any tensor exceeds its tolerance.
+
+A stage fixture (metadata fixture = "stage", ../shared/FIXTURES.md) checks one
+component instead: the built-in implementation its metadata names (kind, impl)
+is built with its dims and options, run forward and backward on the file's
+parameters, inputs and cotangents, and, when the file gives chunks, forward
+again chunk by chunk carrying its state. Errors are relative to
+max(max|reference|, 1e-3 × the largest |value| of the file's outputs or
+gradients).`
 
 func cmdParity(e *env, args []string) error {
 	fs := newFlags(e, "parity", parityDoc)
@@ -42,6 +52,16 @@ func cmdParity(e *env, args []string) error {
 	}
 	failed := 0
 	for _, path := range fs.Args() {
+		if raw, err := safetensors.ReadFile(path); err == nil && stagefix.IsStage(raw) {
+			ok, err := parityStage(e, path, raw, *viaPlugins, *outTol, *gradTol, *quiet)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				failed++
+			}
+			continue
+		}
 		fx, err := model.LoadFixture(path)
 		if err != nil {
 			return err
@@ -104,4 +124,42 @@ func launchBuiltins() (map[string]stage.Stage, func(), error) {
 		out[kind] = c
 	}
 	return out, closeAll, nil
+}
+
+// parityStage checks one stage fixture; ok is false when a tensor is beyond
+// its tolerance.
+func parityStage(e *env, path string, raw *safetensors.File, viaPlugins bool, outTol, gradTol float64, quiet bool) (bool, error) {
+	fx, err := stagefix.FromFile(raw)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	fx.Path = path
+	var st stage.Stage
+	if viaPlugins {
+		if _, err := builtinStage(fx.Kind, fx.Impl); err != nil {
+			return false, fmt.Errorf("%s: metadata impl: %w", path, err)
+		}
+		c, err := plugin.Launch(context.Background(), plugin.Builtin(fx.Kind, fx.Impl))
+		if err != nil {
+			return false, fmt.Errorf("%s: %w", path, err)
+		}
+		defer c.Close()
+		st = c
+	} else if st, err = builtinStage(fx.Kind, fx.Impl); err != nil {
+		return false, fmt.Errorf("%s: metadata impl: %w", path, err)
+	}
+	rep, err := stagefix.Run(context.Background(), fx, st, outTol, gradTol)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	fmt.Fprintf(e.stdout, "== %s  (stage %s/%s options %v dims %v B=%d S=%d chunks %v)\n", path, fx.Kind, fx.Impl, fx.Options, fx.Dims, fx.B, fx.S, fx.Chunks)
+	if !quiet || !rep.OK() {
+		rep.Print(e.stdout)
+	}
+	if rep.OK() {
+		fmt.Fprintf(e.stdout, "PASS %s: %d tensors within tolerance\n", path, len(rep.Rows))
+		return true, nil
+	}
+	fmt.Fprintf(e.stdout, "FAIL %s\n", path)
+	return false, nil
 }

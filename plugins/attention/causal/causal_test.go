@@ -141,7 +141,7 @@ func TestDescribe(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.Kind != stage.KindAttention || d.Name != "causal" || d.Version != "1.0.0" {
+	if d.Kind != stage.KindAttention || d.Name != "causal" || d.Version != "1.1.0" {
 		t.Errorf("identity %s/%s/%s", d.Kind, d.Name, d.Version)
 	}
 	if fmt.Sprint(d.Inputs) != "[e timestamps h]" || fmt.Sprint(d.Outputs) != "[y c]" {

@@ -6,6 +6,7 @@ import (
 	"math"
 	"strconv"
 
+	"liquidlab/framework/num"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
 )
@@ -13,17 +14,17 @@ import (
 // Identity of the stage.
 const (
 	Name    = "causal"
-	Version = "1.0.0"
+	Version = "1.1.0"
 )
 
-// DefaultWindow is the default of option "window"; MaxWindow bounds it, so a typo
-// cannot ask for a cache of gigabytes.
+// DefaultWindow is the default of option "window"; MaxWindow bounds the
+// integer options, so a typo cannot ask for a cache of gigabytes.
 const (
 	DefaultWindow = 64
 	MaxWindow     = 1 << 16
 )
 
-// paramNames lists the parameters in Describe's order.
+// paramNames lists all parameters in Describe's order; lsh has no key.*.
 var paramNames = []string{
 	"query.weight", "query.bias",
 	"key.weight", "key.bias",
@@ -31,7 +32,7 @@ var paramNames = []string{
 	"out.weight", "out.bias",
 }
 
-// Stage is the causal sliding-window attention stage. Use New.
+// Stage is the causal attention stage. Use New.
 type Stage struct {
 	handles stage.Handles
 }
@@ -41,32 +42,29 @@ var _ stage.Stage = (*Stage)(nil)
 // New returns the stage.
 func New() *Stage { return &Stage{} }
 
-// options is a parsed stage.Config.
-type options struct {
-	H, W int
-}
+// hasParam reports whether the pattern has parameter i of paramNames.
+func (o *options) hasParam(i int) bool { return o.pattern != LSH || (i != 2 && i != 3) }
 
-func parseOptions(cfg stage.Config) (options, error) {
-	var o options
-	h, err := cfg.Dim("hidden_size")
-	if err != nil {
-		return o, fmt.Errorf("causal: %w", err)
-	}
-	if h <= 0 {
-		return o, fmt.Errorf("causal: hidden_size must be positive, got %d", h)
-	}
-	o.H, o.W = h, DefaultWindow
-	if v := cfg.Options["window"]; v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return o, fmt.Errorf("causal: option window = %q is not an integer", v)
+// stateSpecs is the declared state of the options' pattern.
+func (o *options) stateSpecs() []stage.StateSpec {
+	H := o.H
+	switch o.pattern {
+	case Linear:
+		return []stage.StateSpec{{Name: "z_sum", Shape: []int{-1, H, o.d}}, {Name: "k_sum", Shape: []int{-1, H}}}
+	case Window:
+		return []stage.StateSpec{
+			{Name: "k_cache", Shape: []int{-1, o.W, H}},
+			{Name: "v_cache", Shape: []int{-1, o.W, H}},
+			{Name: "n_cache", Shape: []int{1}},
 		}
-		if n < 1 || n > MaxWindow {
-			return o, fmt.Errorf("causal: option window = %d, want 1..%d", n, MaxWindow)
-		}
-		o.W = n
 	}
-	return o, nil
+	c := o.capacity()
+	return []stage.StateSpec{
+		{Name: "k_cache", Shape: []int{-1, c, H}},
+		{Name: "v_cache", Shape: []int{-1, c, H}},
+		{Name: "n_cache", Shape: []int{1}},
+		{Name: "pos", Shape: []int{1}},
+	}
 }
 
 // Describe implements stage.Stage.
@@ -77,42 +75,44 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 	}
 	H := o.H
 	var params []stage.ParamSpec
-	for _, name := range []string{"query", "key", "value"} {
-		params = append(params,
-			stage.ParamSpec{Name: name + ".weight", Shape: []int{H, H}, Init: "linear_weight", FanIn: H},
-			stage.ParamSpec{Name: name + ".bias", Shape: []int{H}, Init: "linear_bias", FanIn: H})
+	for i, name := range paramNames {
+		if !o.hasParam(i) {
+			continue
+		}
+		sp := stage.ParamSpec{Name: name, Shape: []int{H, H}, Init: "linear_weight", FanIn: H}
+		if i%2 == 1 {
+			sp.Shape, sp.Init = []int{H}, "linear_bias"
+		}
+		if i >= 6 {
+			sp.Init, sp.FanIn = "zeros", 0
+		}
+		params = append(params, sp)
 	}
-	params = append(params,
-		stage.ParamSpec{Name: "out.weight", Shape: []int{H, H}, Init: "zeros"},
-		stage.ParamSpec{Name: "out.bias", Shape: []int{H}, Init: "zeros"})
 	return &stage.Description{
 		Kind:    stage.KindAttention,
 		Name:    Name,
 		Version: Version,
 		Params:  params,
-		State: []stage.StateSpec{
-			{Name: "k_cache", Shape: []int{-1, o.W, H}},
-			{Name: "v_cache", Shape: []int{-1, o.W, H}},
-			{Name: "n_cache", Shape: []int{1}},
-		},
-		Options: []stage.OptionSpec{
-			{Name: "window", Type: "int", Default: strconv.Itoa(DefaultWindow),
-				Help: "each token attends to itself and the previous window−1 tokens of the sequence"},
-		},
+		State:   o.stateSpecs(),
+		Options: append([]stage.OptionSpec(nil), optionSpecs...),
 		Inputs:  []string{"e", "timestamps", "h"},
 		Outputs: []string{"y", "c"},
 	}, nil
 }
 
-// params are the stage's parameters, by role.
+// params are the stage's parameters, by role (wk, bk nil for lsh).
 type params struct {
 	wq, bq, wk, bk, wv, bv, wo, bo []float32
 }
 
-func readParams(m tensor.Map, H int) (params, error) {
+func readParams(m tensor.Map, o *options) (params, error) {
 	var p params
+	H := o.H
 	dst := []*[]float32{&p.wq, &p.bq, &p.wk, &p.bk, &p.wv, &p.bv, &p.wo, &p.bo}
 	for i, name := range paramNames {
+		if !o.hasParam(i) {
+			continue
+		}
 		shape := []int{H, H}
 		if i%2 == 1 {
 			shape = []int{H}
@@ -127,15 +127,32 @@ func readParams(m tensor.Map, H int) (params, error) {
 }
 
 func (p params) clone() params {
-	c := func(s []float32) []float32 { return append([]float32(nil), s...) }
+	c := func(s []float32) []float32 {
+		if s == nil {
+			return nil
+		}
+		return append([]float32(nil), s...)
+	}
 	return params{c(p.wq), c(p.bq), c(p.wk), c(p.bk), c(p.wv), c(p.bv), c(p.wo), c(p.bo)}
 }
 
-// carry is the streaming state: the last n keys and values of each row, oldest
-// first, in rows 0..n-1 of [B,W,H].
+// carry is the streaming state. Softmax patterns: n cache rows of keys and
+// values per batch row (row stride H, rows·H per batch row) and pos, the
+// absolute position of the next token (for window, which needs only relative
+// positions, pos = n). Linear: the running sums.
 type carry struct {
-	n      int
-	kc, vc []float32
+	n, pos, rows int
+	kc, vc       []float32 // [B,rows,H]
+	zs, ks       []float32 // linear: [B,H,d], [B,H]
+}
+
+// whole reads a state scalar that must be a whole number in 0..hi.
+func whole(m map[string][]float32, name string, hi int) (int, error) {
+	v := float64(m[name][0])
+	if !(v >= 0 && v <= float64(hi)) || v != math.Trunc(v) {
+		return 0, fmt.Errorf("causal: state %s = %v, want a whole number in 0..%d", name, v, hi)
+	}
+	return int(v), nil
 }
 
 func readState(m tensor.Map, o *options, B int) (*carry, error) {
@@ -143,25 +160,77 @@ func readState(m tensor.Map, o *options, B int) (*carry, error) {
 	if len(m) == 0 {
 		return st, nil
 	}
-	want := map[string][]int{"k_cache": {B, o.W, o.H}, "v_cache": {B, o.W, o.H}, "n_cache": {1}}
+	specs := o.stateSpecs()
+	names := ""
+	for i, sp := range specs {
+		if i > 0 {
+			names += ", "
+		}
+		names += sp.Name
+	}
 	for _, name := range m.Names() {
-		if _, ok := want[name]; !ok {
-			return nil, fmt.Errorf("causal: unknown state %q (state: k_cache, v_cache, n_cache)", name)
+		ok := false
+		for _, sp := range specs {
+			ok = ok || sp.Name == name
+		}
+		if !ok {
+			return nil, fmt.Errorf("causal: unknown state %q (pattern %s state: %s)", name, o.pattern, names)
 		}
 	}
 	got := map[string][]float32{}
-	for name, shape := range want {
-		t, err := m.Need(name, shape...)
+	if o.pattern == Linear {
+		for _, sp := range specs {
+			shape := append([]int{B}, sp.Shape[1:]...)
+			t, err := m.Need(sp.Name, shape...)
+			if err != nil {
+				return nil, fmt.Errorf("causal: state: %w", err)
+			}
+			got[sp.Name] = t.Data
+		}
+		st.zs, st.ks = got["z_sum"], got["k_sum"]
+		return st, nil
+	}
+	for _, name := range []string{"n_cache", "pos"} {
+		if o.pattern == Window && name == "pos" {
+			continue
+		}
+		t, err := m.Need(name, 1)
 		if err != nil {
-			return nil, fmt.Errorf("causal: state (window %d): %w", o.W, err)
+			return nil, fmt.Errorf("causal: state: %w", err)
 		}
 		got[name] = t.Data
 	}
-	n := float64(got["n_cache"][0])
-	if !(n >= 0 && n <= float64(o.W)) || n != math.Trunc(n) {
-		return nil, fmt.Errorf("causal: state n_cache = %v, want a whole number in 0..%d (the window)", n, o.W)
+	var err error
+	switch o.pattern {
+	case Window:
+		if st.n, err = whole(got, "n_cache", o.W); err != nil {
+			return nil, err
+		}
+		st.pos = st.n
+	default:
+		if st.pos, err = whole(got, "pos", 1<<40); err != nil {
+			return nil, err
+		}
+		want := o.cacheRows(st.pos)
+		if st.n, err = whole(got, "n_cache", want); err != nil {
+			return nil, err
+		}
+		if st.n != want {
+			return nil, fmt.Errorf("causal: state n_cache = %d, want %d for pos %d (pattern %s)", st.n, want, st.pos, o.pattern)
+		}
 	}
-	st.n, st.kc, st.vc = int(n), got["k_cache"], got["v_cache"]
+	st.rows = o.capacity()
+	if st.rows < 0 {
+		st.rows = st.n
+	}
+	for _, name := range []string{"k_cache", "v_cache"} {
+		t, err := m.Need(name, B, st.rows, o.H)
+		if err != nil {
+			return nil, fmt.Errorf("causal: state (pattern %s): %w", o.pattern, err)
+		}
+		got[name] = t.Data
+	}
+	st.kc, st.vc = got["k_cache"], got["v_cache"]
 	return st, nil
 }
 
@@ -192,7 +261,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 			return nil, fmt.Errorf("causal: input (ignored, but checked): %w", err)
 		}
 	}
-	p, err := readParams(req.Params, H)
+	p, err := readParams(req.Params, &o)
 	if err != nil {
 		return nil, err
 	}
@@ -206,11 +275,8 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	f, y, c, next := forward(&o, p, e.Data, B, Sc, st)
 	res := &stage.ForwardResult{
 		Outputs: tensor.Map{"y": tensor.From(y, B, Sc, H), "c": tensor.From(c, B, H)},
-		State: tensor.Map{
-			"k_cache": tensor.From(next.kc, B, o.W, H),
-			"v_cache": tensor.From(next.vc, B, o.W, H),
-			"n_cache": tensor.From([]float32{float32(next.n)}, 1),
-		},
+		State:   next,
+		Stats:   map[string]float64{"flops": f.flopsFwd, "flops_backward": f.flopsBwd, "keys_per_query": f.keysPerQuery},
 	}
 	if req.NeedGrad {
 		f.p = p.clone()
@@ -252,6 +318,9 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 	g := backward(f, grads["y"], grads["c"])
 	pg := tensor.Map{}
 	for i, name := range paramNames {
+		if !f.o.hasParam(i) {
+			continue
+		}
 		if i%2 == 0 {
 			pg[name] = tensor.From(g.dp[i], H, H)
 		} else {
@@ -274,3 +343,6 @@ func (s *Stage) Release(ctx context.Context, handle uint64) error {
 
 // Live is the number of handles not yet consumed (tests use it to find leaks).
 func (s *Stage) Live() int { return s.handles.Len() }
+
+var _ = strconv.Itoa
+var _ = num.GetBuf

@@ -56,12 +56,15 @@
 //
 // Nil tensors in a Map are not sent (to a stage, nil and missing are alike).
 //
-// The wire types (stage.proto, stage.pb.go, stage_grpc.pb.go) are generated;
-// regenerate them from this directory with
+// # Layout
 //
-//	protoc --proto_path=. --go_out=. --go_opt=paths=source_relative \
-//	  --go-grpc_out=. --go-grpc_opt=paths=source_relative stage.proto
-//
-// (`go generate ./framework/plugin`; protoc-gen-go v1.36.12, protoc-gen-go-grpc
-// v1.6.2). Linux is the supported platform (mmap, parent-death signal).
+// As in go-plugin's own gRPC example, the generated wire types live in their
+// own package, framework/plugin/proto (stage.proto and the code protoc makes
+// from it; `go generate ./framework/plugin/proto`). This package holds the
+// hand-written parts: plugin.go (the one Handshake value and the go-plugin
+// plugin), serve.go and server.go (the plugin side), launch.go (starting and
+// stopping a plugin process), client.go (the host's stage.Stage methods),
+// arena.go and shm.go (shared memory), errors.go (turning failures into
+// sentences) and convert.go (stage types to and from wire messages). Linux is
+// the supported platform (mmap, parent-death signal).
 package plugin

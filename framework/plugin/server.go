@@ -14,6 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"liquidlab/framework/plugin/proto"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
 )
@@ -26,7 +27,7 @@ import (
 // or Release of that handle, so an implementation may keep its inputs under a
 // handle exactly as in process.
 type grpcServer struct {
-	UnimplementedStageServer
+	proto.UnimplementedStageServer
 	kind string
 	Impl stage.Stage
 	log  hclog.Logger
@@ -54,8 +55,8 @@ func (s *grpcServer) closeSession() {
 	}
 }
 
-func (s *grpcServer) Info(_ context.Context, req *InfoRequest) (*InfoResponse, error) {
-	resp := &InfoResponse{Kind: s.kind, Pid: int64(os.Getpid())}
+func (s *grpcServer) Info(_ context.Context, req *proto.InfoRequest) (*proto.InfoResponse, error) {
+	resp := &proto.InfoResponse{Kind: s.kind, Pid: int64(os.Getpid())}
 	if dir := req.GetShmDir(); dir != "" {
 		fi, err := os.Stat(dir)
 		switch {
@@ -75,7 +76,7 @@ func (s *grpcServer) Info(_ context.Context, req *InfoRequest) (*InfoResponse, e
 	return resp, nil
 }
 
-func (s *grpcServer) Describe(ctx context.Context, req *DescribeRequest) (resp *DescribeResponse, err error) {
+func (s *grpcServer) Describe(ctx context.Context, req *proto.DescribeRequest) (resp *proto.DescribeResponse, err error) {
 	defer s.recoverPanic("Describe", &err)
 	d, err := s.Impl.Describe(ctx, configFromProto(req.GetConfig()))
 	if err != nil {
@@ -84,7 +85,7 @@ func (s *grpcServer) Describe(ctx context.Context, req *DescribeRequest) (resp *
 	if d == nil {
 		return nil, status.Error(codes.Internal, "the stage's Describe returned no description")
 	}
-	return &DescribeResponse{Description: descriptionToProto(d)}, nil
+	return &proto.DescribeResponse{Description: descriptionToProto(d)}, nil
 }
 
 // call holds what one request maps and where its reply goes.
@@ -92,10 +93,10 @@ type call struct {
 	s    *grpcServer
 	regs *callRegions // nil for the bytes transport
 	w    *shmWriter
-	new  []*Region
+	new  []*proto.Region
 }
 
-func (s *grpcServer) begin(a *Arena) (*call, error) {
+func (s *grpcServer) begin(a *proto.Arena) (*call, error) {
 	c := &call{s: s}
 	if a == nil {
 		return c, nil
@@ -128,7 +129,7 @@ func (c *call) lookup(name string) *region {
 	return c.regs.m[name]
 }
 
-func (c *call) decode(what string, ps []*Tensor) (tensor.Map, error) {
+func (c *call) decode(what string, ps []*proto.Tensor) (tensor.Map, error) {
 	m, err := decodeMap(what, ps, c.lookup, false)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -151,11 +152,11 @@ func (c *call) reserve(n int) error {
 		return status.Error(codes.ResourceExhausted, err.Error())
 	}
 	c.w = &shmWriter{r: r}
-	c.new = append(c.new, &Region{Name: r.name, Size: uint64(len(r.mem))})
+	c.new = append(c.new, &proto.Region{Name: r.name, Size: uint64(len(r.mem))})
 	return nil
 }
 
-func (c *call) encode(what string, m tensor.Map) ([]*Tensor, error) {
+func (c *call) encode(what string, m tensor.Map) ([]*proto.Tensor, error) {
 	var w *shmWriter
 	if c.regs != nil {
 		w = c.w
@@ -167,7 +168,7 @@ func (c *call) encode(what string, m tensor.Map) ([]*Tensor, error) {
 	return ps, nil
 }
 
-func (s *grpcServer) Forward(ctx context.Context, req *ForwardRequest) (resp *ForwardResponse, err error) {
+func (s *grpcServer) Forward(ctx context.Context, req *proto.ForwardRequest) (resp *proto.ForwardResponse, err error) {
 	defer s.recoverPanic("Forward", &err)
 	c, err := s.begin(req.GetArena())
 	if err != nil {
@@ -191,7 +192,7 @@ func (s *grpcServer) Forward(ctx context.Context, req *ForwardRequest) (resp *Fo
 	if res == nil {
 		return nil, status.Error(codes.Internal, "the stage's Forward returned no result")
 	}
-	resp = &ForwardResponse{Handle: res.Handle, Stats: res.Stats}
+	resp = &proto.ForwardResponse{Handle: res.Handle, Stats: res.Stats}
 	if err := c.reserve(mapBytes(res.Outputs) + mapBytes(res.State)); err != nil {
 		return nil, err
 	}
@@ -205,7 +206,7 @@ func (s *grpcServer) Forward(ctx context.Context, req *ForwardRequest) (resp *Fo
 	return resp, nil
 }
 
-func (s *grpcServer) Backward(ctx context.Context, req *BackwardRequest) (resp *BackwardResponse, err error) {
+func (s *grpcServer) Backward(ctx context.Context, req *proto.BackwardRequest) (resp *proto.BackwardResponse, err error) {
 	defer s.recoverPanic("Backward", &err)
 	c, err := s.begin(req.GetArena())
 	if err != nil {
@@ -226,7 +227,7 @@ func (s *grpcServer) Backward(ctx context.Context, req *BackwardRequest) (resp *
 	if err := c.reserve(mapBytes(res.InputGrads) + mapBytes(res.ParamGrads)); err != nil {
 		return nil, err
 	}
-	resp = &BackwardResponse{}
+	resp = &proto.BackwardResponse{}
 	if resp.InputGrads, err = c.encode("input gradient", res.InputGrads); err != nil {
 		return nil, err
 	}
@@ -237,7 +238,7 @@ func (s *grpcServer) Backward(ctx context.Context, req *BackwardRequest) (resp *
 	return resp, nil
 }
 
-func (s *grpcServer) Release(ctx context.Context, req *ReleaseRequest) (resp *ReleaseResponse, err error) {
+func (s *grpcServer) Release(ctx context.Context, req *proto.ReleaseRequest) (resp *proto.ReleaseResponse, err error) {
 	defer s.recoverPanic("Release", &err)
 	c, err := s.begin(req.GetArena())
 	if err != nil {
@@ -247,7 +248,7 @@ func (s *grpcServer) Release(ctx context.Context, req *ReleaseRequest) (resp *Re
 	if err := s.Impl.Release(ctx, req.GetHandle()); err != nil {
 		return nil, implError(err)
 	}
-	return &ReleaseResponse{}, nil
+	return &proto.ReleaseResponse{}, nil
 }
 
 // recoverPanic turns a panic of the implementation into an error of the call,

@@ -1,0 +1,251 @@
+package plugin
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	goplugin "github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+
+	"liquidlab/framework/plugin/proto"
+)
+
+// Transports.
+const (
+	TransportShm   = "shm"   // tensors in shared memory, descriptors in messages (default)
+	TransportBytes = "bytes" // tensors inside the gRPC messages
+)
+
+// Options says which plugin to start and how to talk to it.
+type Options struct {
+	Kind string // stage kind the plugin must serve, e.g. stage.KindFlows
+	Name string // implementation name, for messages; defaults to the binary's base name
+
+	Path string   // plugin binary
+	Args []string // its arguments
+
+	SHA256 string // optional hex sha256 the binary must have (go-plugin SecureConfig)
+
+	Transport string // TransportShm (default) or TransportBytes
+
+	CallTimeout  time.Duration // a call running longer kills the plugin; 0 = no limit
+	StartTimeout time.Duration // default 30s
+
+	Logger hclog.Logger // host logger; the plugin's log lines appear under it. Default: stderr, warnings and up
+	Stderr io.Writer    // gets the plugin's raw stderr as well; may be nil
+}
+
+// Builtin returns Options that start the current executable as
+// `liquidlab plugin serve <kind> <name> [extraArgs...]`.
+func Builtin(kind, name string, extraArgs ...string) Options {
+	exe, err := os.Executable()
+	if err != nil {
+		exe = os.Args[0]
+	}
+	args := append([]string{"plugin", "serve", kind, name}, extraArgs...)
+	return Options{Kind: kind, Name: name, Path: exe, Args: args}
+}
+
+// Client is a running plugin process; it implements stage.Stage. Its methods
+// may be called concurrently. Close it to stop the process and remove its
+
+// Launch starts the plugin, checks its pin, protocol version and kind, and sets
+// up the transport. On error no process is left running.
+func Launch(ctx context.Context, o Options) (*Client, error) {
+	if o.Name == "" {
+		o.Name = filepath.Base(o.Path)
+	}
+	who := fmt.Sprintf("plugin %s/%s at %s", o.Kind, o.Name, o.Path)
+	if o.Kind == "" {
+		return nil, fmt.Errorf("%s: no stage kind given: say which kind of stage the plugin serves", who)
+	}
+	if o.Path == "" {
+		return nil, fmt.Errorf("plugin %s/%s has no path: give the plugin binary's path or use a built-in", o.Kind, o.Name)
+	}
+	switch o.Transport {
+	case "":
+		o.Transport = TransportShm
+	case TransportShm, TransportBytes:
+	default:
+		return nil, fmt.Errorf("%s: unknown transport %q: use %q or %q", who, o.Transport, TransportShm, TransportBytes)
+	}
+	if o.StartTimeout <= 0 {
+		o.StartTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		// The plugins' own level (LIQUIDLAB_PLUGIN_LOG_LEVEL) also lets their
+		// lines through here, so one variable turns on debugging output.
+		level := hclog.LevelFromString(os.Getenv("LIQUIDLAB_PLUGIN_LOG_LEVEL"))
+		if level == hclog.NoLevel || level > hclog.Warn {
+			level = hclog.Warn
+		}
+		o.Logger = hclog.New(&hclog.LoggerOptions{Name: "liquidlab.plugin", Level: level, Output: os.Stderr})
+	}
+	path, err := exec.LookPath(o.Path)
+	if err != nil {
+		return nil, fmt.Errorf("%s cannot be run: %w: check the path", who, err)
+	}
+	var secure *goplugin.SecureConfig
+	if o.SHA256 != "" {
+		want, err := hex.DecodeString(strings.TrimSpace(o.SHA256))
+		if err != nil || len(want) != sha256.Size {
+			return nil, fmt.Errorf("%s: the sha256 pin %q is not 64 hex digits: fix the pin", who, o.SHA256)
+		}
+		got, err := fileSHA256(path)
+		if err != nil {
+			return nil, fmt.Errorf("%s: cannot check its sha256 pin: %w", who, err)
+		}
+		if !bytes.Equal(got, want) {
+			return nil, fmt.Errorf("%s has sha256 %x, the experiment pins %x: rebuild the plugin or update the pin", who, got, want)
+		}
+		secure = &goplugin.SecureConfig{Checksum: want, Hash: sha256.New()}
+	}
+
+	c := &Client{o: o, who: who, stderr: newTailWriter(o.Stderr), regions: map[string]*region{},
+		pins: map[uint64]*region{}, replyEst: map[string]int{}}
+	c.cmd = exec.Command(path, o.Args...)
+	setParentDeathSignal(c.cmd)
+	c.pc = goplugin.NewClient(&goplugin.ClientConfig{
+		HandshakeConfig:  Handshake,
+		VersionedPlugins: pluginSets(ProtocolVersion, o.Kind, &StagePlugin{}),
+		Cmd:              c.cmd,
+		SecureConfig:     secure,
+		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
+		StartTimeout:     o.StartTimeout,
+		Logger:           o.Logger,
+		Stderr:           c.stderr,
+		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
+			grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize))},
+	})
+	if err := c.start(ctx); err != nil {
+		c.pc.Kill()
+		if c.dir != "" {
+			_ = os.RemoveAll(c.dir)
+		}
+		return nil, err
+	}
+	return c, nil
+}
+
+var reVersion = regexp.MustCompile(`Plugin version: (\d+)`)
+
+func (c *Client) start(ctx context.Context) error {
+	cp, err := c.pc.Client()
+	if err != nil {
+		msg := err.Error()
+		switch {
+		case strings.Contains(msg, "incompatible API version"):
+			v := "another version"
+			if m := reVersion.FindStringSubmatch(msg); m != nil {
+				v = "version " + m[1]
+			}
+			return fmt.Errorf("%s speaks liquidlab plugin protocol %s, this liquidlab speaks version %d: rebuild the plugin against this liquidlab", c.who, v, ProtocolVersion)
+		case errors.Is(err, goplugin.ErrChecksumsDoNotMatch):
+			return fmt.Errorf("%s changed while it was being started and no longer matches its sha256 pin %s: rebuild the plugin or update the pin", c.who, c.o.SHA256)
+		case strings.Contains(msg, "timeout while waiting for plugin to start"):
+			return fmt.Errorf("%s did not start within %v, so it was killed: check that the binary is a liquidlab plugin, or raise the start timeout", c.who, c.o.StartTimeout)
+		}
+		if st, tail, ok := c.exitStatus(2 * time.Second); ok {
+			return fmt.Errorf("%s exited before it finished starting (%s)%s", c.who, st, tail)
+		}
+		return fmt.Errorf("%s could not be started: %w", c.who, err)
+	}
+	raw, err := cp.Dispense(c.o.Kind)
+	if err != nil {
+		return fmt.Errorf("%s: %w", c.who, err)
+	}
+	c.rpc = raw.(proto.StageClient)
+
+	if c.o.Transport == TransportShm {
+		dir, err := os.MkdirTemp(shmBase(), fmt.Sprintf("liquidlab-%d-", os.Getpid()))
+		if err != nil {
+			return fmt.Errorf("%s: cannot create its shared memory: %w: use the bytes transport", c.who, err)
+		}
+		c.dir = dir
+	}
+	ictx, cancel := context.WithTimeout(ctx, c.o.StartTimeout)
+	defer cancel()
+	info, err := c.rpc.Info(ictx, &proto.InfoRequest{Kind: c.o.Kind, ShmDir: c.dir})
+	if err != nil {
+		return c.callError(ctx, ictx, "Info", err)
+	}
+	if info.GetKind() != c.o.Kind {
+		return fmt.Errorf("%s serves stages of kind %q, not %q: check which plugin the experiment names", c.who, info.GetKind(), c.o.Kind)
+	}
+	if c.dir != "" && !info.GetShm() {
+		c.o.Logger.Warn("plugin cannot map the host's shared memory; using the bytes transport", "plugin", c.who)
+		_ = os.RemoveAll(c.dir)
+		c.dir = ""
+	}
+	return nil
+}
+
+func fileSHA256(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
+
+// Close stops the plugin process, waits for it to exit and removes its shared
+// memory. It is safe to call more than once.
+func (c *Client) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	if c.dead == nil {
+		c.dead = fmt.Errorf("%s was closed", c.who)
+	}
+	c.mu.Unlock()
+
+	c.pc.Kill()
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for name, r := range c.regions {
+		if !r.inUse { // in-use regions are unmapped when their call ends
+			r.unmap()
+			delete(c.regions, name)
+		}
+	}
+	if c.dir != "" {
+		if err := os.RemoveAll(c.dir); err != nil {
+			return fmt.Errorf("%s: remove its shared memory: %w", c.who, err)
+		}
+	}
+	return nil
+}
+
+// kill stops a plugin that misbehaved; why becomes the error of later calls.
+func (c *Client) kill(why error) {
+	c.mu.Lock()
+	if c.dead == nil {
+		c.dead = why
+	}
+	c.mu.Unlock()
+	if c.cmd.Process != nil {
+		_ = c.cmd.Process.Kill()
+	}
+	c.pc.Kill()
+}

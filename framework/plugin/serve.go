@@ -18,7 +18,9 @@ import (
 )
 
 // Serve serves impl as a stage of the given kind and returns when the host
-// closes the plugin. It is what a plugin's main calls; run directly (not by a
+// closes the plugin, once the calls still running have ended (an
+// implementation that ignores its cancelled context is abandoned after a short
+// bound, its shared memory left mapped until the process exits). It is what a plugin's main calls; run directly (not by a
 // host) the binary prints that it is a plugin and exits with status 1.
 //
 // The process exits when its host dies, even by SIGKILL: hosts start plugins
@@ -63,12 +65,18 @@ func serve(kind string, impl stage.Stage, version int) {
 			os.Exit(1)
 		})
 	}
-	// The host starts us with SIGTERM as parent-death signal.
+	// The host starts us with SIGTERM as parent-death signal. SIGHUP (a
+	// closed terminal) would otherwise end the process without removing the
+	// session's shared memory. SIGINT is ignored (go-plugin does that): the
+	// host stops its plugins itself, in order, when it is interrupted.
 	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
-		<-sig
-		die("SIGTERM (the host exited or asked the plugin to stop)")
+		name := "SIGTERM"
+		if <-sig == syscall.SIGHUP {
+			name = "SIGHUP"
+		}
+		die(name + " (the host exited or asked the plugin to stop)")
 	}()
 	// Belt and braces: the parent-death signal follows the thread that started
 	// us, and hosts other than ours may not set it.

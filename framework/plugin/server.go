@@ -9,6 +9,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
@@ -34,6 +35,29 @@ type grpcServer struct {
 
 	mu      sync.Mutex
 	regions *regionTable // nil until Info names a session directory
+	closing bool         // closeSession began: calls are refused
+	calls   sync.WaitGroup
+}
+
+// sessionCloseWait bounds how long closeSession waits for running calls. It is
+// below go-plugin's 2 s grace for a plugin to exit by itself after the host
+// asks it to, so the plugin exits on its own rather than being killed.
+var sessionCloseWait = 1500 * time.Millisecond
+
+// errShuttingDown is the reply to a call that arrives while the plugin stops.
+var errShuttingDown = status.Error(codes.Unavailable, "the plugin is shutting down")
+
+// enter admits a call that may touch the session's shared memory; the caller
+// runs s.calls.Done when it returns. Once closeSession began it refuses, so a
+// late call fails without touching a mapping that is about to go away.
+func (s *grpcServer) enter() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return errShuttingDown
+	}
+	s.calls.Add(1)
+	return nil
 }
 
 func (s *grpcServer) table() *regionTable {
@@ -49,10 +73,32 @@ func (s *grpcServer) removeSession() {
 	}
 }
 
-func (s *grpcServer) closeSession() {
-	if t := s.table(); t != nil {
+// closeSession unmaps the session's shared memory once no call runs. Calls
+// still running after sessionCloseWait (an implementation that ignores its
+// cancelled context) are abandoned: their memory stays mapped, and goes when
+// the process exits, so they never read a mapping that is gone. New calls are
+// refused from the start. It reports whether the memory was unmapped.
+func (s *grpcServer) closeSession() bool {
+	s.mu.Lock()
+	s.closing = true
+	t := s.regions
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.calls.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(sessionCloseWait):
+		s.log.Warn("calls still running at shutdown are abandoned; their shared memory stays mapped until the process exits")
+		return false
+	}
+	if t != nil {
 		t.unmapAll()
 	}
+	return true
 }
 
 func (s *grpcServer) Info(_ context.Context, req *proto.InfoRequest) (*proto.InfoResponse, error) {
@@ -77,6 +123,10 @@ func (s *grpcServer) Info(_ context.Context, req *proto.InfoRequest) (*proto.Inf
 }
 
 func (s *grpcServer) Describe(ctx context.Context, req *proto.DescribeRequest) (resp *proto.DescribeResponse, err error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.calls.Done()
 	defer s.recoverPanic("Describe", &err)
 	d, err := s.Impl.Describe(ctx, configFromProto(req.GetConfig()))
 	if err != nil {
@@ -169,6 +219,10 @@ func (c *call) encode(what string, m tensor.Map) ([]*proto.Tensor, error) {
 }
 
 func (s *grpcServer) Forward(ctx context.Context, req *proto.ForwardRequest) (resp *proto.ForwardResponse, err error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.calls.Done()
 	defer s.recoverPanic("Forward", &err)
 	c, err := s.begin(req.GetArena())
 	if err != nil {
@@ -207,6 +261,10 @@ func (s *grpcServer) Forward(ctx context.Context, req *proto.ForwardRequest) (re
 }
 
 func (s *grpcServer) Backward(ctx context.Context, req *proto.BackwardRequest) (resp *proto.BackwardResponse, err error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.calls.Done()
 	defer s.recoverPanic("Backward", &err)
 	c, err := s.begin(req.GetArena())
 	if err != nil {
@@ -239,6 +297,10 @@ func (s *grpcServer) Backward(ctx context.Context, req *proto.BackwardRequest) (
 }
 
 func (s *grpcServer) Release(ctx context.Context, req *proto.ReleaseRequest) (resp *proto.ReleaseResponse, err error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.calls.Done()
 	defer s.recoverPanic("Release", &err)
 	c, err := s.begin(req.GetArena())
 	if err != nil {

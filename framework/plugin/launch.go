@@ -116,7 +116,7 @@ func Launch(ctx context.Context, o Options) (*Client, error) {
 	c := &Client{o: o, who: who, stderr: newTailWriter(o.Stderr), regions: map[string]*region{},
 		pins: map[uint64]*region{}, replyEst: map[string]int{}}
 	c.cmd = exec.Command(path, o.Args...)
-	setParentDeathSignal(c.cmd)
+	setProcAttr(c.cmd)
 	c.pc = goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  Handshake,
 		VersionedPlugins: pluginSets(ProtocolVersion, o.Kind, &StagePlugin{}),
@@ -130,7 +130,7 @@ func Launch(ctx context.Context, o Options) (*Client, error) {
 			grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize))},
 	})
 	if err := c.start(ctx); err != nil {
-		c.pc.Kill()
+		c.stopProcess(false)
 		if c.dir != "" {
 			_ = os.RemoveAll(c.dir)
 		}
@@ -140,6 +140,10 @@ func Launch(ctx context.Context, o Options) (*Client, error) {
 }
 
 var reVersion = regexp.MustCompile(`Plugin version: (\d+)`)
+
+// unrecognized starts go-plugin's error for a first stdout line that is not a
+// handshake.
+const unrecognized = "Unrecognized remote plugin message: "
 
 func (c *Client) start(ctx context.Context) error {
 	cp, err := c.pc.Client()
@@ -154,6 +158,9 @@ func (c *Client) start(ctx context.Context) error {
 			return fmt.Errorf("%s speaks liquidlab plugin protocol %s, this liquidlab speaks version %d: rebuild the plugin against this liquidlab", c.who, v, ProtocolVersion)
 		case errors.Is(err, goplugin.ErrChecksumsDoNotMatch):
 			return fmt.Errorf("%s changed while it was being started and no longer matches its sha256 pin %s: rebuild the plugin or update the pin", c.who, c.o.SHA256)
+		case strings.HasPrefix(msg, unrecognized) && strings.TrimSpace(strings.SplitN(msg[len(unrecognized):], "\n", 2)[0]) != "":
+			line := strings.TrimSpace(strings.SplitN(msg[len(unrecognized):], "\n", 2)[0])
+			return fmt.Errorf("%s printed %q instead of the plugin handshake, so it was stopped: check that the binary is a liquidlab plugin (its main calls plugin.Serve) and that nothing else writes to its stdout", c.who, line)
 		case strings.Contains(msg, "timeout while waiting for plugin to start"):
 			return fmt.Errorf("%s did not start within %v, so it was killed: check that the binary is a liquidlab plugin, or raise the start timeout", c.who, c.o.StartTimeout)
 		}
@@ -219,7 +226,11 @@ func (c *Client) Close() error {
 	}
 	c.mu.Unlock()
 
-	c.pc.Kill()
+	// In order: the plugin is asked to stop and waits for its running calls
+	// (see Serve), then it and whatever it started are killed, then the host's
+	// mappings and the session go. Host-side regions a call still uses are
+	// unmapped when that call ends.
+	c.stopProcess(true)
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -244,8 +255,42 @@ func (c *Client) kill(why error) {
 		c.dead = why
 	}
 	c.mu.Unlock()
-	if c.cmd.Process != nil {
-		_ = c.cmd.Process.Kill()
+	c.stopProcess(false)
+}
+
+// Bounds of stopProcess. go-plugin gives a plugin 2 s to exit after it was
+// asked to, then kills it; stopGrace leaves room for that.
+var (
+	stopGrace = 3 * time.Second
+	stopWait  = 2 * time.Second
+)
+
+// stopProcess ends the plugin process and every process it started, and
+// returns within stopGrace+stopWait whatever they do. graceful asks the plugin
+// to exit by itself first (go-plugin's Kill); otherwise the process group is
+// killed at once. go-plugin's Kill waits until the plugin's stdout and stderr
+// are closed, which a child that inherited them can put off forever: the
+// group kill ends such children, and the wait is bounded in any case.
+func (c *Client) stopProcess(graceful bool) {
+	pid := c.PID()
+	if !graceful {
+		killGroup(pid)
 	}
-	c.pc.Kill()
+	done := make(chan struct{})
+	go func() {
+		c.pc.Kill()
+		close(done)
+	}()
+	select {
+	case <-done:
+		killGroup(pid) // children that closed their stdio and live on
+		return
+	case <-time.After(stopGrace):
+	}
+	killGroup(pid)
+	select {
+	case <-done:
+	case <-time.After(stopWait):
+		c.o.Logger.Warn("plugin output still open after its process group was killed; not waiting any longer", "plugin", c.who, "pid", pid)
+	}
 }

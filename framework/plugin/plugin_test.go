@@ -35,6 +35,10 @@ func TestMain(m *testing.M) {
 			serve(stage.KindFlows, &scaleStage{}, ProtocolVersion)
 		case "serve-v2":
 			serve(stage.KindFlows, &scaleStage{}, ProtocolVersion+1)
+		case "noisy":
+			noisyPlugin()
+		case "sleeper":
+			time.Sleep(time.Hour)
 		case "closerace":
 			if err := closeRace(); err != nil {
 				fmt.Println("error:", err)

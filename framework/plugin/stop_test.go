@@ -1,0 +1,89 @@
+package plugin
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// noisyPlugin (`plugintest noisy`) is a broken plugin binary: it starts a
+// child that inherits its stdout and stderr, writes the child's pid to the file
+// $LIQUIDLAB_TEST_CHILD_PID, prints a line that is not a handshake and keeps
+// running.
+func noisyPlugin() {
+	child := exec.Command(os.Args[0], "plugintest", "sleeper")
+	child.Stdout, child.Stderr = os.Stdout, os.Stderr
+	if err := child.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	if err := os.WriteFile(os.Getenv("LIQUIDLAB_TEST_CHILD_PID"), []byte(strconv.Itoa(child.Process.Pid)), 0o644); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	fmt.Println("hello from a binary that is not a liquidlab plugin")
+	select {}
+}
+
+// TestNonHandshakeLineDoesNotHang: go-plugin's Kill waits until the plugin's
+// stdout and stderr close, which a child holding them puts off forever. Launch
+// must fail within its bounds, with a sentence, and leave no process behind.
+func TestNonHandshakeLineDoesNotHang(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "child.pid")
+	t.Setenv("LIQUIDLAB_TEST_CHILD_PID", pidFile)
+	o := testOptions(TransportShm)
+	o.Args = []string{"plugintest", "noisy"}
+	var c *Client
+	t.Cleanup(func() { // whatever happened, leave nothing running
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(string(b)); err == nil {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+		if c != nil && c.PID() > 0 {
+			syscall.Kill(c.PID(), syscall.SIGKILL)
+		}
+	})
+	type result struct {
+		c   *Client
+		err error
+	}
+	res := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		c, err := Launch(context.Background(), o)
+		res <- result{c, err}
+	}()
+	var r result
+	select {
+	case r = <-res:
+	case <-time.After(stopGrace + stopWait + 10*time.Second):
+		t.Fatal("Launch of a plugin that printed a non-handshake line did not return")
+	}
+	if r.c != nil {
+		c = r.c
+		t.Fatal("Launch succeeded")
+	}
+	if want := `printed "hello from a binary that is not a liquidlab plugin" instead of the plugin handshake, so it was stopped`; r.err == nil || !strings.Contains(r.err.Error(), want) {
+		t.Errorf("err = %v, want it to contain %q", r.err, want)
+	}
+	t.Logf("Launch failed after %v: %v", time.Since(start).Round(time.Millisecond), r.err)
+	b, err := os.ReadFile(pidFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(string(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !waitGone(pid, 5*time.Second) {
+		t.Errorf("the plugin's child %d still runs", pid)
+	}
+}

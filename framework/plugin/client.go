@@ -23,7 +23,8 @@ type Client struct {
 	pc     *goplugin.Client
 	rpc    proto.StageClient
 	stderr *tailWriter
-	dir    string // session directory; "" for the bytes transport
+	sess   *session // shared memory; nil for the bytes transport
+	dir    string   // sess.dir, or ""
 
 	mu       sync.Mutex
 	regions  map[string]*region

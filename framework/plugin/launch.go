@@ -131,9 +131,7 @@ func Launch(ctx context.Context, o Options) (*Client, error) {
 	})
 	if err := c.start(ctx); err != nil {
 		c.stopProcess(false)
-		if c.dir != "" {
-			_ = os.RemoveAll(c.dir)
-		}
+		_ = c.sess.remove()
 		return nil, err
 	}
 	return c, nil
@@ -176,11 +174,13 @@ func (c *Client) start(ctx context.Context) error {
 	c.rpc = raw.(proto.StageClient)
 
 	if c.o.Transport == TransportShm {
-		dir, err := os.MkdirTemp(shmBase(), fmt.Sprintf("liquidlab-%d-", os.Getpid()))
+		base := shmBase()
+		removeStaleSessions(base, c.o.Logger)
+		sess, err := newSession(base)
 		if err != nil {
 			return fmt.Errorf("%s: cannot create its shared memory: %w: use the bytes transport", c.who, err)
 		}
-		c.dir = dir
+		c.sess, c.dir = sess, sess.dir
 	}
 	ictx, cancel := context.WithTimeout(ctx, c.o.StartTimeout)
 	defer cancel()
@@ -193,8 +193,8 @@ func (c *Client) start(ctx context.Context) error {
 	}
 	if c.dir != "" && !info.GetShm() {
 		c.o.Logger.Warn("plugin cannot map the host's shared memory; using the bytes transport", "plugin", c.who)
-		_ = os.RemoveAll(c.dir)
-		c.dir = ""
+		_ = c.sess.remove()
+		c.sess, c.dir = nil, ""
 	}
 	return nil
 }
@@ -240,10 +240,8 @@ func (c *Client) Close() error {
 			delete(c.regions, name)
 		}
 	}
-	if c.dir != "" {
-		if err := os.RemoveAll(c.dir); err != nil {
-			return fmt.Errorf("%s: remove its shared memory: %w", c.who, err)
-		}
+	if err := c.sess.remove(); err != nil {
+		return fmt.Errorf("%s: remove its shared memory: %w", c.who, err)
 	}
 	return nil
 }

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"regexp"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -104,15 +106,28 @@ func finished(err error) bool {
 	return false
 }
 
-// tailWriter keeps the last lines written to it and passes everything on.
+// tailWriter keeps the last lines of a plugin's stderr for error messages and
+// passes the lines on, except a crash report's goroutine dump: from a crash
+// headline (a Go panic or fatal error, a signal report) on, only headlines and
+// the "[signal ...]" line are passed, then one note that the rest is left out.
+// The first lines of the report are kept apart, so the error quotes them
+// however long the dump is.
 type tailWriter struct {
-	mu    sync.Mutex
-	next  io.Writer
-	lines []string
-	part  []byte
+	mu     sync.Mutex
+	next   io.Writer
+	lines  []string
+	part   []byte
+	crash  []string // the crash report's first lines
+	hidden int      // lines of the report not passed on
 }
 
-const tailLines = 64
+const (
+	tailLines  = 64
+	crashLines = 12 // lines of a crash report quoted in errors
+)
+
+// crashHeadline matches the first line of a Go runtime crash report.
+var crashHeadline = regexp.MustCompile(`^(panic: |fatal error: |unexpected fault address |SIG[A-Z]+: )`)
 
 func newTailWriter(next io.Writer) *tailWriter { return &tailWriter{next: next} }
 
@@ -125,33 +140,120 @@ func (t *tailWriter) Write(p []byte) (int, error) {
 		if i < 0 {
 			break
 		}
-		t.lines = append(t.lines, string(t.part[:i]))
+		line := string(t.part[:i])
 		t.part = t.part[i+1:]
+		t.lines = append(t.lines, line)
+		t.pass(line)
 	}
 	if len(t.lines) > tailLines {
 		t.lines = append([]string(nil), t.lines[len(t.lines)-tailLines:]...)
 	}
-	if t.next != nil {
-		_, _ = t.next.Write(p)
-	}
 	return len(p), nil
 }
 
-// last returns the lines worth showing: from the last panic or fatal error
-// when there is one (a Go crash prints goroutine dumps after it), else the
-// final lines.
+// pass records a line in the crash report and hands it on when it is shown.
+func (t *tailWriter) pass(line string) {
+	if t.crash == nil && crashHeadline.MatchString(line) {
+		t.crash = []string{}
+	}
+	if t.crash != nil && len(t.crash) < crashLines {
+		t.crash = append(t.crash, line)
+	}
+	if !t.showsLocked(line) {
+		if t.hidden == 0 && t.next != nil {
+			_, _ = io.WriteString(t.next, "(the rest of the plugin's crash report is left out; the error quotes its first lines)\n")
+		}
+		t.hidden++
+		return
+	}
+	if t.next != nil {
+		_, _ = io.WriteString(t.next, line+"\n")
+	}
+}
+
+// shows reports whether a line of the plugin's stderr may be shown: any line
+// before a crash, and a crash report's headlines.
+func (t *tailWriter) shows(line string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.showsLocked(line)
+}
+
+func (t *tailWriter) showsLocked(line string) bool {
+	return t.crash == nil || crashHeadline.MatchString(line) || strings.HasPrefix(line, "[signal ")
+}
+
+// last returns the lines worth showing: the first lines of the crash report
+// when there is one, else the final lines.
 func (t *tailWriter) last() []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if len(t.crash) > 0 {
+		return append([]string(nil), t.crash...)
+	}
 	lines := t.lines
 	if len(t.part) > 0 {
 		lines = append(append([]string(nil), lines...), string(t.part))
 	}
-	const show = 12
-	for i := len(lines) - 1; i >= 0; i-- {
-		if strings.HasPrefix(lines[i], "panic: ") || strings.HasPrefix(lines[i], "fatal error: ") {
-			return lines[i:min(len(lines), i+show)]
-		}
+	return lines[max(0, len(lines)-crashLines):]
+}
+
+// crashLogger is the logger go-plugin gets. go-plugin logs every line of the
+// plugin's stderr through a logger it derives with Named, the lines of a crash
+// report at error level; those derived loggers drop what t does not show, so
+// a goroutine dump never reaches the host's log.
+type crashLogger struct {
+	hclog.Logger
+	t      *tailWriter
+	filter bool
+}
+
+func (l crashLogger) Named(name string) hclog.Logger {
+	return crashLogger{l.Logger.Named(name), l.t, true}
+}
+
+func (l crashLogger) ResetNamed(name string) hclog.Logger {
+	return crashLogger{l.Logger.ResetNamed(name), l.t, true}
+}
+
+func (l crashLogger) With(args ...interface{}) hclog.Logger {
+	return crashLogger{l.Logger.With(args...), l.t, l.filter}
+}
+
+func (l crashLogger) keep(msg string) bool { return !l.filter || l.t.shows(msg) }
+
+func (l crashLogger) Log(level hclog.Level, msg string, args ...interface{}) {
+	if l.keep(msg) {
+		l.Logger.Log(level, msg, args...)
 	}
-	return lines[max(0, len(lines)-show):]
+}
+
+func (l crashLogger) Trace(msg string, args ...interface{}) {
+	if l.keep(msg) {
+		l.Logger.Trace(msg, args...)
+	}
+}
+
+func (l crashLogger) Debug(msg string, args ...interface{}) {
+	if l.keep(msg) {
+		l.Logger.Debug(msg, args...)
+	}
+}
+
+func (l crashLogger) Info(msg string, args ...interface{}) {
+	if l.keep(msg) {
+		l.Logger.Info(msg, args...)
+	}
+}
+
+func (l crashLogger) Warn(msg string, args ...interface{}) {
+	if l.keep(msg) {
+		l.Logger.Warn(msg, args...)
+	}
+}
+
+func (l crashLogger) Error(msg string, args ...interface{}) {
+	if l.keep(msg) {
+		l.Logger.Error(msg, args...)
+	}
 }

@@ -124,7 +124,7 @@ func Launch(ctx context.Context, o Options) (*Client, error) {
 		SecureConfig:     secure,
 		AllowedProtocols: []goplugin.Protocol{goplugin.ProtocolGRPC},
 		StartTimeout:     o.StartTimeout,
-		Logger:           o.Logger,
+		Logger:           crashLogger{Logger: o.Logger, t: c.stderr},
 		Stderr:           c.stderr,
 		GRPCDialOptions: []grpc.DialOption{grpc.WithDefaultCallOptions(
 			grpc.MaxCallRecvMsgSize(MaxMessageSize), grpc.MaxCallSendMsgSize(MaxMessageSize))},

@@ -1,16 +1,22 @@
 package plugin
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"liquidlab/framework/stage"
+	"liquidlab/framework/tensor"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 )
 
 // noisyPlugin (`plugintest noisy`) is a broken plugin binary: it starts a
@@ -85,5 +91,47 @@ func TestNonHandshakeLineDoesNotHang(t *testing.T) {
 	}
 	if !waitGone(pid, 5*time.Second) {
 		t.Errorf("the plugin's child %d still runs", pid)
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for go-plugin's writer goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
+}
+
+// TestCrashDumpLeftOut: a crashing plugin's goroutine dump reaches neither
+// the host's log nor the raw stderr stream (the terminal in a run); the
+// headline does, and the error quotes the report's first lines.
+func TestCrashDumpLeftOut(t *testing.T) {
+	var raw, log lockedBuffer
+	o := testOptions(TransportShm)
+	o.Stderr = &raw
+	o.Logger = hclog.New(&hclog.LoggerOptions{Output: &log, Level: hclog.Warn})
+	c := launch(t, o)
+	_, err := c.Forward(context.Background(), stage.Config{Options: map[string]string{"mode": "crash"}},
+		&stage.ForwardRequest{Inputs: tensor.Map{"x": tensor.New(2)}})
+	if err == nil || !strings.Contains(err.Error(), "panic: boom: the test stage crashed") || !strings.Contains(err.Error(), "goroutine ") {
+		t.Fatalf("err = %v, want the crash report's first lines", err)
+	}
+	for what, out := range map[string]string{"raw stderr": raw.String(), "host log": log.String()} {
+		if !strings.Contains(out, "panic: boom: the test stage crashed") {
+			t.Errorf("%s lacks the crash headline:\n%s", what, out)
+		}
+		if strings.Contains(out, "goroutine ") || strings.Contains(out, ".go:") {
+			t.Errorf("%s shows the goroutine dump:\n%s", what, out)
+		}
 	}
 }

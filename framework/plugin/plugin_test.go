@@ -41,6 +41,8 @@ func TestMain(m *testing.M) {
 			os.Exit(0)
 		case "sleeper":
 			time.Sleep(time.Hour)
+		case "hostloop":
+			hostLoop()
 		case "closerace":
 			if err := closeRace(); err != nil {
 				fmt.Println("error:", err)

@@ -144,7 +144,26 @@ var reVersion = regexp.MustCompile(`Plugin version: (\d+)`)
 const unrecognized = "Unrecognized remote plugin message: "
 
 func (c *Client) start(ctx context.Context) error {
-	cp, err := c.pc.Client()
+	// go-plugin's start does not watch ctx: wait for it or for ctx, and on
+	// cancellation kill the plugin, which ends the start at once.
+	type started struct {
+		cp  goplugin.ClientProtocol
+		err error
+	}
+	ch := make(chan started, 1)
+	go func() {
+		cp, err := c.pc.Client()
+		ch <- started{cp, err}
+	}()
+	var cp goplugin.ClientProtocol
+	var err error
+	select {
+	case r := <-ch:
+		cp, err = r.cp, r.err
+	case <-ctx.Done():
+		c.stopProcess(false)
+		return fmt.Errorf("%s: start abandoned: %w", c.who, ctx.Err())
+	}
 	if err != nil {
 		msg := err.Error()
 		switch {

@@ -37,6 +37,8 @@ func TestMain(m *testing.M) {
 			serve(stage.KindFlows, &scaleStage{}, ProtocolVersion+1)
 		case "noisy":
 			noisyPlugin()
+		case "slowstart":
+			time.Sleep(time.Hour)
 		case "exit":
 			os.Exit(0)
 		case "sleeper":

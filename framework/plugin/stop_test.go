@@ -3,6 +3,7 @@ package plugin
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
@@ -133,5 +134,35 @@ func TestCrashDumpLeftOut(t *testing.T) {
 		if strings.Contains(out, "goroutine ") || strings.Contains(out, ".go:") {
 			t.Errorf("%s shows the goroutine dump:\n%s", what, out)
 		}
+	}
+}
+
+// TestLaunchHonoursCancel: a signal while a plugin starts (a cancelled
+// context) ends Launch within a second and leaves no process.
+func TestLaunchHonoursCancel(t *testing.T) {
+	o := testOptions(TransportShm)
+	o.Args = []string{"plugintest", "slowstart"} // never answers the handshake
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(200*time.Millisecond, cancel)
+	res := make(chan error, 1)
+	start := time.Now()
+	go func() {
+		c, err := Launch(ctx, o)
+		if c != nil {
+			c.Close()
+		}
+		res <- err
+	}()
+	var err error
+	select {
+	case err = <-res:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Launch did not return after its context was cancelled")
+	}
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "start abandoned") {
+		t.Errorf("err = %v, want the start abandoned: context canceled", err)
+	}
+	if d := time.Since(start); d > 1200*time.Millisecond {
+		t.Errorf("Launch returned %v after the cancel", d-200*time.Millisecond)
 	}
 }

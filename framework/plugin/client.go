@@ -17,14 +17,17 @@ import (
 // may be called concurrently. Close it to stop the process and remove its
 // shared memory.
 type Client struct {
-	o      Options
-	who    string // "plugin flows/coupling at /path"
-	cmd    *exec.Cmd
-	pc     *goplugin.Client
-	rpc    proto.StageClient
-	stderr *tailWriter
-	sess   *session // shared memory; nil for the bytes transport
-	dir    string   // sess.dir, or ""
+	o   Options
+	who string // "plugin flows/coupling at /path"
+	cmd *exec.Cmd
+	// cancelStart kills the process through cmd's context; used while it
+	// starts, and to release that context once it is gone.
+	cancelStart context.CancelFunc
+	pc          *goplugin.Client
+	rpc         proto.StageClient
+	stderr      *tailWriter
+	sess        *session // shared memory; nil for the bytes transport
+	dir         string   // sess.dir, or ""
 
 	mu       sync.Mutex
 	regions  map[string]*region

@@ -115,7 +115,15 @@ func Launch(ctx context.Context, o Options) (*Client, error) {
 
 	c := &Client{o: o, who: who, stderr: newTailWriter(o.Stderr), regions: map[string]*region{},
 		pins: map[uint64]*region{}, replyEst: map[string]int{}}
-	c.cmd = exec.Command(path, o.Args...)
+	// The command's context only serves to kill it while it starts (see
+	// start); once started, the plugin lives until Close.
+	startCtx, cancelStart := context.WithCancel(context.Background())
+	c.cancelStart = cancelStart
+	c.cmd = exec.CommandContext(startCtx, path, o.Args...)
+	c.cmd.Cancel = func() error {
+		killGroup(c.cmd.Process.Pid)
+		return c.cmd.Process.Kill()
+	}
 	setProcAttr(c.cmd)
 	c.pc = goplugin.NewClient(&goplugin.ClientConfig{
 		HandshakeConfig:  Handshake,
@@ -131,6 +139,7 @@ func Launch(ctx context.Context, o Options) (*Client, error) {
 	})
 	if err := c.start(ctx); err != nil {
 		c.stopProcess(false)
+		c.cancelStart()
 		_ = c.sess.remove()
 		return nil, err
 	}
@@ -144,24 +153,12 @@ var reVersion = regexp.MustCompile(`Plugin version: (\d+)`)
 const unrecognized = "Unrecognized remote plugin message: "
 
 func (c *Client) start(ctx context.Context) error {
-	// go-plugin's start does not watch ctx: wait for it or for ctx, and on
-	// cancellation kill the plugin, which ends the start at once.
-	type started struct {
-		cp  goplugin.ClientProtocol
-		err error
-	}
-	ch := make(chan started, 1)
-	go func() {
-		cp, err := c.pc.Client()
-		ch <- started{cp, err}
-	}()
-	var cp goplugin.ClientProtocol
-	var err error
-	select {
-	case r := <-ch:
-		cp, err = r.cp, r.err
-	case <-ctx.Done():
-		c.stopProcess(false)
+	// go-plugin's start does not watch ctx: cancelling ctx while it runs
+	// kills the plugin's process group (through the command's own context),
+	// which ends the start at once.
+	stopWatch := context.AfterFunc(ctx, c.cancelStart)
+	cp, err := c.pc.Client()
+	if !stopWatch() {
 		return fmt.Errorf("%s: start abandoned: %w", c.who, ctx.Err())
 	}
 	if err != nil {
@@ -250,6 +247,7 @@ func (c *Client) Close() error {
 	// mappings and the session go. Host-side regions a call still uses are
 	// unmapped when that call ends.
 	c.stopProcess(true)
+	c.cancelStart()
 
 	c.mu.Lock()
 	defer c.mu.Unlock()

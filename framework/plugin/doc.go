@@ -5,7 +5,7 @@
 // # Plugin side
 //
 // A plugin's main calls Serve(kind, impl); see plugins/flows/main.go. The
-// handshake (MagicCookieKey/MagicCookieValue, ProtocolVersion) is fixed here; a
+// handshake (Handshake, one value for both sides; ProtocolVersion) is fixed here; a
 // plugin built against another protocol version is refused at start with a
 // message that says which versions each side speaks. Logs are hclog JSON on
 // stderr. The plugin exits when its host dies, even by SIGKILL: the host sets
@@ -23,7 +23,10 @@
 // exit, then its process group is killed) and removes its shared memory. A
 // plugin runs in a process group of its own, so the terminal's signals reach
 // only the host, and stopping a plugin also ends every process it started;
-// no wait for a plugin to stop is unbounded.
+// no wait for a plugin to stop is unbounded, and cancelling Launch's context
+// ends a start at once. A crashing plugin's goroutine dump is kept out of the
+// host's log and stderr stream; errors quote the crash report's first lines.
+//
 // Failures are sentences naming the plugin (kind/name at path) and what to do:
 // a pin mismatch, a protocol mismatch, a crash mid-call (with the exit status
 // and the last lines of the plugin's stderr), a call running past CallTimeout

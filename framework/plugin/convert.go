@@ -4,14 +4,15 @@ import (
 	"fmt"
 	"unsafe"
 
+	"liquidlab/framework/plugin/proto"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
 )
 
 // Conversions between the stage package's types and the wire messages.
 
-func configToProto(c stage.Config) *StageConfig {
-	p := &StageConfig{Dims: make(map[string]int64, len(c.Dims)), Options: make(map[string]string, len(c.Options))}
+func configToProto(c stage.Config) *proto.StageConfig {
+	p := &proto.StageConfig{Dims: make(map[string]int64, len(c.Dims)), Options: make(map[string]string, len(c.Options))}
 	for k, v := range c.Dims {
 		p.Dims[k] = int64(v)
 	}
@@ -21,7 +22,7 @@ func configToProto(c stage.Config) *StageConfig {
 	return p
 }
 
-func configFromProto(p *StageConfig) stage.Config {
+func configFromProto(p *proto.StageConfig) stage.Config {
 	c := stage.Config{Dims: make(map[string]int, len(p.GetDims())), Options: make(map[string]string, len(p.GetOptions()))}
 	for k, v := range p.GetDims() {
 		c.Dims[k] = int(v)
@@ -48,22 +49,22 @@ func intsFromProto(s []int64) []int {
 	return out
 }
 
-func descriptionToProto(d *stage.Description) *StageDescription {
-	p := &StageDescription{Kind: d.Kind, Name: d.Name, Version: d.Version, Inputs: d.Inputs, Outputs: d.Outputs}
+func descriptionToProto(d *stage.Description) *proto.StageDescription {
+	p := &proto.StageDescription{Kind: d.Kind, Name: d.Name, Version: d.Version, Inputs: d.Inputs, Outputs: d.Outputs}
 	for _, s := range d.Params {
-		p.Params = append(p.Params, &ParamSpec{Name: s.Name, Shape: intsToProto(s.Shape), Init: string(s.Init),
+		p.Params = append(p.Params, &proto.ParamSpec{Name: s.Name, Shape: intsToProto(s.Shape), Init: string(s.Init),
 			FanIn: int64(s.FanIn), Aliases: s.Aliases, NoGrad: s.NoGrad})
 	}
 	for _, s := range d.State {
-		p.State = append(p.State, &StateSpec{Name: s.Name, Shape: intsToProto(s.Shape)})
+		p.State = append(p.State, &proto.StateSpec{Name: s.Name, Shape: intsToProto(s.Shape)})
 	}
 	for _, o := range d.Options {
-		p.Options = append(p.Options, &OptionSpec{Name: o.Name, Type: o.Type, Default: o.Default, Choices: o.Choices, Help: o.Help})
+		p.Options = append(p.Options, &proto.OptionSpec{Name: o.Name, Type: o.Type, Default: o.Default, Choices: o.Choices, Help: o.Help})
 	}
 	return p
 }
 
-func descriptionFromProto(p *StageDescription) *stage.Description {
+func descriptionFromProto(p *proto.StageDescription) *stage.Description {
 	d := &stage.Description{Kind: p.GetKind(), Name: p.GetName(), Version: p.GetVersion(), Inputs: p.GetInputs(), Outputs: p.GetOutputs()}
 	for _, s := range p.GetParams() {
 		d.Params = append(d.Params, stage.ParamSpec{Name: s.GetName(), Shape: intsFromProto(s.GetShape()), Init: stage.Init(s.GetInit()),
@@ -87,8 +88,8 @@ type shmWriter struct {
 // encodeMap turns a map into descriptors: written into w's region, or, with w
 // nil, as bytes that alias the tensors' data (proto marshalling copies them).
 // Nil entries are skipped: to a stage a nil tensor and a missing one are alike.
-func encodeMap(what string, m tensor.Map, w *shmWriter) ([]*Tensor, error) {
-	out := make([]*Tensor, 0, len(m))
+func encodeMap(what string, m tensor.Map, w *shmWriter) ([]*proto.Tensor, error) {
+	out := make([]*proto.Tensor, 0, len(m))
 	for _, name := range m.Names() {
 		t := m[name]
 		if t == nil {
@@ -97,7 +98,7 @@ func encodeMap(what string, m tensor.Map, w *shmWriter) ([]*Tensor, error) {
 		if err := checkShape(t.Shape, len(t.Data)); err != nil {
 			return nil, fmt.Errorf("%s %q: %w", what, name, err)
 		}
-		p := &Tensor{Name: name, Shape: intsToProto(t.Shape), Dtype: DType_DTYPE_FLOAT32}
+		p := &proto.Tensor{Name: name, Shape: intsToProto(t.Shape), Dtype: proto.DType_DTYPE_FLOAT32}
 		if w == nil {
 			p.Data = rawBytes(t.Data)
 		} else {
@@ -134,7 +135,7 @@ func checkShape(shape []int, n int) error {
 // decodeMap turns descriptors back into tensors. Shared-memory tensors alias
 // the mapping unless copyOut is set; byte tensors alias the message's bytes
 // when they are aligned for float32.
-func decodeMap(what string, ps []*Tensor, lookup func(string) *region, copyOut bool) (tensor.Map, error) {
+func decodeMap(what string, ps []*proto.Tensor, lookup func(string) *region, copyOut bool) (tensor.Map, error) {
 	m := make(tensor.Map, len(ps))
 	for _, p := range ps {
 		name := p.GetName()
@@ -144,7 +145,7 @@ func decodeMap(what string, ps []*Tensor, lookup func(string) *region, copyOut b
 		if _, dup := m[name]; dup {
 			return nil, fmt.Errorf("%s %q appears twice", what, name)
 		}
-		if p.GetDtype() != DType_DTYPE_FLOAT32 {
+		if p.GetDtype() != proto.DType_DTYPE_FLOAT32 {
 			return nil, fmt.Errorf("%s %q has dtype %v, only float32 is supported", what, name, p.GetDtype())
 		}
 		var shape []int // nil for a scalar, as tensor.New() makes it

@@ -5,19 +5,28 @@
 // # Plugin side
 //
 // A plugin's main calls Serve(kind, impl); see plugins/flows/main.go. The
-// handshake (MagicCookieKey/MagicCookieValue, ProtocolVersion) is fixed here; a
+// handshake (Handshake, one value for both sides; ProtocolVersion) is fixed here; a
 // plugin built against another protocol version is refused at start with a
 // message that says which versions each side speaks. Logs are hclog JSON on
 // stderr. The plugin exits when its host dies, even by SIGKILL: the host sets
 // SIGTERM as parent-death signal, and Serve also exits when its parent changes;
-// either way it removes the session's shared memory first.
+// either way it removes the session's shared memory first. When the host asks
+// it to stop, Serve refuses new calls, waits (briefly) for the running ones and
+// only then unmaps the session, so no call ever reads memory that is gone.
 //
 // # Host side
 //
 // Launch(ctx, Options) starts a plugin binary (Builtin returns Options that run
 // the current executable as `liquidlab plugin serve <kind> <name>`), verifies an
 // optional sha256 pin, negotiates the protocol and checks the kind. The *Client
-// is a stage.Stage; Close kills the process and removes its shared memory.
+// is a stage.Stage; Close stops the process (in order: the plugin is asked to
+// exit, then its process group is killed) and removes its shared memory. A
+// plugin runs in a process group of its own, so the terminal's signals reach
+// only the host, and stopping a plugin also ends every process it started;
+// no wait for a plugin to stop is unbounded, and cancelling Launch's context
+// ends a start at once. A crashing plugin's goroutine dump is kept out of the
+// host's log and stderr stream; errors quote the crash report's first lines.
+//
 // Failures are sentences naming the plugin (kind/name at path) and what to do:
 // a pin mismatch, a protocol mismatch, a crash mid-call (with the exit status
 // and the last lines of the plugin's stderr), a call running past CallTimeout
@@ -29,7 +38,10 @@
 // With TransportShm (the default) tensors never travel inside messages: each
 // Client has a session directory under /dev/shm (os.TempDir() where /dev/shm is
 // absent) holding mmapped region files, and messages carry descriptors (region,
-// offset, shape, dtype float32, 64-byte aligned, machine byte order).
+// offset, shape, dtype float32, 64-byte aligned, machine byte order). The
+// directory is named liquidlab-<pid>-<start time>-<random> after the host
+// process and locked by it, so Launch can remove the sessions that dead hosts
+// left behind without ever touching a live one (see session.go).
 //
 //   - Who allocates: the host creates regions ("h-N") and writes a request's
 //     params, inputs and state into one free region, offering the rest of it
@@ -56,12 +68,15 @@
 //
 // Nil tensors in a Map are not sent (to a stage, nil and missing are alike).
 //
-// The wire types (stage.proto, stage.pb.go, stage_grpc.pb.go) are generated;
-// regenerate them from this directory with
+// # Layout
 //
-//	protoc --proto_path=. --go_out=. --go_opt=paths=source_relative \
-//	  --go-grpc_out=. --go-grpc_opt=paths=source_relative stage.proto
-//
-// (`go generate ./framework/plugin`; protoc-gen-go v1.36.12, protoc-gen-go-grpc
-// v1.6.2). Linux is the supported platform (mmap, parent-death signal).
+// As in go-plugin's own gRPC example, the generated wire types live in their
+// own package, framework/plugin/proto (stage.proto and the code protoc makes
+// from it; `go generate ./framework/plugin/proto`). This package holds the
+// hand-written parts: plugin.go (the one Handshake value and the go-plugin
+// plugin), serve.go and server.go (the plugin side), launch.go (starting and
+// stopping a plugin process), client.go (the host's stage.Stage methods),
+// arena.go, shm.go and session.go (shared memory), errors.go (turning failures into
+// sentences) and convert.go (stage types to and from wire messages). Linux is
+// the supported platform (mmap, parent-death signal).
 package plugin

@@ -2,23 +2,13 @@ package plugin
 
 import (
 	"context"
-	"fmt"
-	"os"
-	"os/signal"
-	"path/filepath"
-	"runtime/pprof"
-	"sync"
-	"syscall"
-	"time"
 
-	"github.com/hashicorp/go-hclog"
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"liquidlab/framework/plugin/proto"
 	"liquidlab/framework/stage"
 )
-
-//go:generate protoc --proto_path=. --go_out=. --go_opt=paths=source_relative --go-grpc_out=. --go-grpc_opt=paths=source_relative stage.proto
 
 // Handshake constants shared by hosts and plugins. A plugin built against a
 // different ProtocolVersion is refused at start with a message saying so.
@@ -32,7 +22,10 @@ const (
 	MaxMessageSize = 1 << 30
 )
 
-// Handshake is the go-plugin handshake of liquidlab stage plugins.
+// Handshake is the go-plugin handshake of liquidlab stage plugins, the one
+// value both sides use (Launch on the host, Serve in the plugin). The protocol
+// version is negotiated through the versioned plugin sets (see pluginSets), so
+// a plugin of another version is refused with a message naming both versions.
 var Handshake = goplugin.HandshakeConfig{
 	ProtocolVersion:  ProtocolVersion,
 	MagicCookieKey:   MagicCookieKey,
@@ -50,96 +43,18 @@ type StagePlugin struct {
 
 var _ goplugin.GRPCPlugin = (*StagePlugin)(nil)
 
+// pluginSets offers p as the one stage kind served under protocol version.
+func pluginSets(version int, kind string, p *StagePlugin) map[int]goplugin.PluginSet {
+	return map[int]goplugin.PluginSet{version: {kind: p}}
+}
+
 // GRPCServer registers the stage service.
 func (p *StagePlugin) GRPCServer(_ *goplugin.GRPCBroker, s *grpc.Server) error {
-	RegisterStageServer(s, p.server)
+	proto.RegisterStageServer(s, p.server)
 	return nil
 }
 
 // GRPCClient returns the host's stub.
 func (p *StagePlugin) GRPCClient(_ context.Context, _ *goplugin.GRPCBroker, c *grpc.ClientConn) (interface{}, error) {
-	return NewStageClient(c), nil
-}
-
-// Serve serves impl as a stage of the given kind and returns when the host
-// closes the plugin. It is what a plugin's main calls; run directly (not by a
-// host) the binary prints that it is a plugin and exits with status 1.
-//
-// The process exits when its host dies, even by SIGKILL: hosts start plugins
-// with a parent-death signal, and Serve also exits when its parent changes.
-// Logs go to stderr as JSON (hclog), which the host shows as its own log lines;
-// LIQUIDLAB_PLUGIN_LOG_LEVEL (trace, debug, info, warn, error) sets the level.
-func Serve(kind string, impl stage.Stage) {
-	serve(kind, impl, ProtocolVersion)
-}
-
-func serve(kind string, impl stage.Stage, version int) {
-	level := hclog.LevelFromString(os.Getenv("LIQUIDLAB_PLUGIN_LOG_LEVEL"))
-	if level == hclog.NoLevel {
-		level = hclog.Info
-	}
-	logger := hclog.New(&hclog.LoggerOptions{
-		Name:       "liquidlab-" + kind,
-		Level:      level,
-		Output:     os.Stderr,
-		JSONFormat: true,
-	})
-	srv := &grpcServer{kind: kind, Impl: impl, log: logger}
-
-	// LIQUIDLAB_PLUGIN_CPUPROFILE=DIR writes a CPU profile of this plugin to
-	// DIR/<kind>-<pid>.prof, flushed when the plugin is stopped.
-	stopProfile := func() {}
-	if dir := os.Getenv("LIQUIDLAB_PLUGIN_CPUPROFILE"); dir != "" {
-		if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.prof", kind, os.Getpid()))); err == nil {
-			if pprof.StartCPUProfile(f) == nil {
-				stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
-			}
-		}
-	}
-	var once sync.Once
-	die := func(why string) {
-		once.Do(func() {
-			stopProfile()
-			// Remove first: with the host gone, writing to stderr may raise
-			// SIGPIPE and end the process on the spot.
-			srv.removeSession()
-			logger.Warn("exiting", "reason", why)
-			os.Exit(1)
-		})
-	}
-	// The host starts us with SIGTERM as parent-death signal.
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM)
-	go func() {
-		<-sig
-		die("SIGTERM (the host exited or asked the plugin to stop)")
-	}()
-	// Belt and braces: the parent-death signal follows the thread that started
-	// us, and hosts other than ours may not set it.
-	ppid := os.Getppid()
-	go func() {
-		for {
-			if os.Getppid() != ppid {
-				die("the host process exited")
-			}
-			time.Sleep(200 * time.Millisecond)
-		}
-	}()
-
-	goplugin.Serve(&goplugin.ServeConfig{
-		HandshakeConfig: goplugin.HandshakeConfig{MagicCookieKey: MagicCookieKey, MagicCookieValue: MagicCookieValue},
-		VersionedPlugins: map[int]goplugin.PluginSet{
-			version: {kind: &StagePlugin{Impl: impl, server: srv}},
-		},
-		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			opts = append(opts, grpc.MaxRecvMsgSize(MaxMessageSize), grpc.MaxSendMsgSize(MaxMessageSize))
-			return grpc.NewServer(opts...)
-		},
-		Logger: logger,
-	})
-	stopProfile()
-	if os.Getppid() != ppid {
-		srv.removeSession()
-	}
-	srv.closeSession()
+	return proto.NewStageClient(c), nil
 }

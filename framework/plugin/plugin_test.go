@@ -35,6 +35,21 @@ func TestMain(m *testing.M) {
 			serve(stage.KindFlows, &scaleStage{}, ProtocolVersion)
 		case "serve-v2":
 			serve(stage.KindFlows, &scaleStage{}, ProtocolVersion+1)
+		case "noisy":
+			noisyPlugin()
+		case "slowstart":
+			time.Sleep(time.Hour)
+		case "exit":
+			os.Exit(0)
+		case "sleeper":
+			time.Sleep(time.Hour)
+		case "hostloop":
+			hostLoop()
+		case "closerace":
+			if err := closeRace(); err != nil {
+				fmt.Println("error:", err)
+				os.Exit(1)
+			}
 		case "host":
 			c, err := Launch(context.Background(), testOptions(TransportShm))
 			if err != nil {

@@ -9,11 +9,13 @@ import (
 	"runtime/debug"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"liquidlab/framework/plugin/proto"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
 )
@@ -26,13 +28,36 @@ import (
 // or Release of that handle, so an implementation may keep its inputs under a
 // handle exactly as in process.
 type grpcServer struct {
-	UnimplementedStageServer
+	proto.UnimplementedStageServer
 	kind string
 	Impl stage.Stage
 	log  hclog.Logger
 
 	mu      sync.Mutex
 	regions *regionTable // nil until Info names a session directory
+	closing bool         // closeSession began: calls are refused
+	calls   sync.WaitGroup
+}
+
+// sessionCloseWait bounds how long closeSession waits for running calls. It is
+// below go-plugin's 2 s grace for a plugin to exit by itself after the host
+// asks it to, so the plugin exits on its own rather than being killed.
+var sessionCloseWait = 1500 * time.Millisecond
+
+// errShuttingDown is the reply to a call that arrives while the plugin stops.
+var errShuttingDown = status.Error(codes.Unavailable, "the plugin is shutting down")
+
+// enter admits a call that may touch the session's shared memory; the caller
+// runs s.calls.Done when it returns. Once closeSession began it refuses, so a
+// late call fails without touching a mapping that is about to go away.
+func (s *grpcServer) enter() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closing {
+		return errShuttingDown
+	}
+	s.calls.Add(1)
+	return nil
 }
 
 func (s *grpcServer) table() *regionTable {
@@ -48,14 +73,36 @@ func (s *grpcServer) removeSession() {
 	}
 }
 
-func (s *grpcServer) closeSession() {
-	if t := s.table(); t != nil {
+// closeSession unmaps the session's shared memory once no call runs. Calls
+// still running after sessionCloseWait (an implementation that ignores its
+// cancelled context) are abandoned: their memory stays mapped, and goes when
+// the process exits, so they never read a mapping that is gone. New calls are
+// refused from the start. It reports whether the memory was unmapped.
+func (s *grpcServer) closeSession() bool {
+	s.mu.Lock()
+	s.closing = true
+	t := s.regions
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.calls.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(sessionCloseWait):
+		s.log.Warn("calls still running at shutdown are abandoned; their shared memory stays mapped until the process exits")
+		return false
+	}
+	if t != nil {
 		t.unmapAll()
 	}
+	return true
 }
 
-func (s *grpcServer) Info(_ context.Context, req *InfoRequest) (*InfoResponse, error) {
-	resp := &InfoResponse{Kind: s.kind, Pid: int64(os.Getpid())}
+func (s *grpcServer) Info(_ context.Context, req *proto.InfoRequest) (*proto.InfoResponse, error) {
+	resp := &proto.InfoResponse{Kind: s.kind, Pid: int64(os.Getpid())}
 	if dir := req.GetShmDir(); dir != "" {
 		fi, err := os.Stat(dir)
 		switch {
@@ -75,7 +122,11 @@ func (s *grpcServer) Info(_ context.Context, req *InfoRequest) (*InfoResponse, e
 	return resp, nil
 }
 
-func (s *grpcServer) Describe(ctx context.Context, req *DescribeRequest) (resp *DescribeResponse, err error) {
+func (s *grpcServer) Describe(ctx context.Context, req *proto.DescribeRequest) (resp *proto.DescribeResponse, err error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.calls.Done()
 	defer s.recoverPanic("Describe", &err)
 	d, err := s.Impl.Describe(ctx, configFromProto(req.GetConfig()))
 	if err != nil {
@@ -84,7 +135,7 @@ func (s *grpcServer) Describe(ctx context.Context, req *DescribeRequest) (resp *
 	if d == nil {
 		return nil, status.Error(codes.Internal, "the stage's Describe returned no description")
 	}
-	return &DescribeResponse{Description: descriptionToProto(d)}, nil
+	return &proto.DescribeResponse{Description: descriptionToProto(d)}, nil
 }
 
 // call holds what one request maps and where its reply goes.
@@ -92,10 +143,10 @@ type call struct {
 	s    *grpcServer
 	regs *callRegions // nil for the bytes transport
 	w    *shmWriter
-	new  []*Region
+	new  []*proto.Region
 }
 
-func (s *grpcServer) begin(a *Arena) (*call, error) {
+func (s *grpcServer) begin(a *proto.Arena) (*call, error) {
 	c := &call{s: s}
 	if a == nil {
 		return c, nil
@@ -128,7 +179,7 @@ func (c *call) lookup(name string) *region {
 	return c.regs.m[name]
 }
 
-func (c *call) decode(what string, ps []*Tensor) (tensor.Map, error) {
+func (c *call) decode(what string, ps []*proto.Tensor) (tensor.Map, error) {
 	m, err := decodeMap(what, ps, c.lookup, false)
 	if err != nil {
 		return nil, status.Error(codes.InvalidArgument, err.Error())
@@ -151,11 +202,11 @@ func (c *call) reserve(n int) error {
 		return status.Error(codes.ResourceExhausted, err.Error())
 	}
 	c.w = &shmWriter{r: r}
-	c.new = append(c.new, &Region{Name: r.name, Size: uint64(len(r.mem))})
+	c.new = append(c.new, &proto.Region{Name: r.name, Size: uint64(len(r.mem))})
 	return nil
 }
 
-func (c *call) encode(what string, m tensor.Map) ([]*Tensor, error) {
+func (c *call) encode(what string, m tensor.Map) ([]*proto.Tensor, error) {
 	var w *shmWriter
 	if c.regs != nil {
 		w = c.w
@@ -167,7 +218,11 @@ func (c *call) encode(what string, m tensor.Map) ([]*Tensor, error) {
 	return ps, nil
 }
 
-func (s *grpcServer) Forward(ctx context.Context, req *ForwardRequest) (resp *ForwardResponse, err error) {
+func (s *grpcServer) Forward(ctx context.Context, req *proto.ForwardRequest) (resp *proto.ForwardResponse, err error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.calls.Done()
 	defer s.recoverPanic("Forward", &err)
 	c, err := s.begin(req.GetArena())
 	if err != nil {
@@ -191,7 +246,7 @@ func (s *grpcServer) Forward(ctx context.Context, req *ForwardRequest) (resp *Fo
 	if res == nil {
 		return nil, status.Error(codes.Internal, "the stage's Forward returned no result")
 	}
-	resp = &ForwardResponse{Handle: res.Handle, Stats: res.Stats}
+	resp = &proto.ForwardResponse{Handle: res.Handle, Stats: res.Stats}
 	if err := c.reserve(mapBytes(res.Outputs) + mapBytes(res.State)); err != nil {
 		return nil, err
 	}
@@ -205,7 +260,11 @@ func (s *grpcServer) Forward(ctx context.Context, req *ForwardRequest) (resp *Fo
 	return resp, nil
 }
 
-func (s *grpcServer) Backward(ctx context.Context, req *BackwardRequest) (resp *BackwardResponse, err error) {
+func (s *grpcServer) Backward(ctx context.Context, req *proto.BackwardRequest) (resp *proto.BackwardResponse, err error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.calls.Done()
 	defer s.recoverPanic("Backward", &err)
 	c, err := s.begin(req.GetArena())
 	if err != nil {
@@ -226,7 +285,7 @@ func (s *grpcServer) Backward(ctx context.Context, req *BackwardRequest) (resp *
 	if err := c.reserve(mapBytes(res.InputGrads) + mapBytes(res.ParamGrads)); err != nil {
 		return nil, err
 	}
-	resp = &BackwardResponse{}
+	resp = &proto.BackwardResponse{}
 	if resp.InputGrads, err = c.encode("input gradient", res.InputGrads); err != nil {
 		return nil, err
 	}
@@ -237,7 +296,11 @@ func (s *grpcServer) Backward(ctx context.Context, req *BackwardRequest) (resp *
 	return resp, nil
 }
 
-func (s *grpcServer) Release(ctx context.Context, req *ReleaseRequest) (resp *ReleaseResponse, err error) {
+func (s *grpcServer) Release(ctx context.Context, req *proto.ReleaseRequest) (resp *proto.ReleaseResponse, err error) {
+	if err := s.enter(); err != nil {
+		return nil, err
+	}
+	defer s.calls.Done()
 	defer s.recoverPanic("Release", &err)
 	c, err := s.begin(req.GetArena())
 	if err != nil {
@@ -247,7 +310,7 @@ func (s *grpcServer) Release(ctx context.Context, req *ReleaseRequest) (resp *Re
 	if err := s.Impl.Release(ctx, req.GetHandle()); err != nil {
 		return nil, implError(err)
 	}
-	return &ReleaseResponse{}, nil
+	return &proto.ReleaseResponse{}, nil
 }
 
 // recoverPanic turns a panic of the implementation into an error of the call,

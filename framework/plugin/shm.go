@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"liquidlab/framework/plugin/proto"
 	"liquidlab/framework/tensor"
 )
 
@@ -146,7 +147,7 @@ func newRegionTable(dir string) *regionTable {
 
 // acquire maps the arena's regions (new ones), applies its retire list and
 // takes a reference on every region the call will touch.
-func (t *regionTable) acquire(a *Arena) (*callRegions, error) {
+func (t *regionTable) acquire(a *proto.Arena) (*callRegions, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	for _, name := range a.GetRetire() {

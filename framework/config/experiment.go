@@ -203,7 +203,17 @@ func (e *Experiment) checkAll() error {
 
 // clone returns a deep copy.
 func (e *Experiment) clone() *Experiment {
+	c := e.cloneSettings()
+	c.Grid = e.Grid.clone()
+	return c
+}
+
+// cloneSettings is clone without the grid, which a grid cell does not have and
+// the check of one axis value does not need: copying a long axis for each of its
+// values made checking it quadratic.
+func (e *Experiment) cloneSettings() *Experiment {
 	c := *e
+	c.Grid = Grid{}
 	c.Components = make(map[string]Component, len(e.Components))
 	for k, v := range e.Components {
 		v.Options = cloneMap(v.Options)
@@ -211,7 +221,6 @@ func (e *Experiment) clone() *Experiment {
 	}
 	c.Bench.Lengths = append([]int(nil), e.Bench.Lengths...)
 	c.Bench.Modes = append([]string(nil), e.Bench.Modes...)
-	c.Grid = e.Grid.clone()
 	c.origin = make(map[string]string, len(e.origin))
 	for k, v := range e.origin {
 		c.origin[k] = v

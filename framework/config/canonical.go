@@ -17,12 +17,13 @@ import (
 
 // notCanonical lists the settings that do not change a cell's results and so stay
 // out of Canonical: renaming an experiment, rewording it or running it with more
-// jobs or a longer timeout must not invalidate finished cells.
-var notCanonical = []string{"name", "description", "grid", "run.jobs", "run.call_timeout"}
+// jobs, a longer timeout or a larger data limit must not invalidate finished cells.
+var notCanonical = []string{"name", "description", "grid", "run.jobs", "run.call_timeout", "data.max_bytes"}
 
 // Canonical encodes the resolved settings as TOML, one `dotted.key = value` line
 // per setting, sorted by key; the same settings always give the same bytes. It
-// leaves out name, description, grid, run.jobs and run.call_timeout.
+// leaves out name, description, grid, run.jobs, run.call_timeout and
+// data.max_bytes.
 func (e *Experiment) Canonical() []byte {
 	lines := map[string]string{}
 	flatten(reflect.ValueOf(*e), "", lines)

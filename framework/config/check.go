@@ -14,8 +14,12 @@ import (
 )
 
 // Describer returns the description of the implementation impl of a stage kind
-// (a built-in name or a plugin path), so Validate can check its options.
-type Describer func(kind, impl string) (*stage.Description, error)
+// (a built-in name or a plugin path), so Validate can check its options. Validate
+// calls it twice per implementation: with nil options to learn the option specs,
+// then with the options it will run with (as StageConfig gives them), so that the
+// implementation's Describe can refuse values its specs cannot express (such as
+// an attention window of 0).
+type Describer func(kind, impl string, options map[string]string) (*stage.Description, error)
 
 var (
 	nameRE   = regexp.MustCompile(`^[a-z0-9_-]+$`)
@@ -177,6 +181,7 @@ func (e *Experiment) check() error {
 	if r.Jobs < 1 {
 		c.bad("run.jobs", r.Jobs, "must be ≥ 1")
 	}
+	c.checkSizes()
 	return c.err()
 }
 
@@ -207,13 +212,13 @@ func memoize(describe Describer) Describer {
 		d   *stage.Description
 		err error
 	}
-	cache := map[[2]string]result{}
-	return func(kind, impl string) (*stage.Description, error) {
-		k := [2]string{kind, impl}
+	cache := map[[3]string]result{}
+	return func(kind, impl string, options map[string]string) (*stage.Description, error) {
+		k := [3]string{kind, impl, optionsKey(options)}
 		if r, ok := cache[k]; ok {
 			return r.d, r.err
 		}
-		d, err := describe(kind, impl)
+		d, err := describe(kind, impl, options)
 		cache[k] = result{d, err}
 		return d, err
 	}
@@ -238,7 +243,7 @@ func (e *Experiment) fillOptions(describe Describer) error {
 	for _, kind := range stage.Kinds {
 		comp := e.Components[kind]
 		p := "components." + kind
-		desc, err := describe(kind, comp.Impl)
+		desc, err := describe(kind, comp.Impl, nil)
 		if err != nil {
 			c.bad(p+".impl", comp.Impl, "%v", err)
 			continue
@@ -293,8 +298,30 @@ func (e *Experiment) fillOptions(describe Describer) error {
 			comp.Options[s.Name] = v
 		}
 		e.Components[kind] = comp
+		if len(c.errs) == 0 {
+			if _, err := describe(kind, comp.Impl, e.StageConfig(kind).Options); err != nil {
+				c.bad(p+".options", comp.Options, "%v", err)
+			}
+		}
 	}
 	return c.err()
+}
+
+// optionsKey is a canonical string of an option map, for memoize.
+func optionsKey(options map[string]string) string {
+	if options == nil {
+		return "\x00nil"
+	}
+	keys := make([]string, 0, len(options))
+	for k := range options {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%q=%q;", k, options[k])
+	}
+	return b.String()
 }
 
 // optionValue converts an option value to its spec's type and checks Choices.

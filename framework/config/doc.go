@@ -64,6 +64,8 @@
 //	                             #   with tokenizer files
 //	seq_len = 256                # int > 0, tokens per training sequence
 //	valid_fraction = 0.1         # float in [0, 1), share of the text held out
+//	max_bytes = 1073741824       # int > 0, largest text source read (1 GiB); a source
+//	                             #   must be regular text files (no FIFO, device or NUL byte)
 //
 //	[train]                      # the seed's recipe
 //	steps = 100                  # int ≥ 0 (0: no training)
@@ -112,6 +114,30 @@
 // MaxCells. Each cell is a copy of the experiment with the axis values set and an
 // empty grid; Cell.Axes lists its values.
 //
+// # Size limits
+//
+// So that a typo or a hostile file is refused with a message instead of
+// exhausting memory, sizes have finite, generous limits, checked with the other
+// settings (before any plugin starts or any tensor is made), in the file, in the
+// overrides and in every grid cell:
+//
+//	model.vocab_size                   ≤ 2,097,152 (MaxVocabSize)
+//	model.embedding_dim, latent_dim,
+//	  hidden_size, hidden_dim          ≤ 65,536 (MaxDim)
+//	model.num_flows                    ≤ 1,024 (MaxNumFlows)
+//	data.seq_len                       ≤ 1,048,576 (MaxSeqLen)
+//	train.batch                        ≤ 16,384 (MaxBatch)
+//	train.batch × data.seq_len         ≤ 16,777,216 tokens a step (MaxBatchTokens)
+//	each of bench.lengths              ≤ 16,777,216 (MaxBenchLength)
+//	bench.batch                        ≤ 4,096 (MaxBenchBatch)
+//	run.chunk_size                     ≤ 1,048,576 (MaxChunkSize)
+//	estimated parameters (float32)     ≤ 8 GiB (MaxParamBytes)
+//
+// The parameter estimate (Model.ParamEstimate) counts the host's embedding and
+// output projection exactly and the built-in components' largest tensors; the
+// seed model's default configuration has about 25 million parameters (0.1 GiB).
+// The text read for data.source is bounded by data.max_bytes.
+//
 // # Overrides
 //
 // liquidlab's -set key.path=value changes one setting before anything is
@@ -140,6 +166,6 @@
 //
 // Canonical writes the resolved settings as sorted `dotted.key = value` TOML
 // lines, the same bytes for the same settings; cell ids hash it. It leaves out the
-// settings that cannot change a result: name, description, grid, run.jobs and
-// run.call_timeout. The output parses back into the same settings.
+// settings that cannot change a result: name, description, grid, run.jobs,
+// run.call_timeout and data.max_bytes. The output parses back into the same settings.
 package config

@@ -101,6 +101,7 @@ type Data struct {
 	Tokenizer     string  `toml:"tokenizer"`
 	SeqLen        int     `toml:"seq_len"`
 	ValidFraction float64 `toml:"valid_fraction"`
+	MaxBytes      int     `toml:"max_bytes"`
 }
 
 // Train is the training recipe.
@@ -151,7 +152,7 @@ func Default() *Experiment {
 		Model: Model{VocabSize: 32000, EmbeddingDim: 512, LatentDim: 128,
 			HiddenSize: 256, HiddenDim: 128, NumFlows: 4},
 		Components: comps,
-		Data:       Data{Source: SourceBuiltin, SeqLen: 256, ValidFraction: 0.1},
+		Data:       Data{Source: SourceBuiltin, SeqLen: 256, ValidFraction: 0.1, MaxBytes: DefaultMaxBytes},
 		Train: Train{Steps: 100, Batch: 32, LR: 1e-4, WeightDecay: 5e-3,
 			WarmupSteps: 1000, ClipGradNorm: 1.0, LRGamma: 0.1, Objective: ObjectiveCopy},
 		Eval:   Eval{Batches: 4},

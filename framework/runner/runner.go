@@ -205,7 +205,7 @@ func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, 
 			return oc
 		}
 		prog.Update("preparing data")
-		corpus, err := data.Load(encoder{tok}, data.Options{Source: e.Data.Source, SeqLen: e.Data.SeqLen, ValidFraction: e.Data.ValidFraction, Seed: uint64(e.Seed)})
+		corpus, err := data.Load(encoder{tok}, data.Options{Source: e.Data.Source, SeqLen: e.Data.SeqLen, ValidFraction: e.Data.ValidFraction, Seed: uint64(e.Seed), MaxBytes: int64(e.Data.MaxBytes)})
 		if err != nil {
 			oc.Err = err
 			return oc

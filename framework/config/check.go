@@ -300,11 +300,38 @@ func (e *Experiment) fillOptions(describe Describer) error {
 		e.Components[kind] = comp
 		if len(c.errs) == 0 {
 			if _, err := describe(kind, comp.Impl, e.StageConfig(kind).Options); err != nil {
-				c.bad(p+".options", comp.Options, "%v", err)
+				k := e.blamedOption(kind, err)
+				if k == "" {
+					c.bad(p+".options", comp.Options, "%v", err)
+				} else {
+					c.bad(p+".options."+k, comp.Options[k], "%v", err)
+				}
 			}
 		}
 	}
 	return c.err()
+}
+
+// blamedOption guesses which option of a component an implementation's error is
+// about: one that was set (in the file, by -set or by a grid axis) and whose name
+// the message mentions, else any that was set; "" when none was.
+func (e *Experiment) blamedOption(kind string, err error) string {
+	var set []string
+	for k := range e.Components[kind].Options {
+		if _, ok := e.origin["components."+kind+".options."+k]; ok {
+			set = append(set, k)
+		}
+	}
+	sort.Strings(set)
+	for _, k := range set {
+		if strings.Contains(err.Error(), k) {
+			return k
+		}
+	}
+	if len(set) > 0 {
+		return set[0]
+	}
+	return ""
 }
 
 // optionsKey is a canonical string of an option map, for memoize.

@@ -157,7 +157,10 @@
 // "bool"; and, when the option lists Choices, be one of them. Options left out
 // take their declared defaults, in the experiment and in every cell (after
 // Validate, Cells completes each cell for its own implementations, so a grid may
-// vary impl). A nil Describer leaves options unchecked. StageConfig(kind) gives
+// vary impl). Then the Describer is asked again with the options as the stage
+// will get them, so that the implementation's Describe can refuse values its
+// OptionSpecs cannot express (an attention window of 0); its error names the
+// option that was set. A nil Describer leaves options unchecked. StageConfig(kind) gives
 // a stage its Dims (every int field of [model], under its key) and its options as
 // strings: strings as they are, bools "true"/"false", integers in decimal,
 // floats in %g.

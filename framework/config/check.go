@@ -14,8 +14,12 @@ import (
 )
 
 // Describer returns the description of the implementation impl of a stage kind
-// (a built-in name or a plugin path), so Validate can check its options.
-type Describer func(kind, impl string) (*stage.Description, error)
+// (a built-in name or a plugin path), so Validate can check its options. Validate
+// calls it twice per implementation: with nil options to learn the option specs,
+// then with the options it will run with (as StageConfig gives them), so that the
+// implementation's Describe can refuse values its specs cannot express (such as
+// an attention window of 0).
+type Describer func(kind, impl string, options map[string]string) (*stage.Description, error)
 
 var (
 	nameRE   = regexp.MustCompile(`^[a-z0-9_-]+$`)
@@ -185,6 +189,7 @@ func (e *Experiment) check() error {
 	if sl.Poll <= 0 {
 		c.bad("slurm.poll", sl.Poll, "must be > 0, e.g. \"5s\"")
 	}
+	c.checkSizes()
 	return c.err()
 }
 
@@ -215,13 +220,13 @@ func memoize(describe Describer) Describer {
 		d   *stage.Description
 		err error
 	}
-	cache := map[[2]string]result{}
-	return func(kind, impl string) (*stage.Description, error) {
-		k := [2]string{kind, impl}
+	cache := map[[3]string]result{}
+	return func(kind, impl string, options map[string]string) (*stage.Description, error) {
+		k := [3]string{kind, impl, optionsKey(options)}
 		if r, ok := cache[k]; ok {
 			return r.d, r.err
 		}
-		d, err := describe(kind, impl)
+		d, err := describe(kind, impl, options)
 		cache[k] = result{d, err}
 		return d, err
 	}
@@ -246,7 +251,7 @@ func (e *Experiment) fillOptions(describe Describer) error {
 	for _, kind := range stage.Kinds {
 		comp := e.Components[kind]
 		p := "components." + kind
-		desc, err := describe(kind, comp.Impl)
+		desc, err := describe(kind, comp.Impl, nil)
 		if err != nil {
 			c.bad(p+".impl", comp.Impl, "%v", err)
 			continue
@@ -301,8 +306,57 @@ func (e *Experiment) fillOptions(describe Describer) error {
 			comp.Options[s.Name] = v
 		}
 		e.Components[kind] = comp
+		if len(c.errs) == 0 {
+			if _, err := describe(kind, comp.Impl, e.StageConfig(kind).Options); err != nil {
+				k := e.blamedOption(kind, err)
+				if k == "" {
+					c.bad(p+".options", comp.Options, "%v", err)
+				} else {
+					c.bad(p+".options."+k, comp.Options[k], "%v", err)
+				}
+			}
+		}
 	}
 	return c.err()
+}
+
+// blamedOption guesses which option of a component an implementation's error is
+// about: one that was set (in the file, by -set or by a grid axis) and whose name
+// the message mentions, else any that was set; "" when none was.
+func (e *Experiment) blamedOption(kind string, err error) string {
+	var set []string
+	for k := range e.Components[kind].Options {
+		if _, ok := e.origin["components."+kind+".options."+k]; ok {
+			set = append(set, k)
+		}
+	}
+	sort.Strings(set)
+	for _, k := range set {
+		if strings.Contains(err.Error(), k) {
+			return k
+		}
+	}
+	if len(set) > 0 {
+		return set[0]
+	}
+	return ""
+}
+
+// optionsKey is a canonical string of an option map, for memoize.
+func optionsKey(options map[string]string) string {
+	if options == nil {
+		return "\x00nil"
+	}
+	keys := make([]string, 0, len(options))
+	for k := range options {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%q=%q;", k, options[k])
+	}
+	return b.String()
 }
 
 // optionValue converts an option value to its spec's type and checks Choices.

@@ -303,7 +303,7 @@ func TestCanonicalStable(t *testing.T) {
 }
 
 // fakeDescribe describes built-ins with options like the real plugins'.
-func fakeDescribe(kind, impl string) (*stage.Description, error) {
+func fakeDescribe(kind, impl string, _ map[string]string) (*stage.Description, error) {
 	opts := map[string][]stage.OptionSpec{
 		"flows": {{Name: "share_params", Type: "bool", Default: "true"}},
 		"ode": {

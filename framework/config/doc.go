@@ -70,7 +70,9 @@
 //	                             #   with tokenizer files
 //	seq_len = 256                # int > 0, tokens per training sequence
 //	valid_fraction = 0.1         # float in [0, 1), share of the text held out
-//	max_bytes = 0                # int ≥ 0, bound on the goroot training text (0: 4 MiB)
+//	max_bytes = 0                # int ≥ 0, largest text read from the source: a file
+//	                             #   (0: 1 GiB) or the goroot training text (0: 4 MiB); a
+//	                             #   file source must be regular text (no FIFO, device or NUL byte)
 //
 //	[train]                      # the seed's recipe
 //	steps = 100                  # int ≥ 0 (0: no training)
@@ -142,6 +144,30 @@
 // MaxCells. Each cell is a copy of the experiment with the axis values set and an
 // empty grid; Cell.Axes lists its values.
 //
+// # Size limits
+//
+// So that a typo or a hostile file is refused with a message instead of
+// exhausting memory, sizes have finite, generous limits, checked with the other
+// settings (before any plugin starts or any tensor is made), in the file, in the
+// overrides and in every grid cell:
+//
+//	model.vocab_size                   ≤ 2,097,152 (MaxVocabSize)
+//	model.embedding_dim, latent_dim,
+//	  hidden_size, hidden_dim          ≤ 65,536 (MaxDim)
+//	model.num_flows                    ≤ 1,024 (MaxNumFlows)
+//	data.seq_len                       ≤ 1,048,576 (MaxSeqLen)
+//	train.batch                        ≤ 16,384 (MaxBatch)
+//	train.batch × data.seq_len         ≤ 16,777,216 tokens a step (MaxBatchTokens)
+//	each of bench.lengths              ≤ 16,777,216 (MaxBenchLength)
+//	bench.batch                        ≤ 4,096 (MaxBenchBatch)
+//	run.chunk_size                     ≤ 1,048,576 (MaxChunkSize)
+//	estimated parameters (float32)     ≤ 8 GiB (MaxParamBytes)
+//
+// The parameter estimate (Model.ParamEstimate) counts the host's embedding and
+// output projection exactly and the built-in components' largest tensors; the
+// seed model's default configuration has about 25 million parameters (0.1 GiB).
+// The text read for data.source is bounded by data.max_bytes.
+//
 // # Overrides
 //
 // liquidlab's -set key.path=value changes one setting before anything is
@@ -161,7 +187,10 @@
 // "bool"; and, when the option lists Choices, be one of them. Options left out
 // take their declared defaults, in the experiment and in every cell (after
 // Validate, Cells completes each cell for its own implementations, so a grid may
-// vary impl). A nil Describer leaves options unchecked. StageConfig(kind) gives
+// vary impl). Then the Describer is asked again with the options as the stage
+// will get them, so that the implementation's Describe can refuse values its
+// OptionSpecs cannot express (an attention window of 0); its error names the
+// option that was set. A nil Describer leaves options unchecked. StageConfig(kind) gives
 // a stage its Dims (every int field of [model], under its key) and its options as
 // strings: strings as they are, bools "true"/"false", integers in decimal,
 // floats in %g.
@@ -170,8 +199,9 @@
 //
 // Canonical writes the resolved settings as sorted `dotted.key = value` TOML
 // lines, the same bytes for the same settings; cell ids hash it. It leaves out the
-// settings that cannot change a result: name, description, grid, run.jobs and
-// run.call_timeout; and settings added later (data.max_bytes, the long-context
-// [eval] keys) while they hold their zero default, so older cells keep their
-// ids. The output parses back into the same settings.
+// settings that cannot change a result: name, description, grid, run.jobs,
+// run.call_timeout, run.executor and [slurm]; and settings added later
+// (data.max_bytes, eval.every, the long-context [eval] keys) while they hold
+// their zero default, so older cells keep their ids. The output parses back
+// into the same settings.
 package config

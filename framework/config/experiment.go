@@ -103,7 +103,8 @@ type Data struct {
 	Tokenizer     string  `toml:"tokenizer"`
 	SeqLen        int     `toml:"seq_len"`
 	ValidFraction float64 `toml:"valid_fraction"`
-	// MaxBytes bounds the "goroot" source's training text (0: 4 MiB).
+	// MaxBytes bounds the text read from the source: a file (0: 1 GiB) or the
+	// "goroot" source's training text (0: 4 MiB).
 	MaxBytes int64 `toml:"max_bytes" canonical:"omitzero"`
 }
 
@@ -242,7 +243,17 @@ func (e *Experiment) checkAll() error {
 
 // clone returns a deep copy.
 func (e *Experiment) clone() *Experiment {
+	c := e.cloneSettings()
+	c.Grid = e.Grid.clone()
+	return c
+}
+
+// cloneSettings is clone without the grid, which a grid cell does not have and
+// the check of one axis value does not need: copying a long axis for each of its
+// values made checking it quadratic.
+func (e *Experiment) cloneSettings() *Experiment {
 	c := *e
+	c.Grid = Grid{}
 	c.Components = make(map[string]Component, len(e.Components))
 	for k, v := range e.Components {
 		v.Options = cloneMap(v.Options)
@@ -255,7 +266,6 @@ func (e *Experiment) clone() *Experiment {
 	c.Eval.Lengths = slices.Clone(e.Eval.Lengths)
 	c.Eval.Depths = slices.Clone(e.Eval.Depths)
 	c.Eval.MQARPairs = slices.Clone(e.Eval.MQARPairs)
-	c.Grid = e.Grid.clone()
 	c.origin = make(map[string]string, len(e.origin))
 	for k, v := range e.origin {
 		c.origin[k] = v

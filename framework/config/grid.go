@@ -254,6 +254,14 @@ func (e *Experiment) set(path []string, v any, origin, prefix string) error {
 // checkGrid checks the shape of the grid and that every value of every axis
 // fits its setting.
 func (e *Experiment) checkGrid() error {
+	// The size first: a grid too large is refused before its values are checked.
+	n := 1
+	for _, dim := range e.Grid.dims() {
+		n *= len(dim[0].Values)
+		if n > MaxCells {
+			return fmt.Errorf("%s: the grid has more than %d cells; split the experiment", e.File, MaxCells)
+		}
+	}
 	var errs []error
 	seen := map[string]string{}
 	for _, dim := range e.Grid.dims() {
@@ -273,7 +281,7 @@ func (e *Experiment) checkGrid() error {
 			}
 			path := strings.Split(a.Key, ".")
 			for _, v := range a.Values {
-				c := e.clone()
+				c := e.cloneSettings()
 				prefix := fmt.Sprintf("grid axis %q: ", a.Key)
 				if err := c.set(path, v, a.origin, prefix); err != nil {
 					errs = append(errs, err)
@@ -295,17 +303,7 @@ func (e *Experiment) checkGrid() error {
 			}
 		}
 	}
-	if len(errs) > 0 {
-		return errors.Join(errs...)
-	}
-	n := 1
-	for _, dim := range e.Grid.dims() {
-		n *= len(dim[0].Values)
-		if n > MaxCells {
-			return fmt.Errorf("%s: the grid has more than %d cells; split the experiment", e.File, MaxCells)
-		}
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // Cells expands the grid: the cartesian product of the crossed axes and the
@@ -330,8 +328,7 @@ func (e *Experiment) Cells() ([]Cell, error) {
 			idx[j] = rem % l
 			rem /= l
 		}
-		c := e.clone()
-		c.Grid = Grid{}
+		c := e.cloneSettings()
 		c.describe, c.validated = nil, false
 		c.stripDefaults()
 		var axes []AxisValue

@@ -7,7 +7,10 @@
 package data
 
 import (
+	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -64,10 +67,14 @@ type Options struct {
 	ValidFraction float64 // share of sequences held out
 	Seed          uint64
 	BuiltinTokens int // approximate corpus size of the built-in generator (default 200k tokens)
-	// MaxBytes bounds the text of the "goroot" source (training text; the
-	// validation text gets MaxBytes·ValidFraction); 0 = DefaultGoRootBytes.
+	// MaxBytes bounds the text read from Source: a file (0: DefaultMaxBytes) or
+	// the "goroot" source's training text (0: DefaultGoRootBytes; the validation
+	// text gets MaxBytes·ValidFraction).
 	MaxBytes int64
 }
+
+// DefaultMaxBytes is Options.MaxBytes when not set: 1 GiB, as data.max_bytes.
+const DefaultMaxBytes = 1 << 30
 
 // Load makes a corpus.
 func Load(enc Encoder, o Options) (*Corpus, error) {
@@ -87,7 +94,11 @@ func Load(enc Encoder, o Options) (*Corpus, error) {
 		o.Source = "builtin"
 	default:
 		var err error
-		if text, err = readText(o.Source); err != nil {
+		maxBytes := o.MaxBytes
+		if maxBytes <= 0 {
+			maxBytes = DefaultMaxBytes
+		}
+		if text, err = readText(o.Source, maxBytes); err != nil {
 			return nil, err
 		}
 	}
@@ -112,17 +123,14 @@ func Load(enc Encoder, o Options) (*Corpus, error) {
 	return &Corpus{SeqLen: o.SeqLen, Train: seqs[nv:], Valid: seqs[:nv], Source: o.Source}, nil
 }
 
-func readText(path string) (string, error) {
+func readText(path string, maxBytes int64) (string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
 		return "", fmt.Errorf("data: %w", err)
 	}
 	if !st.IsDir() {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return "", fmt.Errorf("data: %w", err)
-		}
-		return string(b), nil
+		b, err := readTextFile(path, st, maxBytes)
+		return string(b), err
 	}
 	var files []string
 	err = filepath.WalkDir(path, func(p string, d fs.DirEntry, err error) error {
@@ -142,15 +150,74 @@ func readText(path string) (string, error) {
 	}
 	sort.Strings(files)
 	var sb strings.Builder
+	left := maxBytes
 	for _, f := range files {
-		b, err := os.ReadFile(f)
+		st, err := os.Stat(f)
 		if err != nil {
 			return "", fmt.Errorf("data: %w", err)
 		}
+		b, err := readTextFile(f, st, left)
+		if err != nil {
+			if errors.Is(err, errTooLarge) {
+				return "", fmt.Errorf("data: the files of %s hold more than data.max_bytes = %d bytes; raise data.max_bytes or use less text", path, maxBytes)
+			}
+			return "", err
+		}
+		left -= int64(len(b))
 		sb.Write(b)
 		sb.WriteByte('\n')
 	}
 	return sb.String(), nil
+}
+
+var errTooLarge = errors.New("too large")
+
+// readTextFile reads a text file of at most maxBytes bytes. It refuses what is
+// not a regular file (a FIFO, a device such as /dev/zero, a socket: reading one
+// may never end) and binary files (a NUL byte), each with a message that names
+// the file; a file larger than maxBytes is refused with an error wrapping
+// errTooLarge, even if it grows while being read.
+func readTextFile(path string, st os.FileInfo, maxBytes int64) ([]byte, error) {
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("data: %s is not a regular file (%s); data.source must be a text file or a directory of them", path, fileKind(st.Mode()))
+	}
+	tooLarge := fmt.Errorf("data: %s is larger than data.max_bytes = %d bytes; raise data.max_bytes or use a smaller file: %w", path, maxBytes, errTooLarge)
+	if st.Size() > maxBytes {
+		return nil, tooLarge
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
+	if int64(len(b)) > maxBytes {
+		return nil, tooLarge
+	}
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		return nil, fmt.Errorf("data: %s is not text: it has a NUL byte at offset %d (a binary file?); data.source must be text", path, i)
+	}
+	return b, nil
+}
+
+// fileKind names the type of a file that is not regular.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return "type " + m.Type().String()
 }
 
 // Timestamps fills ts (B×S) by the seed's recipe: per row, ⌈S/10⌉ random

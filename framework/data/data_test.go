@@ -2,8 +2,11 @@ package data
 
 import (
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -97,4 +100,61 @@ func TestBatchLabels(t *testing.T) {
 	if !slices.Equal(got, []int64{3, 4}) {
 		t.Errorf("objective labels %v", got)
 	}
+}
+
+// TestSourceLimits: data.source=/dev/zero grew to 18.8 GB, a FIFO blocked until
+// its writer closed, and a binary file trained without a warning. Each is now
+// refused with one clear line, as is a file or directory above MaxBytes.
+func TestSourceLimits(t *testing.T) {
+	dir := t.TempDir()
+	text := filepath.Join(dir, "a.txt")
+	if err := os.WriteFile(text, []byte(strings.Repeat("hello world. ", 100)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "b.bin")
+	if err := os.WriteFile(bin, []byte("text\x00\x01\x02"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	fifo := filepath.Join(t.TempDir(), "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("mkfifo: %v", err)
+	}
+	cases := []struct {
+		src      string
+		maxBytes int64
+		want     string
+	}{
+		{"/dev/zero", 0, "/dev/zero is not a regular file (a character device)"},
+		{fifo, 0, "is not a regular file (a FIFO)"},
+		{bin, 0, "b.bin is not text: it has a NUL byte at offset 4"},
+		{text, 100, "a.txt is larger than data.max_bytes = 100 bytes"},
+		{dir, 2000, "hold more than data.max_bytes = 2000 bytes"},
+	}
+	for _, c := range cases {
+		if c.src == dir {
+			os.Remove(bin) // the directory reader only takes .txt and .raw files
+			if err := os.WriteFile(filepath.Join(dir, "c.txt"), []byte(strings.Repeat("more text. ", 100)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		_, err := Load(byteEncoder{}, Options{Source: c.src, SeqLen: 8, MaxBytes: c.maxBytes})
+		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
+			t.Errorf("%s: err = %v, want one line containing %q", c.src, err, c.want)
+		}
+	}
+	// Within the limit, the same text loads.
+	if _, err := Load(byteEncoder{}, Options{Source: text, SeqLen: 8, MaxBytes: 1300}); err != nil {
+		t.Errorf("text within the limit: %v", err)
+	}
+}
+
+// byteEncoder encodes each byte as one token.
+type byteEncoder struct{}
+
+func (byteEncoder) Encode(s string) ([]int64, error) {
+	ids := make([]int64, len(s))
+	for i := range s {
+		ids[i] = int64(s[i])
+	}
+	return ids, nil
 }

@@ -34,14 +34,16 @@ func Softplus(x float32) float32 {
 	return float32(math.Log1p(math.Exp(float64(x))))
 }
 
-// ReLUInPlace sets negative values (and NaNs, in the vectorised path) to 0.
-// Activations have random signs, so a branch per element mispredicts half the
-// time; the C loop is branch-free.
-func ReLUInPlace(x []float32) {
-	if haveVec && len(x) >= vecMin {
-		reluC(x)
-		return
-	}
+// ReLUInPlace sets negative values (and NaNs, in the vectorised C loop of the
+// cgo build, for slices of 32 or more) to 0. Activations have random signs, so a
+// branch per element mispredicts half the time; the C loop is branch-free.
+func ReLUInPlace(x []float32) { relu(x) }
+
+// ReLUBackward zeroes dy where the forward output y was not positive, in place.
+func ReLUBackward(dy, y []float32) { reluBack(dy[:len(y)], y) }
+
+// reluGo is ReLUInPlace's Go loop.
+func reluGo(x []float32) {
 	for i, v := range x {
 		if v < 0 {
 			x[i] = 0
@@ -49,13 +51,8 @@ func ReLUInPlace(x []float32) {
 	}
 }
 
-// ReLUBackward zeroes dy where the forward output y was not positive, in place.
-func ReLUBackward(dy, y []float32) {
-	dy = dy[:len(y)]
-	if haveVec && len(y) >= vecMin {
-		reluBackC(dy, y)
-		return
-	}
+// reluBackGo is ReLUBackward's Go loop.
+func reluBackGo(dy, y []float32) {
 	for i, v := range y {
 		if v <= 0 {
 			dy[i] = 0

@@ -1,4 +1,4 @@
-//go:build !noopenblas
+//go:build cgo && !noopenblas
 
 package num
 
@@ -6,6 +6,7 @@ package num
 #cgo CFLAGS: -O3
 #include <stdint.h>
 #include <string.h>
+#include "expf.h"
 
 // The same arithmetic as fastmath.go's slice loops, in the same order and
 // without fused multiply-adds, so results are bit-identical to the Go versions;
@@ -22,27 +23,6 @@ static inline float clamp_abs(float x, uint32_t c) {
 
 // e^v for v already clamped: Cody–Waite reduction and Cephes' polynomial, as
 // fastmath.go's expCore.
-static inline float exp_core(float v) {
-	const float magic = 12582912.0f;
-	uint32_t mb; memcpy(&mb, &magic, 4);
-	float t = v * 1.44269504088896341f + magic;
-	uint32_t tb; memcpy(&tb, &t, 4);
-	int32_t k = (int32_t)tb - (int32_t)mb;
-	float kf = t - magic;
-	float r = v - kf * 0.693359375f;
-	r -= kf * -2.12194440e-4f;
-	float p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	float y = p * r * r + r + 1;
-	uint32_t yb; memcpy(&yb, &y, 4);
-	yb = (uint32_t)((int32_t)yb + (k << 23));
-	float e; memcpy(&e, &yb, 4);
-	return e;
-}
-
 __attribute__((target_clones("avx2", "default")))
 void ll_tanh(float *dst, const float *x, int n) {
 	for (int i = 0; i < n; i++) {
@@ -85,17 +65,14 @@ void ll_normpdf(float *dst, const float *x, int n) {
 	for (int i = 0; i < n; i++) {
 		float v = clamp_abs(x[i], 0x41200000u);
 		v = -0.5f * v * v;
-		dst[i] = 0.3989422804014327f * exp_core(v);
+		dst[i] = 0.3989422804014327f * ll_exp_core(v);
 	}
 }
 
 __attribute__((target_clones("avx2", "default")))
 void ll_exp(float *dst, const float *x, int n) {
 	for (int i = 0; i < n; i++) {
-		float v = x[i];
-		v = v < 88.0f ? v : 88.0f;
-		v = v > -86.0f ? v : -86.0f;
-		dst[i] = exp_core(v);
+		dst[i] = ll_expf(x[i]);
 	}
 }
 
@@ -113,32 +90,65 @@ import "C"
 
 import "unsafe"
 
-// vecMin is the length from which a slice kernel goes to the vectorised C loop
-// (a cgo call costs about as much as a dozen elements).
+// The slice kernels' vectorised C loops. Slices shorter than vecMin (a cgo call
+// costs about as much as a dozen elements) use the scalar Go functions, whose
+// arithmetic is the same, so the results do not depend on the length.
+// fastmath_purego.go has the Go loops of the pure-Go build.
+
 const vecMin = 32
 
-func tanhSliceC(dst, x []float32) {
+func tanhSlice(dst, x []float32) {
+	if len(x) < vecMin {
+		for i, v := range x {
+			dst[i] = TanhFast(v)
+		}
+		return
+	}
 	C.ll_tanh((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)))
 }
 
-func erfSliceC(dst, x []float32, scale float32) {
+func erfSlice(dst, x []float32, scale float32) {
+	if len(x) < vecMin {
+		for i, v := range x {
+			dst[i] = ErfFast(v * scale)
+		}
+		return
+	}
 	C.ll_erf((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)), C.float(scale))
 }
 
-func normPDFSliceC(dst, x []float32) {
+func normPDFSlice(dst, x []float32) {
+	if len(x) < vecMin {
+		for i, v := range x {
+			dst[i] = NormPDFFast(v)
+		}
+		return
+	}
 	C.ll_normpdf((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)))
 }
 
-func expSliceC(dst, x []float32) {
+func expSlice(dst, x []float32) {
+	if len(x) < vecMin {
+		for i, v := range x {
+			dst[i] = ExpFast(v)
+		}
+		return
+	}
 	C.ll_exp((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)))
 }
 
-func reluC(x []float32) {
+func relu(x []float32) {
+	if len(x) < vecMin {
+		reluGo(x)
+		return
+	}
 	C.ll_relu((*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)))
 }
 
-func reluBackC(dy, y []float32) {
+func reluBack(dy, y []float32) {
+	if len(y) < vecMin {
+		reluBackGo(dy, y)
+		return
+	}
 	C.ll_relu_back((*C.float)(unsafe.Pointer(&dy[0])), (*C.float)(unsafe.Pointer(&y[0])), C.int(len(y)))
 }
-
-const haveVec = true

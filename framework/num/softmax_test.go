@@ -6,18 +6,6 @@ import (
 	"testing"
 )
 
-func TestExp32(t *testing.T) {
-	for x := -87.0; x < 88.0; x += 0.001 {
-		got, want := float64(Exp32(float32(x))), math.Exp(float64(float32(x)))
-		if math.Abs(got-want) > 4e-7*want {
-			t.Fatalf("Exp32(%g) = %g, want %g", x, got, want)
-		}
-	}
-	if Exp32(-100) != 0 || !math.IsInf(float64(Exp32(100)), 1) {
-		t.Error("Exp32 limits")
-	}
-}
-
 func TestLogSumExp(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	x := make([]float32, 5000)

@@ -1,4 +1,4 @@
-//go:build !noopenblas
+//go:build cgo && !noopenblas
 
 package num
 
@@ -9,30 +9,21 @@ package num
 #include <string.h>
 #include <immintrin.h>
 
-// e^x, Cephes expf's polynomial, branch-free so that gcc vectorises the loops
-// that call it (x ≤ 0 here: softmax arguments).
-static inline float expf_poly(float x) {
-	x = x < -87.0f ? -87.0f : x;
-	int ki = (int)(x * 1.44269504088896341f - 0.5f);
-	float k = (float)ki;
-	float r = x - k * 0.693359375f - k * -2.12194440e-4f;
-	float p = ((((((1.9875691500e-4f*r + 1.3981999507e-3f)*r + 8.3334519073e-3f)*r + 4.1665795894e-2f)*r + 1.6666665459e-1f)*r + 5.0000001201e-1f)*r*r + r) + 1.0f;
-	int bits = (ki + 127) << 23;
-	float sc;
-	memcpy(&sc, &bits, 4);
-	return p * sc;
-}
+#include "expf.h"
 
 static double lse_generic(const float *x, int n, float mx, float *dst) {
 	double s = 0;
-	for (int j = 0; j < n; j++) { float e = expf_poly(x[j] - mx); if (dst) dst[j] = e; s += e; }
+	for (int j = 0; j < n; j++) { float e = ll_expf(x[j] - mx); if (dst) dst[j] = e; s += e; }
 	if (dst) { float inv = (float)(1.0 / s); for (int i = 0; i < n; i++) dst[i] *= inv; }
 	return (double)mx + log(s);
 }
 
+// exp8 is ll_expf on 8 lanes with the same clamping and rounding (the
+// round-to-nearest-even of _mm256_round_ps is the magic number's), contracted to
+// fused multiply-adds: within 1 ulp of ll_expf, not bit-identical to it.
 __attribute__((target("avx2,fma")))
 static inline __m256 exp8(__m256 x) {
-	x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+	x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(LL_EXP_LO)), _mm256_set1_ps(LL_EXP_HI)); // a NaN lane becomes LL_EXP_LO
 	__m256 k = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 	__m256 r = _mm256_fnmadd_ps(k, _mm256_set1_ps(0.693359375f), x);
 	r = _mm256_fnmadd_ps(k, _mm256_set1_ps(-2.12194440e-4f), r);
@@ -66,7 +57,7 @@ static double lse_avx2(const float *x, int n, float mx, float *dst) {
 	}
 	float t[8]; _mm256_storeu_ps(t, _mm256_add_ps(acc0, acc1));
 	for (int i = 0; i < 8; i++) s += t[i];
-	for (; j < n; j++) { float e = expf_poly(x[j] - mx); if (dst) dst[j] = e; s += e; }
+	for (; j < n; j++) { float e = ll_expf(x[j] - mx); if (dst) dst[j] = e; s += e; }
 	if (dst) {
 		__m256 inv = _mm256_set1_ps((float)(1.0 / s));
 		int i = 0;

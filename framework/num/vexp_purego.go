@@ -1,4 +1,4 @@
-//go:build noopenblas
+//go:build !cgo || noopenblas
 
 package num
 
@@ -10,7 +10,7 @@ func LogSumExp(x []float32, mx float32, dst []float32) float64 {
 	var s float64
 	var a float32
 	for j, v := range x {
-		e := Exp32(v - mx)
+		e := ExpFast(v - mx)
 		if dst != nil {
 			dst[j] = e
 		}

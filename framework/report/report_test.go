@@ -212,6 +212,8 @@ func TestMannWhitney(t *testing.T) {
 		{"ties", []float64{1, 2, 2, 3}, []float64{2, 3, 3, 4}, 0.2857142857142857},
 		{"ties, unequal sizes", []float64{1, 1, 2, 2, 3}, []float64{2, 2, 3, 3, 3, 4}, 0.12987012987012986},
 		{"all equal", []float64{5, 5, 5}, []float64{5, 5, 5}, 1},
+		// benchmath (go-moremath's exact test with ties) gives p = 0 here.
+		{"ties, 4+1", []float64{4, 3, 4, 3}, []float64{2}, 0.4},
 		{"one each", []float64{1}, []float64{2}, 1},
 		{"empty", nil, []float64{1, 2}, 1},
 	}

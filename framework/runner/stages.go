@@ -185,9 +185,12 @@ func (l *Launcher) Checksums(e *config.Experiment) ([]string, error) {
 // Describer returns a config.Describer that asks built-in components in process
 // and plugin binaries by starting them once.
 func (l *Launcher) Describer(ctx context.Context, e *config.Experiment) config.Describer {
-	return func(kind, impl string) (*stage.Description, error) {
+	return func(kind, impl string, options map[string]string) (*stage.Description, error) {
 		cfg := e.StageConfig(kind)
-		cfg.Options = map[string]string{}
+		cfg.Options = options
+		if cfg.Options == nil {
+			cfg.Options = map[string]string{}
+		}
 		comp := config.Component{Impl: impl}
 		if !comp.IsPath() {
 			st, err := l.Registry.New(kind, impl)

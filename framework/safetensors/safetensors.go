@@ -17,7 +17,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"math/bits"
 	"os"
+	"slices"
 	"sort"
 
 	"liquidlab/framework/tensor"
@@ -96,20 +98,23 @@ func Parse(raw []byte) (*File, error) {
 		if !ok {
 			return nil, fmt.Errorf("tensor %q: unsupported dtype %q", name, e.DType)
 		}
-		count := int64(1)
 		for _, d := range e.Shape {
 			if d < 0 {
 				return nil, fmt.Errorf("tensor %q: negative dimension in shape %v", name, e.Shape)
 			}
-			count *= int64(d)
+		}
+		nbytes, ok := byteSize(e.Shape, size)
+		if !ok {
+			return nil, fmt.Errorf("tensor %q: shape %v of %s needs more than 2^63 bytes", name, e.Shape, e.DType)
 		}
 		lo, hi := e.Offsets[0], e.Offsets[1]
 		if lo < 0 || hi < lo || hi > int64(len(data)) {
 			return nil, fmt.Errorf("tensor %q: data offsets [%d,%d] outside the %d data bytes", name, lo, hi, len(data))
 		}
-		if hi-lo != count*int64(size) {
-			return nil, fmt.Errorf("tensor %q: shape %v of %s needs %d bytes, offsets give %d", name, e.Shape, e.DType, count*int64(size), hi-lo)
+		if hi-lo != nbytes {
+			return nil, fmt.Errorf("tensor %q: shape %v of %s needs %d bytes, offsets give %d", name, e.Shape, e.DType, nbytes, hi-lo)
 		}
+		count := nbytes / int64(size)
 		spans = append(spans, span{lo, hi, name})
 		b := data[lo:hi]
 		f.DTypes[name] = e.DType
@@ -156,6 +161,24 @@ func Parse(raw []byte) (*File, error) {
 		}
 	}
 	return f, nil
+}
+
+// byteSize is the number of bytes of a tensor of the given shape (dimensions
+// not negative) and element size; ok is false when it exceeds 2^63 − 1, which
+// a plain product would wrap around to a small or zero size.
+func byteSize(shape []int, size int) (n int64, ok bool) {
+	if slices.Contains(shape, 0) {
+		return 0, true
+	}
+	u := uint64(size)
+	for _, d := range shape {
+		hi, lo := bits.Mul64(u, uint64(d))
+		if hi != 0 || lo > math.MaxInt64 {
+			return 0, false
+		}
+		u = lo
+	}
+	return int64(u), true
 }
 
 func half(h uint16) float32 {

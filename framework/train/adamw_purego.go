@@ -1,4 +1,4 @@
-//go:build noopenblas
+//go:build !cgo || noopenblas
 
 package train
 

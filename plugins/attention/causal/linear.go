@@ -23,7 +23,7 @@ func phi(dst, x []float32) {
 		if v > 0 {
 			dst[i] = v + 1
 		} else {
-			dst[i] = num.Exp32(v)
+			dst[i] = num.ExpFast(v)
 		}
 	}
 }

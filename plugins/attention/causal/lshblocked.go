@@ -156,7 +156,7 @@ func lshFwd(pl *lshPlanner, q, kc, vc []float32, B, Sc, T, H, heads int, a, lse 
 						row[k] = 0
 						continue
 					}
-					p := num.Exp32(v - mb)
+					p := num.ExpFast(v - mb)
 					row[k] = p
 					lb += p
 					na++
@@ -166,13 +166,13 @@ func lshFwd(pl *lshPlanner, q, kc, vc []float32, B, Sc, T, H, heads int, a, lse 
 				j := int(m[blk.qlo+i]) - pl.pos0
 				nm := max(M[j], mb)
 				if nm > M[j] && L[j] > 0 {
-					f := num.Exp32(M[j] - nm)
+					f := num.ExpFast(M[j] - nm)
 					L[j] *= f
 					for c := range O[j*d : (j+1)*d] {
 						O[j*d+c] *= f
 					}
 				}
-				f := num.Exp32(mb - nm)
+				f := num.ExpFast(mb - nm)
 				for k := range row {
 					row[k] *= f
 				}
@@ -267,7 +267,7 @@ func lshBwd(pl *lshPlanner, q, kc, vc, a, lse, da []float32, B, Sc, T, H, heads 
 						row[k], drow[k] = 0, 0
 						continue
 					}
-					p := num.Exp32(v - lm)
+					p := num.ExpFast(v - lm)
 					row[k] = p
 					drow[k] = p * (drow[k] - delta[j])
 					seen[j] = true

@@ -240,9 +240,6 @@ func TestEmptyBatch(t *testing.T) {
 func TestFastMath(t *testing.T) {
 	for x := -30.0; x <= 30; x += 1e-3 {
 		f := float32(x)
-		if got, want := float64(exp32(f)), math.Exp(float64(f)); !near(got, want, 0, 3e-7) {
-			t.Fatalf("exp32(%g) = %g, want %g", f, got, want)
-		}
 		if got, want := float64(tanh32(f)), math.Tanh(float64(f)); !near(got, want, 1e-30, 3e-7) {
 			t.Fatalf("tanh32(%g) = %g, want %g", f, got, want)
 		}
@@ -251,15 +248,12 @@ func TestFastMath(t *testing.T) {
 		}
 	}
 	for _, f := range []float32{1e-30, -1e-30, 0, 88, -87, 100, -100} {
-		if got, want := float64(exp32(f)), math.Exp(float64(f)); !near(got, want, 1e-37, 3e-7) && !(f > 88.8 && math.IsInf(got, 1)) {
-			t.Errorf("exp32(%g) = %g, want %g", f, got, want)
-		}
 		if got, want := float64(tanh32(f)), math.Tanh(float64(f)); !near(got, want, 0, 3e-7) {
 			t.Errorf("tanh32(%g) = %g, want %g", f, got, want)
 		}
 	}
 	nan := float32(math.NaN())
-	if e, t2 := exp32(nan), tanh32(nan); e == e || t2 == t2 {
+	if _, e := expm1(nan); e == e || tanh32(nan) == tanh32(nan) {
 		t.Error("NaN not propagated")
 	}
 }

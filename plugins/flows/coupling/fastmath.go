@@ -1,19 +1,15 @@
 package coupling
 
-import "math"
+import "liquidlab/framework/num"
 
-// Float32 exp, expm1 and tanh for the coupling's elementwise loops. math.Exp and
+// Float32 expm1 and tanh for the coupling's elementwise loops. math.Exp and
 // math.Tanh in float64 cost more than the layer's matrix products at D=512,
-// F=128; these are Cephes' expf/tanhf (Cody–Waite range reduction, degree-5
-// minimax polynomial), within about 2 ulp of the float64 functions. expm1 keeps
+// F=128; these are Cephes' expm1f/tanhf (degree-5 minimax polynomials), within
+// about 2 ulp of the float64 functions, with e^x from num.ExpFast (the project's
+// one expf, Cody–Waite range reduction with the same polynomial). expm1 keeps
 // full relative accuracy near 0, which the exact log-determinant needs.
 
 const (
-	expHi  = 88.72283
-	expLo  = -87.33654 // below this exp underflows to a subnormal; we return 0
-	log2e  = 1.44269504088896341
-	ln2Hi  = 0.693359375
-	ln2Lo  = -2.12194440e-4
 	tanhLo = 0.625
 	tanhHi = 9.02 // tanh is ±1 in float32 beyond this
 )
@@ -35,32 +31,8 @@ func expm1(x float32) (e, em1 float32) {
 		em1 = expPoly(x)
 		return em1 + 1, em1
 	}
-	e = exp32(x)
+	e = num.ExpFast(x)
 	return e, e - 1
-}
-
-// exp32 is e^x in float32.
-func exp32(x float32) float32 {
-	switch {
-	case x > expHi:
-		return float32(math.Inf(1))
-	case x < expLo:
-		return 0
-	case x != x:
-		return x
-	}
-	v := log2e*x + 0.5
-	n := int32(v)
-	if float32(n) > v {
-		n-- // floor for negative v
-	}
-	fn := float32(n)
-	r := x - fn*ln2Hi
-	r -= fn * ln2Lo
-	y := expPoly(r) + 1
-	// n ∈ [-126, 128]: scale in two steps so 2^n never leaves the normal range.
-	h := n / 2
-	return y * math.Float32frombits(uint32(h+127)<<23) * math.Float32frombits(uint32(n-h+127)<<23)
 }
 
 // tanh32 is tanh(x) in float32.
@@ -72,7 +44,7 @@ func tanh32(x float32) float32 {
 	if a >= tanhLo {
 		var t float32 = 1
 		if a < tanhHi {
-			t = 1 - 2/(exp32(a+a)+1)
+			t = 1 - 2/(num.ExpFast(a+a)+1)
 		}
 		if x < 0 {
 			return -t

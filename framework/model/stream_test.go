@@ -204,3 +204,34 @@ func TestStreamBadInput(t *testing.T) {
 		t.Error("Feed on a cancelled context succeeded")
 	}
 }
+
+// BenchmarkStreamToken is one token fed to a stream that has seen 1000, at the
+// size of experiments/fix-attention.toml (causal window 64 + scan, euler).
+func BenchmarkStreamToken(b *testing.B) {
+	d := model.Dims{Vocab: 2000, D: 64, L: 32, H: 64, F: 32, K: 2}
+	opts := map[string]map[string]string{stage.KindODE: {"method": "euler"}, stage.KindAttention: {"window": "64"}}
+	m, err := model.New(context.Background(), d, stages(b, "causal", "scan"), opts)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := m.Init(1); err != nil {
+		b.Fatal(err)
+	}
+	st, err := m.NewStream(context.Background(), 1, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	prompt := randomBatch(d, 1, 1000, 1)
+	for i := range prompt.Timestamps {
+		prompt.Timestamps[i] = float32(i+1) / 1e6
+	}
+	if _, err := st.Feed(prompt.IDs, prompt.Timestamps); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := st.Feed([]int64{int64(i % d.Vocab)}, []float32{float32(1000+i) / 1e6}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -96,6 +97,11 @@ func cmdGenerate(e *env, args []string) error {
 	}
 	text := *prompt
 	if *promptFile != "" {
+		both := false
+		fs.Visit(func(f *flag.Flag) { both = both || f.Name == "prompt" })
+		if both {
+			return fmt.Errorf("generate: -prompt and -prompt-file both given; pick one: %w", errUsage)
+		}
 		raw, err := os.ReadFile(*promptFile)
 		if err != nil {
 			return fmt.Errorf("generate: -prompt-file: %w", err)

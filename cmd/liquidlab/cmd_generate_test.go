@@ -165,9 +165,10 @@ chunk_size = 8
 		{"ltc", "off", "re-running the whole sequence", ""},
 		{"ltc", "on", "", `the liquid stage "ltc" is not per-token`},
 		{"scan", "always", "", "want auto, on or off"},
+		{"scan", "auto -prompt x", "", "-prompt and -prompt-file both given"},
 	} {
 		var stdout, stderr bytes.Buffer
-		err := run(&env{stdout: &stdout, stderr: &stderr}, []string{"generate", "-tokens", "5", "-stream", c.flag, "-prompt-file", promptFile, cells[c.cell]})
+		err := run(&env{stdout: &stdout, stderr: &stderr}, append(append([]string{"generate", "-tokens", "5", "-stream"}, strings.Fields(c.flag)...), "-prompt-file", promptFile, cells[c.cell]))
 		if c.want == "" {
 			if err == nil || !strings.Contains(err.Error(), c.fail) {
 				t.Errorf("%s -stream=%s: err %v, want one saying %q", c.cell, c.flag, err, c.fail)

@@ -14,4 +14,7 @@
 // LiquidTextGenerationModel.forward and the gradient of a loss made of the
 // consumer's logits gradient plus constant weights on h and log_det_jacobian,
 // which is what the parity fixtures hold.
+//
+// A model whose stages are all per-token and carry their state can also run a
+// few tokens at a time (NewStream, stream.go), for generation.
 package model

@@ -4,9 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -111,6 +113,7 @@ func cmdBench(e *env, args []string) error {
 				t.Notes = append(t.Notes, fmt.Sprintf("%s %d: matrix products %.1f GFLOP/batch → %.1f GFLOP/s = %.0f%% of sgemm peak %.1f GFLOP/s (%s)",
 					b.Mode, b.SeqLen, flops/1e9, gf, 100*gf/peak, peak, num.Backend()))
 			}
+			t.Notes = append(t.Notes, growthNotes(oc.Metrics.Bench)...)
 			if mach.BLASWarning != "" {
 				t.Notes = append(t.Notes, "warning: "+mach.BLASWarning)
 			}
@@ -147,4 +150,42 @@ func describeMachine() results.Machine {
 	m.BLASCore, m.BLASConfig, m.CoreTypeEnv = info.Core, info.Config, info.CoreType
 	m.CPUFeatures, m.BLASWarning = info.CPUFeatures, info.Warning
 	return m
+}
+
+// growthNotes states, per bench mode, how the time per batch grows with the
+// length: the slope of log time against log length over all lengths (least
+// squares) and between the two longest, so a quadratic part shows as an
+// exponent near 2 and a linear pass near 1.
+func growthNotes(rows []results.BenchRow) []string {
+	byMode := map[string][]results.BenchRow{}
+	var modes []string
+	for _, r := range rows {
+		if r.MedianS <= 0 || r.SeqLen <= 0 {
+			continue
+		}
+		if _, ok := byMode[r.Mode]; !ok {
+			modes = append(modes, r.Mode)
+		}
+		byMode[r.Mode] = append(byMode[r.Mode], r)
+	}
+	var out []string
+	for _, mode := range modes {
+		rs := byMode[mode]
+		if len(rs) < 2 {
+			continue
+		}
+		sort.Slice(rs, func(i, j int) bool { return rs[i].SeqLen < rs[j].SeqLen })
+		var sx, sy, sxx, sxy float64
+		for _, r := range rs {
+			x, y := math.Log(float64(r.SeqLen)), math.Log(r.MedianS)
+			sx, sy, sxx, sxy = sx+x, sy+y, sxx+x*x, sxy+x*y
+		}
+		n := float64(len(rs))
+		all := (n*sxy - sx*sy) / (n*sxx - sx*sx)
+		a, b := rs[len(rs)-2], rs[len(rs)-1]
+		last := math.Log(b.MedianS/a.MedianS) / math.Log(float64(b.SeqLen)/float64(a.SeqLen))
+		out = append(out, fmt.Sprintf("%s: time grows as length^%.2f over %d–%d tokens (least squares), ^%.2f between %d and %d",
+			mode, all, rs[0].SeqLen, b.SeqLen, last, a.SeqLen, b.SeqLen))
+	}
+	return out
 }

@@ -120,6 +120,14 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 				kb += peakKB(p)
 			}
 			row.PeakMemGB = float64(kb) / (1 << 20)
+			if f := stats["attention.flops"]; f > 0 {
+				if mode == "train" {
+					f += stats["attention.flops_backward"]
+				}
+				tok := float64(B * S)
+				row.Notes = append(row.Notes, fmt.Sprintf("attention %.3g MFLOP/token (%s): %.1f GFLOP/s measured over the whole pass's time",
+					f/tok/1e6, map[bool]string{true: "forward + backward", false: "forward"}[mode == "train"], f/row.MedianS/1e9))
+			}
 			if n := stats["ode.nfe"]; n > 0 {
 				row.Notes = append(row.Notes, fmt.Sprintf("ode nfe %g (accepted %g, rejected %g)", n, stats["ode.accepted"], stats["ode.rejected"]))
 			}

@@ -253,3 +253,50 @@ func testSlurmCancel(t *testing.T, bin, dir string) {
 		}
 	}
 }
+
+// TestSlurmWaitInterrupted: Ctrl-C while watching a submission, without a
+// terminal, leaves the jobs alone and says how to watch and cancel them.
+func TestSlurmWaitInterrupted(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	sub := &slurm.Submission{Experiment: "grid", JobID: "42", Results: "/shared/results",
+		Cells: []slurm.Cell{{Index: 0, ID: "abc", JobID: "42"}}}
+	var out strings.Builder
+	err := waitSlurm(ctx, &env{stdin: strings.NewReader("y\n"), stdout: &out, stderr: &out}, results.Store{Root: t.TempDir()}, sub, time.Second)
+	if err == nil {
+		t.Fatal("an interrupted wait returned no error")
+	}
+	for _, want := range []string{"Slurm job 42 goes on", "scancel 42", "liquidlab status /shared/results/grid"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q lacks %q", err, want)
+		}
+	}
+}
+
+// TestRunCellFlags: --cell may follow the experiment file (as a Slurm task's
+// command line has it) and runs only that cell; bad uses are usage errors.
+func TestRunCellFlags(t *testing.T) {
+	dir := t.TempDir()
+	res := filepath.Join(dir, "results")
+	out, err := runTiny(t, dir, "run", "-results", res, "--cell", "1")
+	if err != nil {
+		t.Fatalf("--cell 1: %v\n%s", err, out)
+	}
+	recs, err := results.Store{Root: res}.Records("tiny")
+	if err != nil || len(recs) != 1 || recs[0].Info.CellIndex != 1 || recs[0].Status != results.StatusDone {
+		t.Fatalf("--cell 1 ran %d cells (%v): %s", len(recs), err, out)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"run", "--cell", "-1"}, "want a cell index"},
+		{[]string{"run", "--detach"}, "--detach needs run.executor"},
+		{[]string{"run", "--cell", "2"}, "has 2 cells"},
+	} {
+		out, err := runTiny(t, dir, append(c.args, "-results", res)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want %q\n%s", c.args, err, c.want, out)
+		}
+	}
+}

@@ -165,6 +165,29 @@ func TestSlurmExecutor(t *testing.T) {
 	// (process start, grid resolution, lock, records).
 	overhead := (2*wall - cellTime) / 12
 	t.Logf("12 cells: submission %.2fs, wall %v, cells' own time %v, overhead per cell ≈ %v (2 tasks at once)", submitS, wall.Round(time.Millisecond), cellTime.Round(time.Millisecond), overhead.Round(time.Millisecond))
+	// Split by Slurm's own task times (whole seconds, from scontrol): inside
+	// the task (process start, grid, lock, records) and outside it (scheduling).
+	var taskTime time.Duration
+	for i := 0; i < 12; i++ {
+		o, err := exec.Command("scontrol", "show", "job", "-o", fmt.Sprintf("%s_%d", job, i)).Output()
+		st := regexp.MustCompile(`StartTime=(\S+) EndTime=(\S+)`).FindStringSubmatch(string(o))
+		if err != nil || st == nil {
+			t.Logf("scontrol show job %s_%d: %v %s", job, i, err, o)
+			taskTime = 0
+			break
+		}
+		a, err1 := time.ParseInLocation("2006-01-02T15:04:05", st[1], time.Local)
+		b, err2 := time.ParseInLocation("2006-01-02T15:04:05", st[2], time.Local)
+		if err1 != nil || err2 != nil {
+			taskTime = 0
+			break
+		}
+		taskTime += b.Sub(a)
+	}
+	if taskTime > 0 {
+		t.Logf("per cell: %v in the task beyond the cell's own run, %v outside the tasks (Slurm scheduling and start-up, this command's polling)",
+			((taskTime - cellTime) / 12).Round(time.Millisecond), ((2*wall - taskTime) / 12).Round(time.Millisecond))
+	}
 
 	out, err = runBin(t, bin, nil, "run", "-set", "run.executor=slurm", "-results", shared, exp)
 	if err != nil || !strings.Contains(out, "nothing to submit: every cell is done") || strings.Contains(out, "submitted") {

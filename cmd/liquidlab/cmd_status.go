@@ -247,12 +247,19 @@ func waitSlurm(ctx context.Context, e *env, store results.Store, sub *slurm.Subm
 		poll = 5 * time.Second
 	}
 	last := ""
+	failures := 0
 	for {
 		p, err := progressOf(ctx, store, sub)
 		if err != nil && ctx.Err() == nil {
-			return err
+			// A busy slurmctld times out now and then; give up only when
+			// squeue keeps failing.
+			if failures++; failures >= 5 {
+				return fmt.Errorf("%w (Slurm job %s goes on: liquidlab status %s)", err, sub.JobID, filepath.Join(sub.Results, sub.Experiment))
+			}
+			fmt.Fprintf(e.stderr, "%s job %s: %v (retrying)\n", time.Now().Format("15:04:05"), sub.JobID, err)
 		}
 		if err == nil {
+			failures = 0
 			if s := p.String(); s != last {
 				fmt.Fprintf(e.stdout, "%s job %s: %s\n", time.Now().Format("15:04:05"), sub.JobID, s)
 				last = s

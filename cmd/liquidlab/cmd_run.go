@@ -100,6 +100,9 @@ func cmdRun(e *env, args []string) error {
 	}
 	a := experimentArgs{Path: pos[0], Overrides: sets}
 	if cellSet {
+		if *detach || *dry {
+			return fmt.Errorf("run: --cell runs one cell here and now: it takes neither --detach nor --dry-run: %w", errUsage)
+		}
 		return runOneCell(e, a, *dir, *cell, *force)
 	}
 	if !*dry {

@@ -315,6 +315,7 @@ func TestRunCellFlags(t *testing.T) {
 	}{
 		{[]string{"run", "--cell", "-1"}, "want a cell index"},
 		{[]string{"run", "--detach"}, "--detach needs run.executor"},
+		{[]string{"run", "--cell", "0", "--detach"}, "takes neither --detach"},
 		{[]string{"run", "--cell", "2"}, "has 2 cells"},
 	} {
 		out, err := runTiny(t, dir, append(c.args, "-results", res)...)

@@ -13,6 +13,7 @@ import (
 	"liquidlab/framework/report"
 	"liquidlab/framework/results"
 	"liquidlab/framework/runner"
+	"liquidlab/framework/slurm"
 )
 
 func init() {
@@ -38,10 +39,30 @@ corrupt) are redone. A cell another run is running (same results directory)
 is skipped and shown as "running elsewhere". At the end a table of every cell
 is printed and written to results/<experiment>/table.{txt,md,csv,json}.
 
+With run.executor = "slurm" the cells run on a Slurm cluster instead: the
+grid is resolved here, and the cells not done (never run, failed or
+interrupted) are submitted as ONE job array (sbatch --array=…%slurm.max_parallel)
+whose task i runs this binary as "liquidlab run --cell i" with the same -set
+flags on the same experiment, writing into slurm.results (or -results), a
+directory every node must see. The submission is recorded, with the task
+logs, in <results>/<experiment>/.slurm/. The command then waits, printing the
+pending / running / done / failed counts whenever they change, and prints the
+table; with --detach it returns at once ("liquidlab status" shows the same
+later). Ctrl-C while waiting asks whether to cancel the array. A rerun submits
+only what is missing or failed.
+
+--cell N runs only grid cell N (0-based, the order of --dry-run), whatever
+run.executor says: it is what a Slurm array task runs. The cell is written and
+locked exactly as in a full run, and the Slurm job, task and node are recorded
+in its run.json and lock; a task Slurm requeued skips its cell when done and
+redoes it when interrupted.
+
 Examples:
   liquidlab run experiments/quickstart.toml
   liquidlab run --dry-run experiments/ablation-ode.toml
-  liquidlab run -set train.steps=10 -set model.num_flows=2 experiments/quickstart.toml`
+  liquidlab run -set train.steps=10 -set model.num_flows=2 experiments/quickstart.toml
+  liquidlab run -set run.executor=slurm -set slurm.partition=gpu --detach experiments/ablation-flows.toml
+  liquidlab run --cell 3 experiments/ablation-flows.toml`
 
 func cmdRun(e *env, args []string) error {
 	fs := newFlags(e, "run", runDoc)
@@ -52,12 +73,22 @@ func cmdRun(e *env, args []string) error {
 	force := fs.Bool("force", false, "redo cells that are already done")
 	dir := fs.String("results", "results", "results directory")
 	format := fs.String("format", "text", "table format: text, markdown, csv, json")
-	if err := parseFlags(fs, args); err != nil {
+	cell := fs.Int("cell", -1, "run only grid cell `N` (0-based), as a Slurm array task does; ignores run.executor")
+	detach := fs.Bool("detach", false, "with run.executor = \"slurm\": return once the array is submitted (see liquidlab status)")
+	// Flags may also follow the experiment file: a Slurm task's command line
+	// ends in "--cell N".
+	pos, err := parseInterspersed(fs, args)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		fs.Usage()
-		return fmt.Errorf("run: want one experiment file, got %d arguments: %w", fs.NArg(), errUsage)
+		return fmt.Errorf("run: want one experiment file, got %d arguments: %w", len(pos), errUsage)
+	}
+	cellSet := false
+	fs.Visit(func(f *flag.Flag) { cellSet = cellSet || f.Name == "cell" })
+	if cellSet && *cell < 0 {
+		return fmt.Errorf("run: --cell %d: want a cell index ≥ 0 (see --dry-run for the grid's cells): %w", *cell, errUsage)
 	}
 	if !slices.Contains(report.Formats, *format) {
 		return fmt.Errorf("run: -format %q: want one of %s: %w", *format, strings.Join(report.Formats, ", "), errUsage)
@@ -67,7 +98,25 @@ func cmdRun(e *env, args []string) error {
 	if jobsSet && *jobs < 1 {
 		return fmt.Errorf("run: -jobs %d: want at least 1 (without -jobs, run.jobs of the experiment decides): %w", *jobs, errUsage)
 	}
-	a := experimentArgs{Path: fs.Arg(0), Overrides: sets}
+	a := experimentArgs{Path: pos[0], Overrides: sets}
+	if cellSet {
+		if *detach || *dry {
+			return fmt.Errorf("run: --cell runs one cell here and now: it takes neither --detach nor --dry-run: %w", errUsage)
+		}
+		return runOneCell(e, a, *dir, *cell, *force)
+	}
+	if !*dry {
+		exp, err := config.Load(a.Path, a.Overrides)
+		if err != nil {
+			return err
+		}
+		if exp.Run.Executor == config.ExecutorSlurm {
+			return runSlurm(e, a, exp, slurmRunFlags{results: *dir, force: *force, detach: *detach, format: *format})
+		}
+	}
+	if *detach {
+		return fmt.Errorf("run: --detach needs run.executor = \"slurm\" (a local run cannot be detached): %w", errUsage)
+	}
 	return withApp(e, a, *dir, func(ctx context.Context, exp *config.Experiment, r *runner.Runner) error {
 		if err := exp.Validate(r.Launcher.Describer(ctx, exp)); err != nil {
 			return err
@@ -95,6 +144,58 @@ func cmdRun(e *env, args []string) error {
 		}
 		if n := runner.Failed(out); n > 0 {
 			return fmt.Errorf("%d of %d cells failed (their logs are in their directories):\n%w", n, len(out), runner.FirstError(out))
+		}
+		return nil
+	})
+}
+
+// parseInterspersed parses flags that come before and after the positional
+// arguments, and returns those.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := parseFlags(fs, args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		rest := fs.Args()
+		if rest[0] == "--" || len(rest) == 1 {
+			if rest[0] == "--" {
+				rest = rest[1:]
+			}
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// runOneCell runs grid cell index (what a Slurm array task runs), locally.
+func runOneCell(e *env, a experimentArgs, dir string, index int, force bool) error {
+	task := slurm.FromEnv()
+	if task.Restarts > 0 {
+		// Slurm requeued the task (node failure, preemption): resume, that is
+		// skip the cell when an earlier attempt finished it.
+		force = false
+	}
+	return withApp(e, a, dir, func(ctx context.Context, exp *config.Experiment, r *runner.Runner) error {
+		if err := exp.Validate(r.Launcher.Describer(ctx, exp)); err != nil {
+			return err
+		}
+		if task.InTask() {
+			fmt.Fprintf(e.stdout, "Slurm job %s task %s on %s (restart %d): cell %d of %s\n", task.ArrayJobID, task.TaskID, task.Node, task.Restarts, index, exp.Name)
+		}
+		out, err := r.Run(ctx, exp, runner.Options{Train: true, Bench: len(exp.Bench.Lengths) > 0, Force: force, Jobs: 1, Cells: []int{index}})
+		if errors.Is(err, context.Canceled) {
+			return fmt.Errorf("cell %d interrupted: it is recorded as failed; run the same command again to redo it", index)
+		}
+		if err != nil {
+			return err
+		}
+		if n := runner.Failed(out); n > 0 {
+			return fmt.Errorf("cell %d failed (its log is in its directory): %w", index, runner.FirstError(out))
 		}
 		return nil
 	})

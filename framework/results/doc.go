@@ -6,12 +6,14 @@
 //		config.toml | config.json  the resolved config, exactly the bytes given to Begin
 //		plugins.json               one PluginInfo per stage (kind, impl, version, path, sha256)
 //		run.json                   RunInfo (commit, dirty flag, machine, BLAS, start/end,
-//		                           axes, cell index) plus status and error text
+//		                           axes, cell index, the Slurm job/task/node when
+//		                           run by Slurm) plus status and error text
 //		metrics.json               Metrics, written by Finish (also when the run failed)
 //		log.txt                    free text, appended through Cell.Log
 //		checkpoint.safetensors     the trained parameters (written by the runner)
-//		lock                       the cell's lock: the owner's host, pid and start
-//		                           time while a process runs the cell, empty otherwise
+//		lock                       the cell's lock: the owner's host, pid, start time
+//		                           and Slurm job while a process runs the cell, empty
+//		                           otherwise
 //
 // The cell id is CellID(canonical config, plugin checksums): the first 12 hex
 // digits of a SHA-256, so a changed config or a rebuilt plugin lands in a new

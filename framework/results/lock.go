@@ -21,6 +21,9 @@ type Owner struct {
 	Host  string    `json:"host"`
 	PID   int       `json:"pid"`
 	Start time.Time `json:"start"`
+	// Slurm names the Slurm job the owner runs in ("123_4 on node n1", the
+	// array job and task), empty outside Slurm.
+	Slurm string `json:"slurm,omitempty"`
 }
 
 // String is "host/pid N since 15:04:05 (2006-01-02)".
@@ -31,6 +34,9 @@ func (o Owner) String() string {
 	s := fmt.Sprintf("%s/pid %d", o.Host, o.PID)
 	if !o.Start.IsZero() {
 		s += " since " + o.Start.Local().Format("2006-01-02 15:04:05")
+	}
+	if o.Slurm != "" {
+		s += " (Slurm job " + o.Slurm + ")"
 	}
 	return s
 }
@@ -62,7 +68,8 @@ type Lock struct {
 }
 
 // Lock takes the cell's lock, creating the cell directory, and writes this
-// process's Owner record into the lock file. It does not wait: when another
+// process's Owner record into the lock file (with its Slurm job when it runs
+// in one). It does not wait: when another
 // live process holds the lock it returns a *HeldError naming that process.
 //
 // On Unix the lock is flock(2) on the lock file, so the kernel releases it
@@ -107,6 +114,9 @@ func (c Cell) Lock() (*Lock, error) {
 	}
 	h, _ := os.Hostname()
 	o := Owner{Host: h, PID: os.Getpid(), Start: time.Now().Round(0)}
+	if t := SlurmFromEnv(); t != nil {
+		o.Slurm = t.String()
+	}
 	if err := writeOwner(f, &o); err != nil {
 		f.Close()
 		return nil, c.errorf("lock: write owner: %w", err)

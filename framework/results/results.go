@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"liquidlab/framework/slurm"
 )
 
 // File names inside a cell directory.
@@ -77,6 +79,42 @@ type RunInfo struct {
 	BLAS       string            `json:"blas"`
 	Start      time.Time         `json:"start,omitzero"`
 	End        time.Time         `json:"end,omitzero"`
+	// Slurm is the Slurm job that ran the cell; nil outside Slurm. Begin
+	// fills it from the environment when the caller leaves it nil.
+	Slurm *SlurmTask `json:"slurm,omitempty"`
+}
+
+// SlurmTask is where in a Slurm cluster a process runs, from the variables
+// Slurm sets for a job.
+type SlurmTask struct {
+	JobID      string `json:"job_id"`                 // SLURM_JOB_ID, this task's own id
+	ArrayJobID string `json:"array_job_id,omitempty"` // SLURM_ARRAY_JOB_ID, the array's id
+	TaskID     string `json:"array_task_id,omitempty"`
+	Node       string `json:"node"`
+	Restarts   int    `json:"restarts,omitempty"` // SLURM_RESTART_COUNT: times Slurm requeued the task
+}
+
+// SlurmFromEnv describes the Slurm job this process runs in, or returns nil
+// outside Slurm.
+func SlurmFromEnv() *SlurmTask {
+	e := slurm.FromEnv()
+	if !e.InTask() {
+		return nil
+	}
+	return &SlurmTask{JobID: e.JobID, ArrayJobID: e.ArrayJobID, TaskID: e.TaskID, Node: e.Node, Restarts: e.Restarts}
+}
+
+// String is "ARRAYJOB_TASK on node N" for an array task, "JOB on node N"
+// otherwise.
+func (t SlurmTask) String() string {
+	id := t.JobID
+	if t.ArrayJobID != "" && t.TaskID != "" {
+		id = t.ArrayJobID + "_" + t.TaskID
+	}
+	if t.Node != "" {
+		id += " on node " + t.Node
+	}
+	return id
 }
 
 // Record is everything stored for one cell, as read back by Cell.Load.
@@ -232,7 +270,8 @@ func (c Cell) Done(need ...string) error {
 // (config.json when config is a JSON object, config.toml otherwise),
 // plugins.json and run.json with status "running", removes a stale
 // metrics.json and appends a marker line to log.txt. A zero info.Start is set
-// to now; info.Experiment defaults to the cell's experiment.
+// to now; info.Experiment defaults to the cell's experiment; a nil info.Slurm
+// is the Slurm job this process runs in (SlurmFromEnv).
 func (c Cell) Begin(info RunInfo, config []byte, plugins []PluginInfo) error {
 	if err := c.check(); err != nil {
 		return err
@@ -267,6 +306,9 @@ func (c Cell) Begin(info RunInfo, config []byte, plugins []PluginInfo) error {
 	}
 	if info.Start.IsZero() {
 		info.Start = time.Now()
+	}
+	if info.Slurm == nil {
+		info.Slurm = SlurmFromEnv()
 	}
 	info.Start = info.Start.Round(0)
 	info.End = time.Time{}

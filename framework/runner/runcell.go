@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"liquidlab/framework/config"
@@ -73,19 +72,11 @@ func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, 
 // *results.HeldError when another process runs the cell.
 func (r *Runner) resolve(ctx context.Context, cr *cellRun) error {
 	e := cr.cell.Exp
-	sums, err := r.Launcher.Checksums(e)
+	id, err := r.CellID(e, cr.o)
 	if err != nil {
 		return err
 	}
-	var mode []string
-	if cr.o.Train {
-		mode = append(mode, "train")
-	}
-	if cr.o.Bench {
-		mode = append(mode, "bench")
-	}
-	canon := append(e.Canonical(), []byte("\nwhat="+strings.Join(mode, ","))...)
-	cr.c = r.Store.Cell(cr.expName, results.CellID(canon, sums))
+	cr.c = r.Store.Cell(cr.expName, id)
 	if cr.lock, err = cr.c.Lock(); err != nil {
 		return err
 	}

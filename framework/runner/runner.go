@@ -29,6 +29,9 @@ type Options struct {
 	Force  bool // redo cells even when done
 	Jobs   int
 	Prefix string // results sub-name, e.g. "bench" → results/<exp>-bench
+	// Cells, when not nil, selects the grid cells to run by index
+	// (config.Cell.Index, 0-based): a Slurm array task runs one.
+	Cells []int
 }
 
 // CellOutcome is one cell's result.
@@ -60,12 +63,22 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 		jobs = max(1, e.Run.Jobs)
 	}
 	name := e.Name + o.Prefix
-	out := make([]CellOutcome, len(cells))
+	sel := cells
+	if o.Cells != nil {
+		sel = make([]config.Cell, 0, len(o.Cells))
+		for _, i := range o.Cells {
+			if i < 0 || i >= len(cells) {
+				return nil, fmt.Errorf("runner: cell index %d: the grid of %s has %d cells (indices 0 to %d)", i, e.Name, len(cells), len(cells)-1)
+			}
+			sel = append(sel, cells[i])
+		}
+	}
+	out := make([]CellOutcome, len(sel))
 	sem := make(chan struct{}, jobs)
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	started := len(cells)
-	for i := range cells {
+	started := len(sel)
+	for i := range sel {
 		if ctx.Err() != nil {
 			// Interrupted: cells not started are left alone (no record), so a
 			// rerun starts them afresh.
@@ -77,26 +90,47 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			prog := &termProgress{w: r.Term, prefix: fmt.Sprintf("[cell %d/%d] ", i+1, len(cells)), mu: &mu}
-			out[i] = r.runCell(ctx, name, cells[i], o, prog)
+			n := sel[i].Index + 1
+			prog := &termProgress{w: r.Term, prefix: fmt.Sprintf("[cell %d/%d] ", n, len(cells)), mu: &mu}
+			out[i] = r.runCell(ctx, name, sel[i], o, prog)
 			prog.done()
 			mu.Lock()
 			defer mu.Unlock()
 			oc := out[i]
 			switch {
 			case oc.Busy != nil:
-				fmt.Fprintf(r.Out, "cell %d/%d %s: running elsewhere, skipped: %v\n", i+1, len(cells), oc.ID, oc.Busy)
+				fmt.Fprintf(r.Out, "cell %d/%d %s: running elsewhere, skipped: %v\n", n, len(cells), oc.ID, oc.Busy)
 			case oc.Skipped:
-				fmt.Fprintf(r.Out, "cell %d/%d %s: already done, skipped (%s)\n", i+1, len(cells), oc.ID, oc.Dir)
+				fmt.Fprintf(r.Out, "cell %d/%d %s: already done, skipped (%s)\n", n, len(cells), oc.ID, oc.Dir)
 			case oc.Err != nil:
-				fmt.Fprintf(r.Out, "cell %d/%d %s: FAILED: %v\n", i+1, len(cells), oc.ID, oc.Err)
+				fmt.Fprintf(r.Out, "cell %d/%d %s: FAILED: %v\n", n, len(cells), oc.ID, oc.Err)
 			default:
-				fmt.Fprintf(r.Out, "cell %d/%d %s: done %s %s\n", i+1, len(cells), oc.ID, axesString(cells[i]), summary(oc.Metrics))
+				fmt.Fprintf(r.Out, "cell %d/%d %s: done %s %s\n", n, len(cells), oc.ID, axesString(sel[i]), summary(oc.Metrics))
 			}
 		}(i)
 	}
 	wg.Wait()
 	return out[:started], ctx.Err()
+}
+
+// CellID is the id (and so the results directory) a cell of an experiment
+// gets in a run with options o: it hashes the canonical config, what the run
+// does (train, bench) and the components' binaries, so it is known before
+// anything starts.
+func (r *Runner) CellID(e *config.Experiment, o Options) (string, error) {
+	sums, err := r.Launcher.Checksums(e)
+	if err != nil {
+		return "", err
+	}
+	var mode []string
+	if o.Train {
+		mode = append(mode, "train")
+	}
+	if o.Bench {
+		mode = append(mode, "bench")
+	}
+	canon := append(e.Canonical(), []byte("\nwhat="+strings.Join(mode, ","))...)
+	return results.CellID(canon, sums), nil
 }
 
 // DuplicateCells returns an error naming the first two cells of a grid that

@@ -32,7 +32,7 @@ type Options struct {
 	JobName     string
 }
 
-// Task is one array task: its cell index and the command line it runs.
+// Job is a submitted array job.
 type Job struct {
 	ID      string // the array job id
 	Script  string // the batch script written

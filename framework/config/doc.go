@@ -111,6 +111,7 @@
 //	call_timeout = "10m"         # duration string (Go syntax: "90s", "1h30m") per plugin call
 //	jobs = 1                     # int ≥ 1, cells run at once
 //	executor = "local"           # "local" or "slurm" (one job array, a task per unfinished cell)
+//	progress_every = "30s"       # duration ≥ 0: a progress line this often when the output is not a terminal (0: none)
 //
 //	[slurm]                      # only with run.executor = "slurm"; changes no result or cell id
 //	partition = ""               # "" = the cluster's default partition

@@ -155,6 +155,9 @@ type Run struct {
 	CallTimeout time.Duration `toml:"call_timeout"`
 	Jobs        int           `toml:"jobs"`
 	Executor    string        `toml:"executor"` // "local" or "slurm"
+	// ProgressEvery is how often a run whose output is not a terminal prints a
+	// progress line (0: never); it changes no result, so no cell id.
+	ProgressEvery time.Duration `toml:"progress_every"`
 }
 
 // Executors run.executor accepts.
@@ -194,7 +197,7 @@ func Default() *Experiment {
 			WarmupSteps: 1000, ClipGradNorm: 1.0, LRGamma: 0.1, Objective: ObjectiveCopy},
 		Eval:   Eval{Batches: 4, Tasks: []string{}, Lengths: []int{}, Depths: []float64{}, MQARPairs: []int{}},
 		Bench:  Bench{Lengths: []int{4096, 8192, 16384, 32768}, Batch: 1, Modes: []string{BenchForward}, Warmup: 1, Repeats: 3},
-		Run:    Run{Mode: ModePlugin, CallTimeout: 10 * time.Minute, Jobs: 1, Executor: ExecutorLocal},
+		Run:    Run{Mode: ModePlugin, CallTimeout: 10 * time.Minute, Jobs: 1, Executor: ExecutorLocal, ProgressEvery: 30 * time.Second},
 		Slurm:  Slurm{ExtraArgs: []string{}, Poll: 5 * time.Second},
 		origin: map[string]string{},
 	}

@@ -245,7 +245,13 @@ func (cr *cellRun) trainRepeat(ctx context.Context, rep, reps int, corpus *data.
 	if reps > 1 {
 		fmt.Fprintf(cr.log, "repeat %d/%d (seed %d)\n", rep+1, reps, re.Seed)
 	}
-	tr, err := TrainEvalSteps(ctx, &re, m, corpus, pad, uint64(re.Seed), cr.log, cr.prog, steps)
+	tp, _ := cr.prog.(*termProgress)
+	tp.repeat(rep+1, reps, e.Train.Steps)
+	sink := func(r results.StepRecord) error {
+		tp.stepDone(r.Step)
+		return steps(r)
+	}
+	tr, err := TrainEvalSteps(ctx, &re, m, corpus, pad, uint64(re.Seed), cr.log, cr.prog, sink)
 	for k, v := range tr {
 		cr.metrics.Samples[k] = append(cr.metrics.Samples[k], v)
 	}

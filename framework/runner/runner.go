@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"liquidlab/framework/config"
 	"liquidlab/framework/results"
@@ -65,6 +64,8 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	started := len(cells)
+	progress := newRunProgress(r.Term, r.Out, &mu, cells, o.Train, e.Run.ProgressEvery)
+	defer progress.stop()
 	for i := range cells {
 		if ctx.Err() != nil {
 			// Interrupted: cells not started are left alone (no record), so a
@@ -77,7 +78,7 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 		go func(i int) {
 			defer wg.Done()
 			defer func() { <-sem }()
-			prog := &termProgress{w: r.Term, prefix: fmt.Sprintf("[cell %d/%d] ", i+1, len(cells)), mu: &mu}
+			prog := progress.cell(i)
 			out[i] = r.runCell(ctx, name, cells[i], o, prog)
 			prog.done()
 			mu.Lock()
@@ -142,35 +143,6 @@ func summary(m results.Metrics) string {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
-
-// termProgress rewrites one status line on a terminal and prints nothing
-// elsewhere.
-type termProgress struct {
-	w      io.Writer
-	prefix string
-	mu     *sync.Mutex
-	last   time.Time
-	shown  bool
-}
-
-func (p *termProgress) Update(format string, args ...any) {
-	if p.w == nil || time.Since(p.last) < 200*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "\r\033[K%s%s", p.prefix, fmt.Sprintf(format, args...))
-	p.shown = true
-}
-
-func (p *termProgress) done() {
-	if p.w != nil && p.shown {
-		p.mu.Lock()
-		fmt.Fprint(p.w, "\r\033[K")
-		p.mu.Unlock()
-	}
-}
 
 // Failed counts failed cells.
 func Failed(out []CellOutcome) int {

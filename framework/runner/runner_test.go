@@ -426,3 +426,14 @@ func TestRunRejects(t *testing.T) {
 		})
 	}
 }
+
+// A run whose output is not a terminal prints progress lines every
+// run.progress_every between the cells' result lines.
+func TestRunHeartbeat(t *testing.T) {
+	ev := newEnv(t, tinyExperiment, t.TempDir(), "run.progress_every=1ms", "train.steps=20")
+	ev.run(t, faultNone, train)
+	got := ev.out.String()
+	if !strings.Contains(got, "progress: ") || !strings.Contains(got, "/40 steps") {
+		t.Errorf("run output has no progress line over the 40 training steps:\n%s", got)
+	}
+}

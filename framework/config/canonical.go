@@ -39,6 +39,24 @@ func (e *Experiment) Canonical() []byte {
 	return b.Bytes()
 }
 
+// notIdentity lists the settings of Canonical that stay out of a cell's id:
+// repeats are runs inside a cell, so raising them adds runs to the same cell.
+var notIdentity = []string{"repeats"}
+
+// IdentityForm is Canonical without the settings a cell's id leaves out
+// (repeats): the cell id hashes it, while the cell's config file keeps all
+// of Canonical.
+func (e *Experiment) IdentityForm() []byte {
+	var b bytes.Buffer
+	for _, line := range strings.SplitAfter(string(e.Canonical()), "\n") {
+		key, _, _ := strings.Cut(line, " = ")
+		if !contains(notIdentity, key) {
+			b.WriteString(line)
+		}
+	}
+	return b.Bytes()
+}
+
 func flatten(rv reflect.Value, prefix string, out map[string]string) {
 	switch {
 	case rv.Kind() == reflect.Struct && rv.Type() != durationType:

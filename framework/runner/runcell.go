@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -73,7 +74,7 @@ func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, 
 // *results.HeldError when another process runs the cell.
 func (r *Runner) resolve(ctx context.Context, cr *cellRun) error {
 	e := cr.cell.Exp
-	sums, err := r.Launcher.Checksums(e)
+	sums, err := r.Launcher.Identities(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -84,8 +85,12 @@ func (r *Runner) resolve(ctx context.Context, cr *cellRun) error {
 	if cr.o.Bench {
 		mode = append(mode, "bench")
 	}
-	canon := append(e.Canonical(), []byte("\nwhat="+strings.Join(mode, ","))...)
-	cr.c = r.Store.Cell(cr.expName, results.CellID(canon, sums))
+	canon := append(e.IdentityForm(), []byte("\nwhat="+strings.Join(mode, ","))...)
+	axes := make([]results.AxisValue, len(cr.cell.Axes))
+	for i, a := range cr.cell.Axes {
+		axes[i] = results.AxisValue{Key: a.Key, Value: config.OptionString(a.Value)}
+	}
+	cr.c = r.Store.Cell(cr.expName, results.CellName(axes, results.CellID(canon, sums)))
 	if cr.lock, err = cr.c.Lock(); err != nil {
 		return err
 	}
@@ -99,7 +104,8 @@ func (r *Runner) resolve(ctx context.Context, cr *cellRun) error {
 
 // done says whether the cell is finished and intact, and so is skipped. A
 // cell recorded as done whose metrics are corrupt or whose checkpoint is
-// missing is redone, with the reason in its log.
+// missing is redone, with the reason in its log; one with fewer finished
+// repeats than asked for runs the missing ones (see train).
 func (cr *cellRun) done() bool {
 	if cr.o.Force || cr.startErr != nil {
 		return false
@@ -109,6 +115,14 @@ func (cr *cellRun) done() bool {
 		need = append(need, results.CheckpointFile)
 	}
 	err := cr.c.Done(need...)
+	if err == nil && cr.o.Train {
+		switch recs, rerr := cr.c.Repeats(); {
+		case rerr != nil:
+			err = rerr
+		case len(recs) < max(1, cr.cell.Exp.Repeats):
+			err = fmt.Errorf("%d of %d repeats done: running the rest", len(recs), max(1, cr.cell.Exp.Repeats))
+		}
+	}
 	if s, _ := cr.c.Status(); s == results.StatusDone && err != nil {
 		cr.redo = err
 	}
@@ -184,7 +198,10 @@ func (cr *cellRun) close() {
 
 // train trains and evaluates e.Repeats models (seeds e.Seed, e.Seed+1, …);
 // each metric is the median over the repeats, with the samples kept when
-// there are several.
+// there are several. Repeats a run of the same cell finished before (in
+// repeats.json) are kept, not rerun: raising `repeats` runs only the new ones.
+// Lowering it reruns nothing: a cell keeps every repeat it has, and its
+// metrics cover them all. -force, or a missing checkpoint, redoes every repeat.
 func (cr *cellRun) train(ctx context.Context) error {
 	e := cr.cell.Exp
 	tok, err := LoadTokenizer(e)
@@ -194,28 +211,53 @@ func (cr *cellRun) train(ctx context.Context) error {
 	if tok.VocabSize() > e.Model.VocabSize {
 		return fmt.Errorf("model.vocab_size %d is smaller than the tokenizer's vocabulary (%d): set model.vocab_size ≥ %d", e.Model.VocabSize, tok.VocabSize(), tok.VocabSize())
 	}
+	recs, err := cr.keptRepeats()
+	if err != nil {
+		return err
+	}
 	cr.prog.Update("preparing data")
 	corpus, err := loadCorpus(e, tok)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(cr.log, "data: %s, %d train and %d valid sequences of %d tokens\n", corpus.Source, len(corpus.Train), len(corpus.Valid), corpus.SeqLen)
-	// The per-step stream of every repeat (metrics.jsonl, repeat numbered).
-	steps, err := cr.c.CreateSteps()
+	// The per-step stream of every repeat (metrics.jsonl, repeat numbered),
+	// with the lines of the kept repeats.
+	steps, err := cr.c.KeepSteps(len(recs))
 	if err != nil {
 		return err
 	}
 	defer steps.Close()
 	reps := max(1, e.Repeats)
+	if len(recs) > 0 {
+		fmt.Fprintf(cr.log, "repeats 1–%d already done, kept\n", len(recs))
+		if tp, ok := cr.prog.(*termProgress); ok {
+			tp.skipSteps(int64(min(len(recs), reps)) * int64(e.Train.Steps))
+		}
+	}
+	for _, r := range recs {
+		for k, v := range r.Metrics {
+			cr.metrics.Samples[k] = append(cr.metrics.Samples[k], float64(v))
+		}
+	}
 	var runErr error
-	for rep := 0; rep < reps && runErr == nil; rep++ {
+	for rep := len(recs); rep < reps && runErr == nil; rep++ {
 		steps.SetRepeat(rep + 1)
-		runErr = cr.trainRepeat(ctx, rep, reps, corpus, padID(tok), steps.Write)
+		var tr TrainResult
+		tr, runErr = cr.trainRepeat(ctx, rep, reps, corpus, padID(tok), steps.Write)
+		if runErr == nil {
+			r := results.RepeatRecord{Repeat: rep + 1, Seed: e.Seed + int64(rep), Metrics: map[string]results.Num{}}
+			for k, v := range tr {
+				r.Metrics[k] = results.Num(v)
+			}
+			recs = append(recs, r)
+			runErr = cr.c.SaveRepeats(recs)
+		}
 	}
 	for k, v := range cr.metrics.Samples {
 		cr.metrics.Values[k] = median(v)
 	}
-	if reps == 1 {
+	if max(reps, len(recs)) == 1 {
 		cr.metrics.Samples = nil
 	}
 	if runErr != nil {
@@ -227,15 +269,38 @@ func (cr *cellRun) train(ctx context.Context) error {
 	return evalAfterTrain(ctx, e, cr.st.Map, cr.st.PIDs, cr.c.Dir, &cr.metrics, cr.log, cr.prog)
 }
 
+// keptRepeats returns the repeats of this cell an earlier run finished, to be
+// kept; none with -force or when the checkpoint (repeat 1's parameters) is
+// missing, and the record is then removed.
+func (cr *cellRun) keptRepeats() ([]results.RepeatRecord, error) {
+	recs, err := cr.c.Repeats()
+	if err != nil {
+		fmt.Fprintf(cr.log, "redoing every repeat: %v\n", err)
+		recs = nil
+	}
+	if cr.cell.Exp.Train.Steps > 0 {
+		if _, err := os.Stat(filepath.Join(cr.c.Dir, results.CheckpointFile)); err != nil {
+			recs = nil
+		}
+	}
+	if cr.o.Force {
+		recs = nil
+	}
+	if recs == nil {
+		return nil, cr.c.SaveRepeats(nil)
+	}
+	return recs, nil
+}
+
 // trainRepeat trains and evaluates one repeat and adds its metrics to the
 // samples; the first repeat's trained parameters are the cell's checkpoint.
-func (cr *cellRun) trainRepeat(ctx context.Context, rep, reps int, corpus *data.Corpus, pad int64, steps StepSink) error {
+func (cr *cellRun) trainRepeat(ctx context.Context, rep, reps int, corpus *data.Corpus, pad int64, steps StepSink) (TrainResult, error) {
 	e := cr.cell.Exp
 	re := *e
 	re.Seed = e.Seed + int64(rep)
 	m, err := BuildModel(ctx, &re, cr.st.Map)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if rep == 0 {
 		for _, l := range m.Describe() {
@@ -259,10 +324,10 @@ func (cr *cellRun) trainRepeat(ctx context.Context, rep, reps int, corpus *data.
 		// The trained parameters, under PyTorch's state_dict names. A cell
 		// without its checkpoint is not done: generate needs it.
 		if err := m.SaveCheckpoint(filepath.Join(cr.c.Dir, results.CheckpointFile), map[string]string{"experiment": cr.expName, "cell": cr.c.ID}); err != nil {
-			return fmt.Errorf("saving the trained parameters: %w", err)
+			return tr, fmt.Errorf("saving the trained parameters: %w", err)
 		}
 	}
-	return err
+	return tr, err
 }
 
 // bench measures the model at the experiment's bench lengths.

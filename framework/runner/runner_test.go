@@ -3,6 +3,10 @@ package runner_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"maps"
+	"regexp"
 	"math"
 	"os"
 	"path/filepath"
@@ -435,5 +439,84 @@ func TestRunHeartbeat(t *testing.T) {
 	got := ev.out.String()
 	if !strings.Contains(got, "progress: ") || !strings.Contains(got, "/40 steps") {
 		t.Errorf("run output has no progress line over the 40 training steps:\n%s", got)
+	}
+}
+
+// Cells are named by their axis values with the hash as suffix, and repeats
+// are runs inside a cell: raising them runs only the new ones, lowering them
+// reruns nothing.
+func TestRepeatsInsideCell(t *testing.T) {
+	res := t.TempDir()
+	ev := newEnv(t, tinyExperiment, res, "repeats=2")
+	first := ev.run(t, faultNone, train)
+	c := first["coupling"]
+	if !regexp.MustCompile(`^impl=coupling-[0-9a-f]{8}$`).MatchString(c.ID) {
+		t.Errorf("cell id %q: want impl=coupling-<hash8>", c.ID)
+	}
+	before := c.Metrics.Samples["train_loss"]
+	if len(before) != 2 {
+		t.Fatalf("samples %v, want 2", before)
+	}
+
+	ev = newEnv(t, tinyExperiment, res, "repeats=3")
+	again := ev.run(t, faultNone, train)["coupling"]
+	if again.ID != c.ID || again.Skipped || again.Err != nil {
+		t.Fatalf("raised repeats: id %s (was %s) skipped %v err %v", again.ID, c.ID, again.Skipped, again.Err)
+	}
+	after := again.Metrics.Samples["train_loss"]
+	if len(after) != 3 || after[0] != before[0] || after[1] != before[1] {
+		t.Errorf("samples after raising to 3: %v, want the first two %v kept and a third", after, before)
+	}
+	log, _ := os.ReadFile(filepath.Join(again.Dir, results.LogFile))
+	if !strings.Contains(string(log), "repeats 1–2 already done, kept") || strings.Count(string(log), "repeat 1/") != 1 {
+		t.Errorf("log does not show repeats 1–2 kept and only repeat 3 run:\n%s", log)
+	}
+	steps, err := results.ReadSteps(filepath.Join(again.Dir, results.StepsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perRepeat := map[int]int{}
+	for _, s := range steps {
+		perRepeat[s.Repeat]++
+	}
+	if len(perRepeat) != 3 || perRepeat[1] != 3 || perRepeat[3] != 3 {
+		t.Errorf("metrics.jsonl steps per repeat %v, want 3 for each of repeats 1–3", perRepeat)
+	}
+	recs, err := results.Store{Root: res}.Cell("tiny", c.ID).Repeats()
+	if err != nil || len(recs) != 3 || recs[2].Seed != 5 {
+		t.Errorf("repeats.json %v, %v: want 3 repeats, the third of seed 5", recs, err)
+	}
+
+	ev = newEnv(t, tinyExperiment, res, "repeats=1")
+	if low := ev.run(t, faultNone, train)["coupling"]; !low.Skipped || low.ID != c.ID {
+		t.Errorf("lowered repeats: skipped %v id %s, want the cell skipped", low.Skipped, low.ID)
+	}
+}
+
+// Built-in components are identified by name and version, plugins given by
+// path by their binary's sha256.
+func TestIdentities(t *testing.T) {
+	ev := newEnv(t, tinyExperiment, t.TempDir())
+	ids, err := ev.r.Launcher.Identities(context.Background(), ev.exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids[0] != "flows:coupling:version "+coupling.Version {
+		t.Errorf("identities %v: want the flows component as coupling and its version", ids)
+	}
+	bin := filepath.Join(t.TempDir(), "myflows")
+	if err := os.WriteFile(bin, []byte("not really a plugin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := *ev.exp
+	e.Components = maps.Clone(e.Components)
+	e.Components[stage.KindFlows] = config.Component{Impl: bin}
+	ids, err = ev.r.Launcher.Identities(context.Background(), &e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("not really a plugin"))
+	if ids[0] != "flows:"+bin+":"+hex.EncodeToString(sum[:]) {
+		t.Errorf("identity %q: want the plugin's path and sha256", ids[0])
 	}
 }

@@ -183,7 +183,7 @@ func DryRun(w io.Writer, e *Experiment) error {
 	}
 	m := e.Model
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "experiment %s (%s): %d cell(s) × %d repeat(s), seed %d\n", e.Name, e.File, len(cells), e.Repeats, e.Seed)
+	fmt.Fprintf(&b, "experiment %s (%s): %d cell(s) × %d repeat(s), seed %d, data seed %d\n", e.Name, e.File, len(cells), e.Repeats, e.Seed, e.DataSeed())
 	if e.Description != "" {
 		fmt.Fprintf(&b, "  %s\n", e.Description)
 	}

@@ -28,8 +28,10 @@
 //
 //	name = "quickstart"          # string, [a-z0-9_-]+; default: the file name without .toml
 //	description = ""             # string, free text
-//	seed = 1                     # int, seeds every random number generator
-//	repeats = 1                  # int ≥ 1, runs of each grid cell (compare uses their medians)
+//	seed = 1                     # int, the model seed: initialisation, batch order, timestamps
+//	repeats = 1                  # int ≥ 1, runs inside each grid cell, model seeds seed, seed+1, …
+//	                             #   (compare uses their medians); not part of the cell id:
+//	                             #   raising it runs only the new repeats
 //
 //	[model]                      # the seed README's recommended configuration
 //	vocab_size = 32000           # int > 0, V
@@ -71,6 +73,10 @@
 //	seq_len = 256                # int > 0, tokens per training sequence
 //	valid_fraction = 0.1         # float in [0, 1), share of the text held out
 //	max_bytes = 0                # int ≥ 0, bound on the goroot training text (0: 4 MiB)
+//	seed = 0                     # int, the data seed: the generated text and the train/valid
+//	                             #   split (0: the same as seed). Repeats keep it, and -set seed=N
+//	                             #   or a seed grid axis pins it to the file's seed, so repeat 2
+//	                             #   (seed 2) and -set seed=2 train on the same data
 //
 //	[train]                      # the seed's recipe
 //	steps = 100                  # int ≥ 0 (0: no training)

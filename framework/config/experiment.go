@@ -105,6 +105,17 @@ type Data struct {
 	ValidFraction float64 `toml:"valid_fraction"`
 	// MaxBytes bounds the "goroot" source's training text (0: 4 MiB).
 	MaxBytes int64 `toml:"max_bytes" canonical:"omitzero"`
+	// Seed is the data seed: the generated text and the train/valid split
+	// (0: the experiment's seed; see Experiment.DataSeed).
+	Seed int64 `toml:"seed" canonical:"omitzero"`
+}
+
+// DataSeed is the seed of the data: data.seed, or seed when it is 0.
+func (e *Experiment) DataSeed() int64 {
+	if e.Data.Seed != 0 {
+		return e.Data.Seed
+	}
+	return e.Seed
 }
 
 // Train is the training recipe.

@@ -297,6 +297,7 @@ func (cr *cellRun) keptRepeats() ([]results.RepeatRecord, error) {
 func (cr *cellRun) trainRepeat(ctx context.Context, rep, reps int, corpus *data.Corpus, pad int64, steps StepSink) (TrainResult, error) {
 	e := cr.cell.Exp
 	re := *e
+	re.Data.Seed = e.DataSeed() // the repeats share the cell's data
 	re.Seed = e.Seed + int64(rep)
 	m, err := BuildModel(ctx, &re, cr.st.Map)
 	if err != nil {

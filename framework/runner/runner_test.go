@@ -6,10 +6,10 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"maps"
-	"regexp"
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -518,5 +518,16 @@ func TestIdentities(t *testing.T) {
 	sum := sha256.Sum256([]byte("not really a plugin"))
 	if ids[0] != "flows:"+bin+":"+hex.EncodeToString(sum[:]) {
 		t.Errorf("identity %q: want the plugin's path and sha256", ids[0])
+	}
+}
+
+// Repeat 2 of seed 3 is the run of -set seed=4: the repeats share the data
+// (data seed 3) and -set seed changes the model seed only.
+func TestRepeatSeedIsSetSeed(t *testing.T) {
+	two := newEnv(t, tinyExperiment, t.TempDir(), "repeats=2").run(t, faultNone, train)["coupling"]
+	one := newEnv(t, tinyExperiment, t.TempDir(), "seed=4").run(t, faultNone, train)["coupling"]
+	got, want := two.Metrics.Samples["valid_loss"], one.Metrics.Values["valid_loss"]
+	if len(got) != 2 || got[1] != want || got[0] == want {
+		t.Errorf("valid_loss of repeats (seeds 3, 4) %v; of -set seed=4 %v: want the second repeat's", got, want)
 	}
 }

@@ -531,3 +531,39 @@ func TestRepeatSeedIsSetSeed(t *testing.T) {
 		t.Errorf("valid_loss of repeats (seeds 3, 4) %v; of -set seed=4 %v: want the second repeat's", got, want)
 	}
 }
+
+// Tolerances given to a fixed-step solver make cells that are the same run
+// in effect: the warning names them, and only them.
+func TestEffectiveDuplicates(t *testing.T) {
+	text := strings.Replace(tinyExperiment, `"components.flows.impl" = ["coupling", "flaky"]`, `"components.ode.options.method" = ["euler", "dopri5"]
+[[grid.paired]]
+"components.ode.options.rtol" = [1e-3, 1e-6]
+"components.ode.options.atol" = [1e-3, 1e-6]`, 1)
+	ev := newEnv(t, text, t.TempDir())
+	ctx := context.Background()
+	describe := ev.r.Launcher.Describer(ctx, ev.exp)
+	if err := ev.exp.Validate(describe); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := ev.exp.Cells()
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := runner.EffectiveDuplicates(cells, describe)
+	if len(groups) != 1 || len(groups[0].Cells) != 2 {
+		t.Fatalf("groups %+v: want one pair", groups)
+	}
+	for _, c := range groups[0].Cells {
+		if m := c.Exp.Components[stage.KindODE].Options["method"]; m != "euler" {
+			t.Errorf("duplicate cell %d has method %v, want euler", c.Index+1, m)
+		}
+	}
+	var w bytes.Buffer
+	runner.WarnDuplicates(&w, cells, describe)
+	if got := w.String(); !strings.Contains(got, "warning: cells 1 [") || !strings.Contains(got, "ode odefunc rtol, atol: euler takes fixed steps") {
+		t.Errorf("warning %q", got)
+	}
+	if runner.EffectiveDuplicates(cells, nil) != nil {
+		t.Error("duplicates found without descriptions")
+	}
+}

@@ -137,6 +137,7 @@ func (cr *cellRun) begin() (io.WriteCloser, error) {
 		axes[a.Key] = config.OptionString(a.Value)
 	}
 	info := results.RunInfo{Experiment: cr.expName, CellIndex: cr.cell.Index, Axes: axes, Commit: commit, Dirty: dirty,
+		Seed: cr.cell.Exp.Seed, DataSeed: cr.cell.Exp.DataSeed(),
 		Machine: results.DescribeMachine(num.Backend()), BLAS: num.Backend(), Start: time.Now()}
 	var plugins []results.PluginInfo
 	if cr.st != nil {

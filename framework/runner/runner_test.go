@@ -530,6 +530,13 @@ func TestRepeatSeedIsSetSeed(t *testing.T) {
 	if len(got) != 2 || got[1] != want || got[0] == want {
 		t.Errorf("valid_loss of repeats (seeds 3, 4) %v; of -set seed=4 %v: want the second repeat's", got, want)
 	}
+	rec, err := results.Store{Root: filepath.Dir(filepath.Dir(one.Dir))}.Cell("tiny", one.ID).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Info.Seed != 4 || rec.Info.DataSeed != 3 {
+		t.Errorf("run.json of -set seed=4: seed %d data seed %d, want 4 and 3", rec.Info.Seed, rec.Info.DataSeed)
+	}
 }
 
 // Tolerances given to a fixed-step solver make cells that are the same run

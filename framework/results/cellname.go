@@ -107,6 +107,23 @@ func (c Cell) SaveRepeats(recs []RepeatRecord) error {
 	return WriteFileAtomic(path, append(data, '\n'))
 }
 
+// RewriteMetrics replaces the metrics of a finished cell (run.json says
+// "done") without touching its status or times: the runner shows the first N
+// repeats this way when `repeats` is lowered.
+func (c Cell) RewriteMetrics(m Metrics) error {
+	if s, err := c.Status(); err != nil || s != StatusDone {
+		if err == nil {
+			err = c.errorf("status %q, not done: its metrics are Finish's to write", s)
+		}
+		return err
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return c.errorf("encode metrics: %w", err)
+	}
+	return WriteFileAtomic(filepath.Join(c.Dir, MetricsFile), append(data, '\n'))
+}
+
 // KeepSteps opens the cell's per-step stream for appending after keeping the
 // records of repeats 1 … repeats only (those of a repeat cut short are
 // dropped); repeats = 0 truncates it, as CreateSteps does.

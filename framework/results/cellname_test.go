@@ -154,3 +154,28 @@ func TestRepeatsFile(t *testing.T) {
 		t.Errorf("after removal: %v, %v", recs, err)
 	}
 }
+
+func TestRewriteMetrics(t *testing.T) {
+	c := results.Store{Root: t.TempDir()}.Cell("exp", "c")
+	if err := c.Begin(results.RunInfo{}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	m := results.Metrics{Values: map[string]float64{"loss": 2}}
+	if err := c.RewriteMetrics(m); err == nil || !strings.Contains(err.Error(), `status "running"`) {
+		t.Errorf("rewrite of a running cell: %v, want an error", err)
+	}
+	if err := c.Finish(results.Metrics{Values: map[string]float64{"loss": 1}}, nil); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := c.Load()
+	if err := c.RewriteMetrics(m); err != nil {
+		t.Fatal(err)
+	}
+	after, err := c.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after.Metrics.Values["loss"] != 2 || after.Status != results.StatusDone || !after.Info.End.Equal(before.Info.End) {
+		t.Errorf("after rewrite: loss %v status %s end %v (was %v)", after.Metrics.Values["loss"], after.Status, after.Info.End, before.Info.End)
+	}
+}

@@ -2,9 +2,11 @@ package runner
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -116,17 +118,66 @@ func (cr *cellRun) done() bool {
 	}
 	err := cr.c.Done(need...)
 	if err == nil && cr.o.Train {
+		want := max(1, cr.cell.Exp.Repeats)
 		switch recs, rerr := cr.c.Repeats(); {
 		case rerr != nil:
 			err = rerr
-		case len(recs) < max(1, cr.cell.Exp.Repeats):
-			err = fmt.Errorf("%d of %d repeats done: running the rest", len(recs), max(1, cr.cell.Exp.Repeats))
+		case len(recs) < want:
+			err = fmt.Errorf("%d of %d repeats done: running the rest", len(recs), want)
+		default:
+			err = cr.showRepeats(recs[:want])
 		}
 	}
 	if s, _ := cr.c.Status(); s == results.StatusDone && err != nil {
 		cr.redo = err
 	}
 	return err == nil
+}
+
+// showRepeats makes the metrics of a finished cell those of the given
+// repeats (the first N, when `repeats` was lowered); the other repeats stay in
+// repeats.json and metrics.jsonl, so raising it again reruns nothing.
+func (cr *cellRun) showRepeats(recs []results.RepeatRecord) error {
+	rec, err := cr.c.Load()
+	if err != nil {
+		return err
+	}
+	if rec.Metrics == nil {
+		return fmt.Errorf("done, but no metrics")
+	}
+	m := *rec.Metrics
+	m.Values = maps.Clone(m.Values)
+	m.Samples = maps.Clone(m.Samples)
+	if m.Samples == nil {
+		m.Samples = map[string][]float64{}
+	}
+	for _, r := range recs {
+		for k := range r.Metrics {
+			delete(m.Samples, k)
+		}
+	}
+	for _, r := range recs {
+		for k, v := range r.Metrics {
+			m.Samples[k] = append(m.Samples[k], float64(v))
+		}
+	}
+	for k, v := range m.Samples {
+		m.Values[k] = median(v)
+	}
+	if len(recs) == 1 {
+		m.Samples = nil
+	}
+	if sameMetrics(m, *rec.Metrics) {
+		return nil
+	}
+	return cr.c.RewriteMetrics(m)
+}
+
+// sameMetrics compares two metrics by their JSON form (NaN equals NaN).
+func sameMetrics(a, b results.Metrics) bool {
+	ja, err1 := json.Marshal(a)
+	jb, err2 := json.Marshal(b)
+	return err1 == nil && err2 == nil && string(ja) == string(jb)
 }
 
 // begin records the cell as running and opens its log.
@@ -201,8 +252,9 @@ func (cr *cellRun) close() {
 // each metric is the median over the repeats, with the samples kept when
 // there are several. Repeats a run of the same cell finished before (in
 // repeats.json) are kept, not rerun: raising `repeats` runs only the new ones.
-// Lowering it reruns nothing: a cell keeps every repeat it has, and its
-// metrics cover them all. -force, or a missing checkpoint, redoes every repeat.
+// Lowering it reruns nothing: the cell's metrics show the first N repeats
+// (see showRepeats) and the others are kept for a later raise. -force, or a
+// missing checkpoint, redoes every repeat.
 func (cr *cellRun) train(ctx context.Context) error {
 	e := cr.cell.Exp
 	tok, err := LoadTokenizer(e)

@@ -487,9 +487,29 @@ func TestRepeatsInsideCell(t *testing.T) {
 		t.Errorf("repeats.json %v, %v: want 3 repeats, the third of seed 5", recs, err)
 	}
 
+	// Lowered: nothing reruns, and the metrics show the first repeat.
 	ev = newEnv(t, tinyExperiment, res, "repeats=1")
 	if low := ev.run(t, faultNone, train)["coupling"]; !low.Skipped || low.ID != c.ID {
 		t.Errorf("lowered repeats: skipped %v id %s, want the cell skipped", low.Skipped, low.ID)
+	}
+	rec, err := results.Store{Root: res}.Cell("tiny", c.ID).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Metrics.Samples != nil || rec.Metrics.Values["train_loss"] != before[0] || rec.Status != results.StatusDone {
+		t.Errorf("lowered to 1: metrics %+v status %s, want repeat 1's train_loss %v and no samples", rec.Metrics, rec.Status, before[0])
+	}
+	// Raised again: still nothing reruns, and all three show.
+	ev = newEnv(t, tinyExperiment, res, "repeats=3")
+	if up := ev.run(t, faultNone, train)["coupling"]; !up.Skipped {
+		t.Errorf("raised back to 3: the cell was not skipped")
+	}
+	rec, err = results.Store{Root: res}.Cell("tiny", c.ID).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Metrics.Samples["train_loss"]; len(got) != 3 || got[0] != before[0] || got[1] != before[1] {
+		t.Errorf("raised back to 3: samples %v, want the three repeats", got)
 	}
 }
 

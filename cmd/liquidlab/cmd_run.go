@@ -128,6 +128,7 @@ func cmdRun(e *env, args []string) error {
 		if err := runner.DuplicateCells(cells); err != nil {
 			return err
 		}
+		runner.WarnDuplicates(e.stdout, cells, r.Launcher.Describer(ctx, exp))
 		if *dry {
 			return config.DryRun(e.stdout, exp)
 		}

@@ -153,7 +153,7 @@ func runSlurm(e *env, a experimentArgs, exp *config.Experiment, f slurmRunFlags)
 		var todo []int
 		var done, elsewhere int
 		for _, c := range cells {
-			id, err := r.CellID(c.Exp, o)
+			id, err := r.CellID(ctx, c, o)
 			if err != nil {
 				return err
 			}

@@ -18,12 +18,12 @@ import (
 // notCanonical lists the settings that do not change a cell's results and so stay
 // out of Canonical: renaming an experiment, rewording it or running it with more
 // jobs or a longer timeout must not invalidate finished cells.
-var notCanonical = []string{"name", "description", "grid", "run.jobs", "run.call_timeout", "run.executor", "slurm"}
+var notCanonical = []string{"name", "description", "grid", "run.jobs", "run.call_timeout", "run.executor", "run.progress_every", "slurm"}
 
 // Canonical encodes the resolved settings as TOML, one `dotted.key = value` line
 // per setting, sorted by key; the same settings always give the same bytes. It
-// leaves out name, description, grid, run.jobs, run.call_timeout, run.executor
-// and the [slurm] table (where a cell runs does not change its results).
+// leaves out name, description, grid, run.jobs, run.call_timeout, run.executor,
+// run.progress_every and the [slurm] table (where a cell runs does not change its results).
 func (e *Experiment) Canonical() []byte {
 	lines := map[string]string{}
 	flatten(reflect.ValueOf(*e), "", lines)
@@ -35,6 +35,24 @@ func (e *Experiment) Canonical() []byte {
 	var b bytes.Buffer
 	for _, k := range keys {
 		fmt.Fprintf(&b, "%s = %s\n", k, lines[k])
+	}
+	return b.Bytes()
+}
+
+// notIdentity lists the settings of Canonical that stay out of a cell's id:
+// repeats are runs inside a cell, so raising them adds runs to the same cell.
+var notIdentity = []string{"repeats"}
+
+// IdentityForm is Canonical without the settings a cell's id leaves out
+// (repeats): the cell id hashes it, while the cell's config file keeps all
+// of Canonical.
+func (e *Experiment) IdentityForm() []byte {
+	var b bytes.Buffer
+	for _, line := range strings.SplitAfter(string(e.Canonical()), "\n") {
+		key, _, _ := strings.Cut(line, " = ")
+		if !contains(notIdentity, key) {
+			b.WriteString(line)
+		}
 	}
 	return b.Bytes()
 }
@@ -165,7 +183,7 @@ func DryRun(w io.Writer, e *Experiment) error {
 	}
 	m := e.Model
 	var b bytes.Buffer
-	fmt.Fprintf(&b, "experiment %s (%s): %d cell(s) × %d repeat(s), seed %d\n", e.Name, e.File, len(cells), e.Repeats, e.Seed)
+	fmt.Fprintf(&b, "experiment %s (%s): %d cell(s) × %d repeat(s), seed %d, data seed %d\n", e.Name, e.File, len(cells), e.Repeats, e.Seed, e.DataSeed())
 	if e.Description != "" {
 		fmt.Fprintf(&b, "  %s\n", e.Description)
 	}

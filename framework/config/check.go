@@ -183,6 +183,9 @@ func (e *Experiment) check() error {
 		c.bad("run.jobs", r.Jobs, "must be ≥ 1")
 	}
 	c.oneOf("run.executor", r.Executor, ExecutorLocal, ExecutorSlurm)
+	if r.ProgressEvery < 0 {
+		c.bad("run.progress_every", r.ProgressEvery, "must be ≥ 0, e.g. \"30s\" (0: no progress lines)")
+	}
 	sl := e.Slurm
 	c.nonNegative("slurm.cpus_per_task", sl.CPUsPerTask)
 	c.nonNegative("slurm.max_parallel", sl.MaxParallel)

@@ -547,3 +547,48 @@ func TestDocExample(t *testing.T) {
 		}
 	}
 }
+
+// seed is the model seed; data.seed (0: seed) the data's. Changing seed by
+// -set or a grid axis keeps the file's data seed, as repeats do, and leaves
+// the canonical form of a file that does neither as it was.
+func TestDataSeed(t *testing.T) {
+	base := "seed = 3\nrepeats = 2\n"
+	e, err := Parse("s.toml", []byte(base), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.DataSeed() != 3 || strings.Contains(string(e.Canonical()), "data.seed") {
+		t.Errorf("default: data seed %d, canonical has data.seed: %v", e.DataSeed(), strings.Contains(string(e.Canonical()), "data.seed"))
+	}
+	if strings.Contains("\n"+string(e.IdentityForm()), "\nrepeats = ") || !strings.Contains(string(e.Canonical()), "\nrepeats = 2\n") ||
+		!strings.Contains(string(e.IdentityForm()), "\nbench.repeats = 3\n") {
+		t.Errorf("repeats must be in the canonical form only, not in the identity form")
+	}
+	e, err = Parse("s.toml", []byte(base), []string{"seed=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Seed != 4 || e.DataSeed() != 3 || !strings.Contains(string(e.Canonical()), "data.seed = 3\n") {
+		t.Errorf("-set seed=4: seed %d data seed %d, want 4 and the file's 3", e.Seed, e.DataSeed())
+	}
+	e, err = Parse("s.toml", []byte(base+"[data]\nseed = 7\n"), []string{"seed=4"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.DataSeed() != 7 {
+		t.Errorf("data.seed = 7, -set seed=4: data seed %d, want 7", e.DataSeed())
+	}
+	e, err = Parse("s.toml", []byte(base+"[grid]\nseed = [3, 5]\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cells, err := e.Cells()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range cells {
+		if c.Exp.DataSeed() != 3 {
+			t.Errorf("grid cell seed %d: data seed %d, want 3", c.Exp.Seed, c.Exp.DataSeed())
+		}
+	}
+}

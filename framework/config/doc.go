@@ -28,8 +28,10 @@
 //
 //	name = "quickstart"          # string, [a-z0-9_-]+; default: the file name without .toml
 //	description = ""             # string, free text
-//	seed = 1                     # int, seeds every random number generator
-//	repeats = 1                  # int ≥ 1, runs of each grid cell (compare uses their medians)
+//	seed = 1                     # int, the model seed: initialisation, batch order, timestamps
+//	repeats = 1                  # int ≥ 1, runs inside each grid cell, model seeds seed, seed+1, …
+//	                             #   (compare uses their medians); not part of the cell id:
+//	                             #   raising it runs only the new repeats
 //
 //	[model]                      # the seed README's recommended configuration
 //	vocab_size = 32000           # int > 0, V
@@ -73,6 +75,10 @@
 //	max_bytes = 0                # int ≥ 0, largest text read from the source: a file
 //	                             #   (0: 1 GiB) or the goroot training text (0: 4 MiB); a
 //	                             #   file source must be regular text (no FIFO, device or NUL byte)
+//	seed = 0                     # int, the data seed: the generated text and the train/valid
+//	                             #   split (0: the same as seed). Repeats keep it, and -set seed=N
+//	                             #   or a seed grid axis pins it to the file's seed, so repeat 2
+//	                             #   (seed 2) and -set seed=2 train on the same data
 //
 //	[train]                      # the seed's recipe
 //	steps = 100                  # int ≥ 0 (0: no training)
@@ -113,6 +119,7 @@
 //	call_timeout = "10m"         # duration string (Go syntax: "90s", "1h30m") per plugin call
 //	jobs = 1                     # int ≥ 1, cells run at once
 //	executor = "local"           # "local" or "slurm" (one job array, a task per unfinished cell)
+//	progress_every = "30s"       # duration ≥ 0: a progress line this often when the output is not a terminal (0: none)
 //
 //	[slurm]                      # only with run.executor = "slurm"; changes no result or cell id
 //	partition = ""               # "" = the cluster's default partition

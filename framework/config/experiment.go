@@ -106,6 +106,17 @@ type Data struct {
 	// MaxBytes bounds the text read from the source: a file (0: 1 GiB) or the
 	// "goroot" source's training text (0: 4 MiB).
 	MaxBytes int64 `toml:"max_bytes" canonical:"omitzero"`
+	// Seed is the data seed: the generated text and the train/valid split
+	// (0: the experiment's seed; see Experiment.DataSeed).
+	Seed int64 `toml:"seed" canonical:"omitzero"`
+}
+
+// DataSeed is the seed of the data: data.seed, or seed when it is 0.
+func (e *Experiment) DataSeed() int64 {
+	if e.Data.Seed != 0 {
+		return e.Data.Seed
+	}
+	return e.Seed
 }
 
 // Train is the training recipe.
@@ -156,6 +167,9 @@ type Run struct {
 	CallTimeout time.Duration `toml:"call_timeout"`
 	Jobs        int           `toml:"jobs"`
 	Executor    string        `toml:"executor"` // "local" or "slurm"
+	// ProgressEvery is how often a run whose output is not a terminal prints a
+	// progress line (0: never); it changes no result, so no cell id.
+	ProgressEvery time.Duration `toml:"progress_every"`
 }
 
 // Executors run.executor accepts.
@@ -195,7 +209,7 @@ func Default() *Experiment {
 			WarmupSteps: 1000, ClipGradNorm: 1.0, LRGamma: 0.1, Objective: ObjectiveCopy},
 		Eval:   Eval{Batches: 4, Tasks: []string{}, Lengths: []int{}, Depths: []float64{}, MQARPairs: []int{}},
 		Bench:  Bench{Lengths: []int{4096, 8192, 16384, 32768}, Batch: 1, Modes: []string{BenchForward}, Warmup: 1, Repeats: 3},
-		Run:    Run{Mode: ModePlugin, CallTimeout: 10 * time.Minute, Jobs: 1, Executor: ExecutorLocal},
+		Run:    Run{Mode: ModePlugin, CallTimeout: 10 * time.Minute, Jobs: 1, Executor: ExecutorLocal, ProgressEvery: 30 * time.Second},
 		Slurm:  Slurm{ExtraArgs: []string{}, Poll: 5 * time.Second},
 		origin: map[string]string{},
 	}

@@ -247,7 +247,13 @@ func (e *Experiment) set(path []string, v any, origin, prefix string) error {
 		d.fail(path, "the grid cannot be a grid axis")
 		return d.err()
 	}
+	oldSeed := e.Seed
 	d.table(reflect.ValueOf(e).Elem(), raw.(map[string]any), nil)
+	if e.Seed != oldSeed && e.Data.Seed == 0 {
+		// seed is the model seed: changing it (-set seed=2, a seed grid
+		// axis) keeps the data of the file's seed, as repeats do.
+		e.Data.Seed = oldSeed
+	}
 	return d.err()
 }
 

@@ -50,6 +50,14 @@ func Methods() []string {
 	return out
 }
 
+// Adaptive reports whether method adapts its step size to rtol and atol; the
+// fixed-step methods (euler, midpoint, heun, rk4) take one step per interval
+// and ignore both.
+func Adaptive(method string) bool {
+	tb := lookup(method)
+	return tb != nil && tb.adaptive()
+}
+
 // tapeStep is one step on the differentiable path: its start time, size and the
 // input of every stage (for adaptive methods ys[0] is the previous step's last
 // stage input, or y0).

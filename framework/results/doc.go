@@ -2,7 +2,7 @@
 //
 // Every grid cell of an experiment owns one directory:
 //
-//	<Root>/<experiment>/<cell-id>/
+//	<Root>/<experiment>/<cell-name>/
 //		config.toml | config.json  the resolved config, exactly the bytes given to Begin
 //		plugins.json               one PluginInfo per stage (kind, impl, version, path, sha256)
 //		run.json                   RunInfo (commit, dirty flag, machine, BLAS, start/end,
@@ -11,13 +11,23 @@
 //		metrics.json               Metrics, written by Finish (also when the run failed)
 //		log.txt                    free text, appended through Cell.Log
 //		checkpoint.safetensors     the trained parameters (written by the runner)
+//		metrics.jsonl              the per-step stream, every repeat (StepRecord)
+//		repeats.json               the finished repeats (RepeatRecord), so raising
+//		                           `repeats` runs only the new ones
 //		lock                       the cell's lock: the owner's host, pid, start time
 //		                           and Slurm job while a process runs the cell, empty
 //		                           otherwise
 //
-// The cell id is CellID(canonical config, plugin checksums): the first 12 hex
-// digits of a SHA-256, so a changed config or a rebuilt plugin lands in a new
-// directory and never mixes with older results.
+// The cell's hash is CellID(identity form of the config, component
+// identities): the first 12 hex digits of a SHA-256, so a changed config, a
+// new component version or a rebuilt plugin given by path lands in a new
+// directory and never mixes with older results. The runner identifies a
+// built-in component by name and version (not the liquidlab binary's sha256,
+// which stays in plugins.json) and leaves `repeats` out. The directory name is
+// CellName: the axis values, readable, with the hash's first 8 digits as
+// suffix (num_flows=4,share_params=false-1a2b3c4d), or the hash alone for a
+// cell without axes. Runs recorded before names were readable (directories
+// named by the 12-digit hash) read back as any other.
 //
 // # Life cycle
 //

@@ -73,6 +73,8 @@ type RunInfo struct {
 	Experiment string            `json:"experiment"`
 	CellIndex  int               `json:"cell_index"`
 	Axes       map[string]string `json:"axes,omitempty"`
+	Seed       int64             `json:"seed,omitempty"`      // the model seed of repeat 1 (repeat k: Seed+k-1)
+	DataSeed   int64             `json:"data_seed,omitempty"` // the data seed, shared by the repeats
 	Commit     string            `json:"commit"`
 	Dirty      bool              `json:"dirty"`
 	Machine    Machine           `json:"machine"`

@@ -212,7 +212,7 @@ func loadCorpus(e *config.Experiment, tok *tokenizer.Tokenizer) (*data.Corpus, e
 	name, isTask := strings.CutPrefix(e.Data.Source, SourceTaskPrefix)
 	if !isTask {
 		return data.Load(encoder{tok}, data.Options{Source: e.Data.Source, SeqLen: e.Data.SeqLen,
-			ValidFraction: e.Data.ValidFraction, Seed: uint64(e.Seed), MaxBytes: e.Data.MaxBytes})
+			ValidFraction: e.Data.ValidFraction, Seed: uint64(e.DataSeed()), MaxBytes: e.Data.MaxBytes})
 	}
 	if e.Train.Objective != config.ObjectiveNextToken {
 		return nil, fmt.Errorf("data.source = %q trains the model to predict the answers: set train.objective = %q", e.Data.Source, config.ObjectiveNextToken)

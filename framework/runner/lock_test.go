@@ -52,10 +52,12 @@ func TestTwoRunsOneResultsDirectory(t *testing.T) {
 		ev := newEnv(t, tinyExperiment, res)
 		flakyFault.Store(faultHang)
 		go func() {
-			// Tell the parent once the hanging cell has begun.
+			// Tell the parent once the hanging cell has begun (its run.json
+			// written: a cell locked but not yet begun leaves no record once
+			// its process is killed).
 			for {
 				recs, _ := results.Store{Root: res}.Records("tiny")
-				if len(recs) == 2 && recs[0].Status == results.StatusDone && recs[1].Status == results.StatusRunning {
+				if len(recs) == 2 && recs[0].Status == results.StatusDone && recs[1].Status == results.StatusRunning && !recs[1].Info.Start.IsZero() {
 					os.Stdout.WriteString("hanging\n")
 					return
 				}

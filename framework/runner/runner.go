@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"time"
 
 	"liquidlab/framework/config"
 	"liquidlab/framework/results"
@@ -78,6 +77,8 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	started := len(sel)
+	progress := newRunProgress(r.Term, r.Out, &mu, sel, o.Train, e.Run.ProgressEvery)
+	defer progress.stop()
 	for i := range sel {
 		if ctx.Err() != nil {
 			// Interrupted: cells not started are left alone (no record), so a
@@ -91,7 +92,7 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 			defer wg.Done()
 			defer func() { <-sem }()
 			n := sel[i].Index + 1
-			prog := &termProgress{w: r.Term, prefix: fmt.Sprintf("[cell %d/%d] ", n, len(cells)), mu: &mu}
+			prog := progress.cell(i)
 			out[i] = r.runCell(ctx, name, sel[i], o, prog)
 			prog.done()
 			mu.Lock()
@@ -117,8 +118,9 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 // gets in a run with options o: it hashes the canonical config, what the run
 // does (train, bench) and the components' binaries, so it is known before
 // anything starts.
-func (r *Runner) CellID(e *config.Experiment, o Options) (string, error) {
-	sums, err := r.Launcher.Checksums(e)
+func (r *Runner) CellID(ctx context.Context, cell config.Cell, o Options) (string, error) {
+	e := cell.Exp
+	sums, err := r.Launcher.Identities(ctx, e)
 	if err != nil {
 		return "", err
 	}
@@ -129,8 +131,12 @@ func (r *Runner) CellID(e *config.Experiment, o Options) (string, error) {
 	if o.Bench {
 		mode = append(mode, "bench")
 	}
-	canon := append(e.Canonical(), []byte("\nwhat="+strings.Join(mode, ","))...)
-	return results.CellID(canon, sums), nil
+	canon := append(e.IdentityForm(), []byte("\nwhat="+strings.Join(mode, ","))...)
+	axes := make([]results.AxisValue, len(cell.Axes))
+	for i, a := range cell.Axes {
+		axes[i] = results.AxisValue{Key: a.Key, Value: config.OptionString(a.Value)}
+	}
+	return results.CellName(axes, results.CellID(canon, sums)), nil
 }
 
 // DuplicateCells returns an error naming the first two cells of a grid that
@@ -176,35 +182,6 @@ func summary(m results.Metrics) string {
 type nopCloser struct{ io.Writer }
 
 func (nopCloser) Close() error { return nil }
-
-// termProgress rewrites one status line on a terminal and prints nothing
-// elsewhere.
-type termProgress struct {
-	w      io.Writer
-	prefix string
-	mu     *sync.Mutex
-	last   time.Time
-	shown  bool
-}
-
-func (p *termProgress) Update(format string, args ...any) {
-	if p.w == nil || time.Since(p.last) < 200*time.Millisecond {
-		return
-	}
-	p.last = time.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "\r\033[K%s%s", p.prefix, fmt.Sprintf(format, args...))
-	p.shown = true
-}
-
-func (p *termProgress) done() {
-	if p.w != nil && p.shown {
-		p.mu.Lock()
-		fmt.Fprint(p.w, "\r\033[K")
-		p.mu.Unlock()
-	}
-}
 
 // Failed counts failed cells.
 func Failed(out []CellOutcome) int {

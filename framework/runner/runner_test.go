@@ -3,9 +3,13 @@ package runner_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -424,5 +428,169 @@ func TestRunRejects(t *testing.T) {
 				t.Errorf("results written: %v", err)
 			}
 		})
+	}
+}
+
+// A run whose output is not a terminal prints progress lines every
+// run.progress_every between the cells' result lines.
+func TestRunHeartbeat(t *testing.T) {
+	ev := newEnv(t, tinyExperiment, t.TempDir(), "run.progress_every=1ms", "train.steps=20")
+	ev.run(t, faultNone, train)
+	got := ev.out.String()
+	if !strings.Contains(got, "progress: ") || !strings.Contains(got, "/40 steps") {
+		t.Errorf("run output has no progress line over the 40 training steps:\n%s", got)
+	}
+}
+
+// Cells are named by their axis values with the hash as suffix, and repeats
+// are runs inside a cell: raising them runs only the new ones, lowering them
+// reruns nothing.
+func TestRepeatsInsideCell(t *testing.T) {
+	res := t.TempDir()
+	ev := newEnv(t, tinyExperiment, res, "repeats=2")
+	first := ev.run(t, faultNone, train)
+	c := first["coupling"]
+	if !regexp.MustCompile(`^impl=coupling-[0-9a-f]{8}$`).MatchString(c.ID) {
+		t.Errorf("cell id %q: want impl=coupling-<hash8>", c.ID)
+	}
+	before := c.Metrics.Samples["train_loss"]
+	if len(before) != 2 {
+		t.Fatalf("samples %v, want 2", before)
+	}
+
+	ev = newEnv(t, tinyExperiment, res, "repeats=3")
+	again := ev.run(t, faultNone, train)["coupling"]
+	if again.ID != c.ID || again.Skipped || again.Err != nil {
+		t.Fatalf("raised repeats: id %s (was %s) skipped %v err %v", again.ID, c.ID, again.Skipped, again.Err)
+	}
+	after := again.Metrics.Samples["train_loss"]
+	if len(after) != 3 || after[0] != before[0] || after[1] != before[1] {
+		t.Errorf("samples after raising to 3: %v, want the first two %v kept and a third", after, before)
+	}
+	log, _ := os.ReadFile(filepath.Join(again.Dir, results.LogFile))
+	if !strings.Contains(string(log), "repeats 1–2 already done, kept") || strings.Count(string(log), "repeat 1/") != 1 {
+		t.Errorf("log does not show repeats 1–2 kept and only repeat 3 run:\n%s", log)
+	}
+	steps, err := results.ReadSteps(filepath.Join(again.Dir, results.StepsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	perRepeat := map[int]int{}
+	for _, s := range steps {
+		perRepeat[s.Repeat]++
+	}
+	if len(perRepeat) != 3 || perRepeat[1] != 3 || perRepeat[3] != 3 {
+		t.Errorf("metrics.jsonl steps per repeat %v, want 3 for each of repeats 1–3", perRepeat)
+	}
+	recs, err := results.Store{Root: res}.Cell("tiny", c.ID).Repeats()
+	if err != nil || len(recs) != 3 || recs[2].Seed != 5 {
+		t.Errorf("repeats.json %v, %v: want 3 repeats, the third of seed 5", recs, err)
+	}
+
+	// Lowered: nothing reruns, and the metrics show the first repeat.
+	ev = newEnv(t, tinyExperiment, res, "repeats=1")
+	if low := ev.run(t, faultNone, train)["coupling"]; !low.Skipped || low.ID != c.ID {
+		t.Errorf("lowered repeats: skipped %v id %s, want the cell skipped", low.Skipped, low.ID)
+	}
+	rec, err := results.Store{Root: res}.Cell("tiny", c.ID).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Metrics.Samples != nil || rec.Metrics.Values["train_loss"] != before[0] || rec.Status != results.StatusDone {
+		t.Errorf("lowered to 1: metrics %+v status %s, want repeat 1's train_loss %v and no samples", rec.Metrics, rec.Status, before[0])
+	}
+	// Raised again: still nothing reruns, and all three show.
+	ev = newEnv(t, tinyExperiment, res, "repeats=3")
+	if up := ev.run(t, faultNone, train)["coupling"]; !up.Skipped {
+		t.Errorf("raised back to 3: the cell was not skipped")
+	}
+	rec, err = results.Store{Root: res}.Cell("tiny", c.ID).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rec.Metrics.Samples["train_loss"]; len(got) != 3 || got[0] != before[0] || got[1] != before[1] {
+		t.Errorf("raised back to 3: samples %v, want the three repeats", got)
+	}
+}
+
+// Built-in components are identified by name and version, plugins given by
+// path by their binary's sha256.
+func TestIdentities(t *testing.T) {
+	ev := newEnv(t, tinyExperiment, t.TempDir())
+	ids, err := ev.r.Launcher.Identities(context.Background(), ev.exp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids[0] != "flows:coupling:version "+coupling.Version {
+		t.Errorf("identities %v: want the flows component as coupling and its version", ids)
+	}
+	bin := filepath.Join(t.TempDir(), "myflows")
+	if err := os.WriteFile(bin, []byte("not really a plugin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := *ev.exp
+	e.Components = maps.Clone(e.Components)
+	e.Components[stage.KindFlows] = config.Component{Impl: bin}
+	ids, err = ev.r.Launcher.Identities(context.Background(), &e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte("not really a plugin"))
+	if ids[0] != "flows:"+bin+":"+hex.EncodeToString(sum[:]) {
+		t.Errorf("identity %q: want the plugin's path and sha256", ids[0])
+	}
+}
+
+// Repeat 2 of seed 3 is the run of -set seed=4: the repeats share the data
+// (data seed 3) and -set seed changes the model seed only.
+func TestRepeatSeedIsSetSeed(t *testing.T) {
+	two := newEnv(t, tinyExperiment, t.TempDir(), "repeats=2").run(t, faultNone, train)["coupling"]
+	one := newEnv(t, tinyExperiment, t.TempDir(), "seed=4").run(t, faultNone, train)["coupling"]
+	got, want := two.Metrics.Samples["valid_loss"], one.Metrics.Values["valid_loss"]
+	if len(got) != 2 || got[1] != want || got[0] == want {
+		t.Errorf("valid_loss of repeats (seeds 3, 4) %v; of -set seed=4 %v: want the second repeat's", got, want)
+	}
+	rec, err := results.Store{Root: filepath.Dir(filepath.Dir(one.Dir))}.Cell("tiny", one.ID).Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rec.Info.Seed != 4 || rec.Info.DataSeed != 3 {
+		t.Errorf("run.json of -set seed=4: seed %d data seed %d, want 4 and 3", rec.Info.Seed, rec.Info.DataSeed)
+	}
+}
+
+// Tolerances given to a fixed-step solver make cells that are the same run
+// in effect: the warning names them, and only them.
+func TestEffectiveDuplicates(t *testing.T) {
+	text := strings.Replace(tinyExperiment, `"components.flows.impl" = ["coupling", "flaky"]`, `"components.ode.options.method" = ["euler", "dopri5"]
+[[grid.paired]]
+"components.ode.options.rtol" = [1e-3, 1e-6]
+"components.ode.options.atol" = [1e-3, 1e-6]`, 1)
+	ev := newEnv(t, text, t.TempDir())
+	ctx := context.Background()
+	describe := ev.r.Launcher.Describer(ctx, ev.exp)
+	if err := ev.exp.Validate(describe); err != nil {
+		t.Fatal(err)
+	}
+	cells, err := ev.exp.Cells()
+	if err != nil {
+		t.Fatal(err)
+	}
+	groups := runner.EffectiveDuplicates(cells, describe)
+	if len(groups) != 1 || len(groups[0].Cells) != 2 {
+		t.Fatalf("groups %+v: want one pair", groups)
+	}
+	for _, c := range groups[0].Cells {
+		if m := c.Exp.Components[stage.KindODE].Options["method"]; m != "euler" {
+			t.Errorf("duplicate cell %d has method %v, want euler", c.Index+1, m)
+		}
+	}
+	var w bytes.Buffer
+	runner.WarnDuplicates(&w, cells, describe)
+	if got := w.String(); !strings.Contains(got, "warning: cells 1 [") || !strings.Contains(got, "ode odefunc rtol, atol: euler takes fixed steps") {
+		t.Errorf("warning %q", got)
+	}
+	if runner.EffectiveDuplicates(cells, nil) != nil {
+		t.Error("duplicates found without descriptions")
 	}
 }

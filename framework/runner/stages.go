@@ -97,6 +97,10 @@ func (l *Launcher) Resolve(ctx context.Context, e *config.Experiment) (*Stages, 
 				return nil, err
 			}
 			info.Path = "(in process)"
+			if self, err := os.Executable(); err == nil {
+				// Provenance: the binary that holds the component.
+				info.SHA256, _ = l.hash(self)
+			}
 		default:
 			var o plugin.Options
 			if comp.IsPath() {
@@ -178,6 +182,40 @@ func (l *Launcher) Checksums(e *config.Experiment) ([]string, error) {
 			return nil, fmt.Errorf("%s component %q: %w", kind, comp.Impl, err)
 		}
 		out = append(out, kind+":"+comp.Impl+":"+h)
+	}
+	return out, nil
+}
+
+// Identities names each component of an experiment for its cell id, in
+// pipeline order, without starting a plugin: a built-in component by
+// "kind:impl:version" (its stage.Description's version), so a rebuild of
+// liquidlab that leaves a component's version alone keeps every cell id; a
+// plugin given by path by "kind:path:sha256" of its binary. The binary's
+// sha256 of a built-in stays in the provenance (plugins.json), not in the id.
+func (l *Launcher) Identities(ctx context.Context, e *config.Experiment) ([]string, error) {
+	var out []string
+	for _, kind := range stage.Kinds {
+		comp := e.Components[kind]
+		if comp.IsPath() {
+			h, err := l.hash(comp.Impl)
+			if err != nil {
+				return nil, fmt.Errorf("%s component %q: %w", kind, comp.Impl, err)
+			}
+			out = append(out, kind+":"+comp.Impl+":"+h)
+			continue
+		}
+		st, err := l.Registry.New(kind, comp.Impl)
+		if err != nil {
+			return nil, err
+		}
+		d, err := st.Describe(ctx, e.StageConfig(kind))
+		if err != nil {
+			return nil, fmt.Errorf("%s component %q: %w", kind, comp.Impl, err)
+		}
+		if d.Version == "" {
+			return nil, fmt.Errorf("%s component %q has no version in its description: built-in components are identified by name and version", kind, comp.Impl)
+		}
+		out = append(out, kind+":"+comp.Impl+":version "+d.Version)
 	}
 	return out, nil
 }

@@ -108,8 +108,12 @@ func cmdBench(e *env, args []string) error {
 					flops *= 3
 				}
 				gf := flops / b.MedianS / 1e9
-				t.Notes = append(t.Notes, fmt.Sprintf("%s %d: matrix products %.1f GFLOP/batch → %.1f GFLOP/s = %.0f%% of sgemm peak %.1f GFLOP/s (%s)",
-					b.Mode, b.SeqLen, flops/1e9, gf, 100*gf/peak, peak, num.Backend()))
+				bfNote := ""
+				if dims.HeadBF16() {
+					bfNote = "; the head runs in bf16, which this fp32 bound does not limit"
+				}
+				t.Notes = append(t.Notes, fmt.Sprintf("%s %d: matrix products %.1f GFLOP/batch → %.1f GFLOP/s = %.0f%% of sgemm peak %.1f GFLOP/s (%s)%s",
+					b.Mode, b.SeqLen, flops/1e9, gf, 100*gf/peak, peak, num.Backend(), bfNote))
 			}
 			t.Notes = append(t.Notes, "output head: "+dims.HeadPath())
 			if mach.BLASWarning != "" {

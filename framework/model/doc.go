@@ -14,4 +14,12 @@
 // LiquidTextGenerationModel.forward and the gradient of a loss made of the
 // consumer's logits gradient plus constant weights on h and log_det_jacobian,
 // which is what the parity fixtures hold.
+//
+// The output head runs in float32 (Dims.HeadPrecision "fp32", the default and
+// the parity reference) or, with "bf16", in bfloat16 with float32 accumulation
+// through package bf16 on CPUs with AVX512_BF16 (New refuses it elsewhere).
+// The bf16 head keeps a packed copy of W_o, rebuilt on every training Run, on
+// the Run after one (an optimiser step came between) and after Init,
+// LoadStateDict or Params.Changed; whoever writes parameter values otherwise
+// calls Params.Changed. Its backward products stay in float32.
 package model

@@ -23,7 +23,7 @@ func headDims(prec string) model.Dims {
 func needBF16(t *testing.T) {
 	t.Helper()
 	if !bf16.Available() {
-		t.Skip("no AVX512_BF16 on this CPU: ", bf16.CPU())
+		t.Skip("bf16 head unavailable; this CPU has ", bf16.CPU())
 	}
 }
 

@@ -18,7 +18,7 @@ var ErrUnsupported = errors.New("bf16: this CPU has no AVX512_BF16 (or liquidlab
 func Available() bool { return haveKernel && cpu.X86.HasAVX512BF16 && cpu.X86.HasAVX512F }
 
 // CPU lists the vector features that matter here, for error messages: e.g.
-// "AVX2, AVX-512F, no AVX512_BF16", plus a note when the build has no kernel.
+// "AVX2, AVX-512F, no AVX512_BF16", plus a note when this build has no kernel.
 func CPU() string {
 	yes := func(ok bool, name string) string {
 		if ok {
@@ -31,7 +31,7 @@ func CPU() string {
 		s = "a " + runtime.GOARCH + " CPU (no x86 vector extensions)"
 	}
 	if !haveKernel {
-		s += " (and this build has no bf16 kernel: it needs cgo on amd64)"
+		s += ", but this build has no bf16 kernel (liquidlab needs cgo on amd64 for it)"
 	}
 	return s
 }

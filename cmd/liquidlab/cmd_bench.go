@@ -101,7 +101,7 @@ func cmdBench(e *env, args []string) error {
 				continue
 			}
 			ce := oc.Cell.Exp
-			dims := model.Dims{Vocab: ce.Model.VocabSize, D: ce.Model.EmbeddingDim, L: ce.Model.LatentDim, H: ce.Model.HiddenSize, F: ce.Model.HiddenDim, K: ce.Model.NumFlows}
+			dims := model.Dims{Vocab: ce.Model.VocabSize, D: ce.Model.EmbeddingDim, L: ce.Model.LatentDim, H: ce.Model.HiddenSize, F: ce.Model.HiddenDim, K: ce.Model.NumFlows, HeadPrecision: ce.Model.HeadPrecision}
 			t := report.SeqTable(oc.Metrics.Bench, report.SeedREADME, mach.String())
 			t.Title = fmt.Sprintf("%s cell %s (batch %d, chunk %d, %s/%s ode %v)", exp.Name, oc.ID, ce.Bench.Batch, ce.Run.ChunkSize, ce.Components["ode"].Impl, ce.Run.Mode, ce.Components["ode"].Options)
 			for _, b := range oc.Metrics.Bench {
@@ -110,10 +110,15 @@ func cmdBench(e *env, args []string) error {
 					flops *= 3
 				}
 				gf := flops / b.MedianS / 1e9
-				t.Notes = append(t.Notes, fmt.Sprintf("%s %d: matrix products %.1f GFLOP/batch → %.1f GFLOP/s = %.0f%% of sgemm peak %.1f GFLOP/s (%s)",
-					b.Mode, b.SeqLen, flops/1e9, gf, 100*gf/peak, peak, num.Backend()))
+				bfNote := ""
+				if dims.HeadBF16() {
+					bfNote = "; the head runs in bf16, which this fp32 bound does not limit"
+				}
+				t.Notes = append(t.Notes, fmt.Sprintf("%s %d: matrix products %.1f GFLOP/batch → %.1f GFLOP/s = %.0f%% of sgemm peak %.1f GFLOP/s (%s)%s",
+					b.Mode, b.SeqLen, flops/1e9, gf, 100*gf/peak, peak, num.Backend(), bfNote))
 			}
 			t.Notes = append(t.Notes, growthNotes(oc.Metrics.Bench)...)
+			t.Notes = append(t.Notes, "output head: "+dims.HeadPath())
 			if mach.BLASWarning != "" {
 				t.Notes = append(t.Notes, "warning: "+mach.BLASWarning)
 			}
@@ -121,7 +126,7 @@ func cmdBench(e *env, args []string) error {
 				return err
 			}
 			js, _ := json.MarshalIndent(map[string]any{"machine": mach, "blas": num.Backend(), "sgemm_peak_gflops": peak,
-				"matmul_flops_per_token": dims.MatmulFLOPs(), "rows": oc.Metrics.Bench, "documented_seed_readme": report.SeedREADME}, "", "  ")
+				"matmul_flops_per_token": dims.MatmulFLOPs(), "head_path": dims.HeadPath(), "rows": oc.Metrics.Bench, "documented_seed_readme": report.SeedREADME}, "", "  ")
 			if err := results.WriteFileAtomic(filepath.Join(oc.Dir, "bench.json"), js); err != nil {
 				return err
 			}

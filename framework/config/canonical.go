@@ -66,8 +66,9 @@ func flatten(rv reflect.Value, prefix string, out map[string]string) {
 				continue
 			}
 			// A setting added after cells were recorded leaves their ids alone
-			// while it keeps its zero default.
-			if f := rv.Field(i); rv.Type().Field(i).Tag.Get("canonical") == "omitzero" && (f.IsZero() || f.Kind() == reflect.Slice && f.Len() == 0) {
+			// while it keeps its default: zero (omitzero) or the value
+			// named by omitdefault=<value> (a string setting).
+			if omitted(rv.Field(i), rv.Type().Field(i).Tag.Get("canonical")) {
 				continue
 			}
 			flatten(rv.Field(i), p+".", out)
@@ -79,6 +80,19 @@ func flatten(rv reflect.Value, prefix string, out map[string]string) {
 	default:
 		out[strings.TrimSuffix(prefix, ".")] = formatValue(rv.Interface())
 	}
+}
+
+// omitted reports whether a field tagged canonical:"omitzero" or
+// canonical:"omitdefault=<value>" holds its default and so stays out of the
+// canonical form.
+func omitted(f reflect.Value, tag string) bool {
+	if tag == "omitzero" {
+		return f.IsZero() || f.Kind() == reflect.Slice && f.Len() == 0
+	}
+	if def, ok := strings.CutPrefix(tag, "omitdefault="); ok {
+		return f.Kind() == reflect.String && f.String() == def
+	}
+	return false
 }
 
 // tomlKey quotes a key segment unless it is bare.
@@ -187,8 +201,8 @@ func DryRun(w io.Writer, e *Experiment) error {
 	if e.Description != "" {
 		fmt.Fprintf(&b, "  %s\n", e.Description)
 	}
-	fmt.Fprintf(&b, "model:      vocab_size=%d embedding_dim=%d latent_dim=%d hidden_size=%d hidden_dim=%d num_flows=%d tie_output=%t\n",
-		m.VocabSize, m.EmbeddingDim, m.LatentDim, m.HiddenSize, m.HiddenDim, m.NumFlows, m.TieOutput)
+	fmt.Fprintf(&b, "model:      vocab_size=%d embedding_dim=%d latent_dim=%d hidden_size=%d hidden_dim=%d num_flows=%d tie_output=%t%s\n",
+		m.VocabSize, m.EmbeddingDim, m.LatentDim, m.HiddenSize, m.HiddenDim, m.NumFlows, m.TieOutput, headNote(m.HeadPrecision))
 	for _, kind := range stage.Kinds {
 		c := e.Components[kind]
 		line := c.Impl
@@ -233,4 +247,12 @@ func DryRun(w io.Writer, e *Experiment) error {
 		return fmt.Errorf("dry run: %w", err)
 	}
 	return nil
+}
+
+// headNote names a head precision other than the default for DryRun.
+func headNote(p string) string {
+	if p == HeadFP32 {
+		return ""
+	}
+	return " head_precision=" + p
 }

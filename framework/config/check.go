@@ -97,6 +97,7 @@ func (e *Experiment) check() error {
 	if m.TieOutput && m.HiddenSize != m.EmbeddingDim {
 		c.bad("model.tie_output", m.TieOutput, "tying output_proj to the embedding needs hidden_size == embedding_dim (%d ≠ %d)", m.HiddenSize, m.EmbeddingDim)
 	}
+	c.oneOf("model.head_precision", m.HeadPrecision, HeadFP32, HeadBF16)
 
 	for _, kind := range stage.Kinds {
 		comp, ok := e.Components[kind]

@@ -592,3 +592,40 @@ func TestDataSeed(t *testing.T) {
 		}
 	}
 }
+
+// TestHeadPrecision checks model.head_precision: "fp32" (the default, spelled
+// out or not) leaves the canonical form as it was before the setting existed,
+// "bf16" enters it (and round-trips), and other values are refused.
+func TestHeadPrecision(t *testing.T) {
+	base, err := Parse("a.toml", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base.Model.HeadPrecision != HeadFP32 {
+		t.Errorf("default head_precision %q, want fp32", base.Model.HeadPrecision)
+	}
+	if bytes.Contains(base.Canonical(), []byte("head_precision")) {
+		t.Errorf("the default head precision is in the canonical form:\n%s", base.Canonical())
+	}
+	fp, err := Parse("a.toml", []byte("[model]\nhead_precision = \"fp32\"\n"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(fp.Canonical(), base.Canonical()) {
+		t.Error("head_precision = \"fp32\" spelled out changes the canonical form")
+	}
+	bf, err := Parse("a.toml", nil, []string{"model.head_precision=bf16"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(bf.Canonical(), []byte("model.head_precision = \"bf16\"\n")) {
+		t.Errorf("bf16 is not in the canonical form:\n%s", bf.Canonical())
+	}
+	rt, err := Parse("a.toml", bf.Canonical(), nil)
+	if err != nil || !bytes.Equal(rt.Canonical(), bf.Canonical()) {
+		t.Errorf("bf16 canonical form does not round-trip (%v)", err)
+	}
+	if _, err := Parse("a.toml", []byte("[model]\nhead_precision = \"fp16\"\n"), nil); err == nil || !strings.Contains(err.Error(), "head_precision") {
+		t.Errorf("head_precision = \"fp16\": error %v, want one naming model.head_precision", err)
+	}
+}

@@ -41,6 +41,8 @@
 //	hidden_dim = 128             # int > 0, F: width of the flow nets
 //	num_flows = 4                # int ≥ 0, K
 //	tie_output = false           # bool, output_proj shares the embedding (needs H == D)
+//	head_precision = "fp32"      # "fp32" or "bf16": the output head in bfloat16 with float32
+//	                             #   accumulation (needs AVX512_BF16; an error elsewhere)
 //
 //	[components.flows]           # one table per stage kind: flows, ode, attention, liquid
 //	impl = "coupling"            # string: a built-in name (liquidlab plugins lists them) or

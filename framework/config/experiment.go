@@ -23,6 +23,12 @@ const (
 	ObjectiveNextToken = "next_token"
 )
 
+// Values of Model.HeadPrecision.
+const (
+	HeadFP32 = "fp32"
+	HeadBF16 = "bf16"
+)
+
 // Values of Bench.Modes.
 const (
 	BenchForward = "forward"
@@ -85,6 +91,11 @@ type Model struct {
 	HiddenDim    int  `toml:"hidden_dim"`
 	NumFlows     int  `toml:"num_flows"`
 	TieOutput    bool `toml:"tie_output"`
+	// HeadPrecision is the output head's arithmetic: "fp32" (the default and
+	// the parity reference) or "bf16" (bfloat16 weights and inputs with
+	// float32 accumulation, on CPUs with AVX512_BF16). It stays out of the
+	// canonical form while it is "fp32", so older cells keep their ids.
+	HeadPrecision string `toml:"head_precision" canonical:"omitdefault=fp32"`
 }
 
 // Component picks the implementation of one stage kind.
@@ -202,7 +213,7 @@ func Default() *Experiment {
 		Seed:    1,
 		Repeats: 1,
 		Model: Model{VocabSize: 32000, EmbeddingDim: 512, LatentDim: 128,
-			HiddenSize: 256, HiddenDim: 128, NumFlows: 4},
+			HiddenSize: 256, HiddenDim: 128, NumFlows: 4, HeadPrecision: HeadFP32},
 		Components: comps,
 		Data:       Data{Source: SourceBuiltin, SeqLen: 256, ValidFraction: 0.1},
 		Train: Train{Steps: 100, Batch: 32, LR: 1e-4, WeightDecay: 5e-3,

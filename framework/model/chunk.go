@@ -3,8 +3,10 @@ package model
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"liquidlab/framework/num"
+	"liquidlab/framework/num/bf16"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
 )
@@ -292,11 +294,22 @@ func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 		blk.Index[i] = (row/ch.size)*b.S + ch.s0 + row%ch.size
 	}
 	in := ch.headIn[r0*d.H : (r0+rows)*d.H]
-	for i := 0; i < rows; i++ {
-		copy(hinAug[i*ha:i*ha+d.H], in[i*d.H:(i+1)*d.H])
-		hinAug[i*ha+d.H] = 1
+	if hinAug != nil { // the fp32 head, or the float32 backward of the bf16 one
+		for i := 0; i < rows; i++ {
+			copy(hinAug[i*ha:i*ha+d.H], in[i*d.H:(i+1)*d.H])
+			hinAug[i*ha+d.H] = 1
+		}
 	}
-	num.Gemm(false, true, rows, d.Vocab, ha, 1, hinAug, ha, r.wob, ha, 0, blk.Logits, d.Vocab)
+	t0 := time.Now()
+	if d.HeadBF16() {
+		r.hinBF = bf16.ConvertA(r.hinBF, in, rows, d.H)
+		if err := bf16.Gemm(blk.Logits, r.hinBF, rows, &r.m.packed, r.m.bo.Value.Data); err != nil {
+			return fmt.Errorf("bf16 head: %w", err)
+		}
+	} else {
+		num.Gemm(false, true, rows, d.Vocab, ha, 1, hinAug, ha, r.wob, ha, 0, blk.Logits, d.Vocab)
+	}
+	r.res.HeadS += time.Since(t0).Seconds()
 	if r.opt.Train {
 		blk.DLogits = r.dlogits[:rows*d.Vocab]
 		clear(blk.DLogits)
@@ -307,8 +320,13 @@ func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 	if r.opt.Train {
 		// de = dlogits·W_o (the first H columns of the packed matrix),
 		// d[W_o|b_o] += dlogitsᵀ·[e|1].
+		// Both in float32 (master weights), also with the bf16 head.
+		t0 := time.Now()
 		num.Gemm(false, false, rows, d.H, d.Vocab, 1, blk.DLogits, d.Vocab, r.wob, ha, 0, ch.de[r0*d.H:(r0+rows)*d.H], d.H)
 		num.Gemm(true, false, d.Vocab, ha, rows, 1, blk.DLogits, d.Vocab, hinAug, ha, 1, r.dwob, ha)
+		dt := time.Since(t0).Seconds()
+		r.res.HeadS += dt
+		r.res.HeadBackS += dt
 	}
 	return nil
 }

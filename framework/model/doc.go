@@ -17,4 +17,11 @@
 //
 // A model whose stages are all per-token and carry their state can also run a
 // few tokens at a time (NewStream, stream.go), for generation.
+// The output head runs in float32 (Dims.HeadPrecision "fp32", the default and
+// the parity reference) or, with "bf16", in bfloat16 with float32 accumulation
+// through package bf16 on CPUs with AVX512_BF16 (New refuses it elsewhere).
+// The bf16 head keeps a packed copy of W_o, rebuilt on every training Run, on
+// the Run after one (an optimiser step came between) and after Init,
+// LoadStateDict or Params.Changed; whoever writes parameter values otherwise
+// calls Params.Changed. Its backward products stay in float32.
 package model

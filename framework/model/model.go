@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strconv"
 
+	"liquidlab/framework/num"
+	"liquidlab/framework/num/bf16"
 	"liquidlab/framework/stage"
 )
 
@@ -27,6 +29,28 @@ type Dims struct {
 
 	// Tie makes output_proj.weight the embedding matrix itself (needs H == D).
 	Tie bool
+
+	// HeadPrecision is the output head's arithmetic: "" or "fp32" (float32
+	// sgemm, the parity reference) or "bf16" (bfloat16 weights and inputs,
+	// float32 accumulation, through package bf16 on CPUs with AVX512_BF16).
+	HeadPrecision string
+}
+
+// Head precisions (Dims.HeadPrecision).
+const (
+	HeadFP32 = "fp32"
+	HeadBF16 = "bf16"
+)
+
+// HeadBF16 reports whether the head runs in bfloat16.
+func (d Dims) HeadBF16() bool { return d.HeadPrecision == HeadBF16 }
+
+// HeadPath names the kernel the output head's forward product runs on.
+func (d Dims) HeadPath() string {
+	if d.HeadBF16() {
+		return bf16.Path()
+	}
+	return "fp32 sgemm (" + num.Backend() + ")"
 }
 
 // Map returns the dims under the names stage.Config uses.
@@ -52,6 +76,11 @@ func (d Dims) Validate() error {
 		return fmt.Errorf("num_flows %d: need ≥ 0", d.K)
 	case d.Tie && d.H != d.D:
 		return fmt.Errorf("tie_output needs hidden_size == embedding_dim (%d ≠ %d)", d.H, d.D)
+	case d.HeadPrecision != "" && d.HeadPrecision != HeadFP32 && d.HeadPrecision != HeadBF16:
+		return fmt.Errorf("head_precision %q: want \"fp32\" or \"bf16\"", d.HeadPrecision)
+	case d.HeadBF16() && !bf16.Available():
+		// Never a silent fallback to float32.
+		return fmt.Errorf("head_precision bf16 needs AVX512_BF16; this CPU has %s", bf16.CPU())
 	}
 	return nil
 }
@@ -79,6 +108,13 @@ type Model struct {
 	attnPerToken bool
 
 	scratch scratch
+
+	// The bf16 head's packed weight (HeadBF16) and the Params version it was
+	// packed from; packedOK is false until the first pack and after every
+	// training Run (an optimiser step follows it).
+	packed        bf16.Packed
+	packedVersion uint64
+	packedOK      bool
 }
 
 // PerTokenLiquid reports whether the liquid stage feeds the head.
@@ -148,6 +184,7 @@ func (m *Model) Init(seed uint64) error {
 	if p := m.PaddingIdx; p >= 0 && p < m.Dims.Vocab {
 		clear(m.emb.Value.Data[p*m.Dims.D : (p+1)*m.Dims.D])
 	}
+	m.Params.Changed()
 	return nil
 }
 

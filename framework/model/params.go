@@ -27,7 +27,16 @@ type Param struct {
 type Params struct {
 	List   []*Param          // in declaration order
 	byName map[string]*Param // every name and alias
+	// version counts changes of the values made through Init, LoadStateDict
+	// and Changed; the bf16 head repacks its weight when it moves.
+	version uint64
 }
+
+// Changed records that parameter values were written other than through Init,
+// LoadStateDict or an optimiser step after a training Run (which the model
+// assumes after every Run with Train): copies derived from them, such as the
+// bf16 head's packed weight, are rebuilt before the next Run reads them.
+func (ps *Params) Changed() { ps.version++ }
 
 func (ps *Params) add(kind, prefix string, spec stage.ParamSpec) error {
 	if ps.byName == nil {
@@ -83,6 +92,7 @@ func (ps *Params) ZeroGrad() {
 // declaration order, so a seed gives the same model every time.
 func (ps *Params) Init(seed uint64) error {
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
+	ps.Changed()
 	for _, p := range ps.List {
 		if err := initTensor(p.Value.Data, p.Spec, rng); err != nil {
 			return fmt.Errorf("parameter %s: %w", p.Name, err)
@@ -155,6 +165,7 @@ func initTensor(d []float32, s stage.ParamSpec, rng *rand.Rand) error {
 // the model does not know are an error, so a checkpoint of another configuration
 // is refused instead of half-loaded.
 func (ps *Params) LoadStateDict(sd map[string]*tensor.Tensor) error {
+	ps.Changed() // even a refused checkpoint may have been half copied
 	var unknown []string
 	for n := range sd {
 		if ps.byName[n] == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"liquidlab/framework/num/bf16"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
 )
@@ -71,6 +72,10 @@ type Result struct {
 	LDJ   []float32          // B×S log-det-Jacobian of the flows
 	Attn  []float32          // B×S attention weights (KeepAttn; exact for one chunk)
 	Stats map[string]float64 // "<kind>.<stat>", summed over chunks
+	// HeadS is the wall time of the output head's matrix products (the
+	// logits; with Train also dLoss/d(head input) and the head's gradient),
+	// without the consumer. HeadBackS is the backward part of it.
+	HeadS, HeadBackS float64
 }
 
 // scratch holds Run's large buffers from one call to the next: allocating them
@@ -78,6 +83,7 @@ type Result struct {
 // batch once the Go runtime had returned the previous ones to the OS.
 type scratch struct {
 	x, ts, hin, logits, wob, hinAug, dlogits, dwob, de []float32
+	hinBF                                              []uint16
 }
 
 // DropScratch frees the buffers Run keeps between batches (the benchmark
@@ -104,7 +110,10 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 	if err := b.validate(m.Dims.Vocab, m.Dims.H); err != nil {
 		return nil, err
 	}
-	r := m.newBatchRun(ctx, b, opt, consume)
+	r, err := m.newBatchRun(ctx, b, opt, consume)
+	if err != nil {
+		return nil, err
+	}
 	for s0 := 0; s0 < b.S; s0 += r.chunk {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -115,6 +124,8 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 	}
 	if opt.Train {
 		r.addHeadGrad()
+		// The caller steps the optimiser next: the packed bf16 weight is stale.
+		m.packedOK = false
 	}
 	return r.res, nil
 }
@@ -149,9 +160,12 @@ type batchRun struct {
 	wob, dwob []float32
 	de        []float32 // one chunk's dLoss/d(head input), then dLoss/de
 	index     []int
+	// With a bf16 head: one block's inputs rounded to bfloat16 (the weight is
+	// m.packed). wob and hinAug then serve only the float32 backward.
+	hinBF []uint16
 }
 
-func (m *Model) newBatchRun(ctx context.Context, b *Batch, opt RunOptions, consume Consumer) *batchRun {
+func (m *Model) newBatchRun(ctx context.Context, b *Batch, opt RunOptions, consume Consumer) (*batchRun, error) {
 	d := m.Dims
 	r := &batchRun{m: m, ctx: ctx, b: b, opt: opt, consume: consume,
 		res:   &Result{LDJ: make([]float32, b.B*b.S), Stats: map[string]float64{}},
@@ -175,7 +189,28 @@ func (m *Model) newBatchRun(ctx context.Context, b *Batch, opt RunOptions, consu
 		r.params[k] = m.Params.local(k)
 	}
 	r.allocate()
-	return r
+	if err := m.packHead(opt.Train); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// packHead packs W_o for the bf16 head when the packed copy may be stale: on
+// every training Run (the previous one was followed by an optimiser step), on
+// the first Run, after a training Run, and whenever Params changed (Init,
+// LoadStateDict, Changed).
+func (m *Model) packHead(train bool) error {
+	if !m.Dims.HeadBF16() {
+		return nil
+	}
+	if !train && m.packedOK && m.packedVersion == m.Params.version {
+		return nil
+	}
+	if err := bf16.Pack(&m.packed, m.wo.Value.Data, m.Dims.Vocab, m.Dims.H); err != nil {
+		return fmt.Errorf("bf16 head: %w", err)
+	}
+	m.packedOK, m.packedVersion = true, m.Params.version
+	return nil
 }
 
 // allocate takes the run's buffers from the model's scratch and packs the head.
@@ -188,13 +223,21 @@ func (r *batchRun) allocate() {
 	r.ts = m.buf(&m.scratch.ts, b.B*r.chunk)
 	r.logits = m.buf(&m.scratch.logits, r.headRows*d.Vocab)
 	ha := d.H + 1
-	wob := m.buf(&m.scratch.wob, d.Vocab*ha)
-	for v := 0; v < d.Vocab; v++ {
-		copy(wob[v*ha:v*ha+d.H], m.wo.Value.Data[v*d.H:(v+1)*d.H])
-		wob[v*ha+d.H] = m.bo.Value.Data[v]
+	if d.HeadBF16() {
+		if cap(m.scratch.hinBF) < r.headRows*(d.H+1) {
+			m.scratch.hinBF = make([]uint16, r.headRows*(d.H+1))
+		}
+		r.hinBF = m.scratch.hinBF
 	}
-	r.wob = wob
-	r.hinAug = m.buf(&m.scratch.hinAug, r.headRows*ha)
+	if !d.HeadBF16() || r.opt.Train {
+		wob := m.buf(&m.scratch.wob, d.Vocab*ha)
+		for v := 0; v < d.Vocab; v++ {
+			copy(wob[v*ha:v*ha+d.H], m.wo.Value.Data[v*d.H:(v+1)*d.H])
+			wob[v*ha+d.H] = m.bo.Value.Data[v]
+		}
+		r.wob = wob
+		r.hinAug = m.buf(&m.scratch.hinAug, r.headRows*ha)
+	}
 	if r.opt.Train {
 		r.dlogits = m.buf(&m.scratch.dlogits, r.headRows*d.Vocab)
 		r.dwob = m.buf(&m.scratch.dwob, d.Vocab*ha)

@@ -140,7 +140,10 @@ func (s *Stream) Feed(ids []int64, timestamps []float32) ([]float32, error) {
 		}
 		return nil
 	}
-	r := s.run(b, consume)
+	r, err := s.run(b, consume)
+	if err != nil {
+		return nil, fmt.Errorf("stream: %w", err)
+	}
 	r.attnState, r.liqState = s.attnState, s.liqState
 	if err := r.runChunk(0); err != nil {
 		return nil, fmt.Errorf("stream: %w", err)
@@ -158,14 +161,17 @@ func (s *Stream) Feed(ids []int64, timestamps []float32) ([]float32, error) {
 
 // run returns the batch run for one Feed: the stream's own while the feed fits
 // its buffers (the head packed once), else a new one sized for this feed.
-func (s *Stream) run(b *Batch, consume Consumer) *batchRun {
+func (s *Stream) run(b *Batch, consume Consumer) (*batchRun, error) {
 	if s.r == nil || b.S > s.cap {
-		s.r = s.m.newBatchRun(s.ctx, b, RunOptions{ChunkSize: b.S}, consume)
-		s.cap = b.S
-		return s.r
+		r, err := s.m.newBatchRun(s.ctx, b, RunOptions{ChunkSize: b.S}, consume)
+		if err != nil {
+			return nil, err
+		}
+		s.r, s.cap = r, b.S
+		return r, nil
 	}
 	r := s.r
 	r.b, r.consume = b, consume
 	r.res = &Result{LDJ: make([]float32, b.B*b.S), Stats: map[string]float64{}}
-	return r
+	return r, nil
 }

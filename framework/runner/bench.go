@@ -60,7 +60,7 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 					if err != nil {
 						return nil, err
 					}
-					return res.Stats, nil
+					return headStats(res), nil
 				case "eval":
 					var loss float64
 					var correct int
@@ -68,7 +68,7 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 					if err != nil {
 						return nil, err
 					}
-					return res.Stats, nil
+					return headStats(res), nil
 				case "train":
 					var loss float64
 					m.Params.ZeroGrad()
@@ -78,7 +78,7 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 					}
 					train.ClipGradNorm(&m.Params, 1)
 					opt.Step(&m.Params, 1e-4)
-					return res.Stats, nil
+					return headStats(res), nil
 				}
 				return nil, fmt.Errorf("unknown bench mode %q (forward, eval, train)", mode)
 			}
@@ -94,6 +94,7 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 			}
 			row := results.BenchRow{Mode: mode, SeqLen: S, Batch: B, ChunkSize: o.ChunkSize}
 			var stats map[string]float64
+			var last float64 // the last repeat's time, which stats belong to
 			for i := 0; i < o.Warmup+o.Repeats; i++ {
 				if o.Progress != nil {
 					o.Progress.Update("bench %s %d tokens: run %d/%d", mode, S, i+1, o.Warmup+o.Repeats)
@@ -103,8 +104,9 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 				if err != nil {
 					return rows, fmt.Errorf("bench %s at %d tokens: %w", mode, S, err)
 				}
+				last = time.Since(t0).Seconds()
 				if i >= o.Warmup {
-					row.TimesS = append(row.TimesS, time.Since(t0).Seconds())
+					row.TimesS = append(row.TimesS, last)
 				}
 				stats = st
 			}
@@ -131,6 +133,10 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 			if n := stats["ode.nfe"]; n > 0 {
 				row.Notes = append(row.Notes, fmt.Sprintf("ode nfe %g (accepted %g, rejected %g)", n, stats["ode.accepted"], stats["ode.rejected"]))
 			}
+			if hs := stats[statHeadS]; hs > 0 && last > 0 {
+				row.Notes = append(row.Notes, fmt.Sprintf("head %s: %.3f s of %.3f s in the last run (%.0f%%)%s",
+					m.Dims.HeadPath(), hs, last, 100*hs/last, headBackNote(stats[statHeadBackS], mode)))
+			}
 			if o.ChunkSize > 0 && o.ChunkSize < S && strings.Contains(stats2methods(m), "adaptive") {
 				row.Notes = append(row.Notes, fmt.Sprintf("chunked by %d: the adaptive ODE chooses its step sizes per chunk, so results differ slightly from one whole-sequence solve", o.ChunkSize))
 			}
@@ -138,6 +144,30 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 		}
 	}
 	return rows, nil
+}
+
+// Keys under which Bench keeps the head's times among a run's stats.
+const (
+	statHeadS     = "host.head_seconds"
+	statHeadBackS = "host.head_backward_seconds"
+)
+
+// headStats returns a Run's stage statistics with the head's times added.
+func headStats(res *model.Result) map[string]float64 {
+	st := map[string]float64{statHeadS: res.HeadS, statHeadBackS: res.HeadBackS}
+	for k, v := range res.Stats {
+		st[k] = v
+	}
+	return st
+}
+
+// headBackNote says which part of a training run's head time is its float32
+// backward.
+func headBackNote(back float64, mode string) string {
+	if mode != "train" {
+		return ""
+	}
+	return fmt.Sprintf(", of which %.3f s the float32 backward", back)
 }
 
 // resetPeak resets a process's peak RSS (VmHWM) so the next reading covers only

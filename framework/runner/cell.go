@@ -22,7 +22,8 @@ import (
 // initialises it from the experiment's seed.
 func BuildModel(ctx context.Context, e *config.Experiment, stages map[string]stage.Stage) (*model.Model, error) {
 	dims := model.Dims{Vocab: e.Model.VocabSize, D: e.Model.EmbeddingDim, L: e.Model.LatentDim,
-		H: e.Model.HiddenSize, F: e.Model.HiddenDim, K: e.Model.NumFlows, Tie: e.Model.TieOutput}
+		H: e.Model.HiddenSize, F: e.Model.HiddenDim, K: e.Model.NumFlows, Tie: e.Model.TieOutput,
+		HeadPrecision: e.Model.HeadPrecision}
 	opts := map[string]map[string]string{}
 	for _, k := range stage.Kinds {
 		opts[k] = e.StageConfig(k).Options

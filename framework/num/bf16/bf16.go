@@ -17,6 +17,25 @@ var ErrUnsupported = errors.New("bf16: this CPU has no AVX512_BF16 (or liquidlab
 // Available reports whether Gemm can run here.
 func Available() bool { return haveKernel && cpu.X86.HasAVX512BF16 && cpu.X86.HasAVX512F }
 
+// CPU lists the vector features that matter here, for error messages: e.g.
+// "AVX2, AVX-512F, no AVX512_BF16", plus a note when this build has no kernel.
+func CPU() string {
+	yes := func(ok bool, name string) string {
+		if ok {
+			return name
+		}
+		return "no " + name
+	}
+	s := yes(cpu.X86.HasAVX2, "AVX2") + ", " + yes(cpu.X86.HasAVX512F, "AVX-512F") + ", " + yes(cpu.X86.HasAVX512BF16, "AVX512_BF16")
+	if runtime.GOARCH != "amd64" {
+		s = "a " + runtime.GOARCH + " CPU (no x86 vector extensions)"
+	}
+	if !haveKernel {
+		s += ", but this build has no bf16 kernel (liquidlab needs cgo on amd64 for it)"
+	}
+	return s
+}
+
 // Path names the kernel Gemm runs, for bench notes.
 func Path() string {
 	if Available() {

@@ -1,0 +1,211 @@
+package model_test
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+
+	"liquidlab/framework/model"
+	"liquidlab/framework/num/bf16"
+	"liquidlab/framework/stage"
+	"liquidlab/framework/tensor"
+	"liquidlab/framework/train"
+)
+
+// euler keeps the tiny models' solvers fixed-step (fast and deterministic).
+var euler = map[string]map[string]string{stage.KindODE: {"method": "euler"}, stage.KindLiquid: {"method": "euler"}}
+
+func headDims(prec string) model.Dims {
+	return model.Dims{Vocab: 997, D: 16, L: 8, H: 64, F: 8, K: 1, HeadPrecision: prec}
+}
+
+func needBF16(t *testing.T) {
+	t.Helper()
+	if !bf16.Available() {
+		t.Skip("bf16 head unavailable; this CPU has ", bf16.CPU())
+	}
+}
+
+// TestHeadPrecisionErrors: an unknown precision is refused, and bf16 on a CPU
+// without AVX512_BF16 is a clear error at construction, never a fallback.
+func TestHeadPrecisionErrors(t *testing.T) {
+	if err := headDims("fp16").Validate(); err == nil || !strings.Contains(err.Error(), "head_precision") {
+		t.Errorf("head_precision fp16: %v, want an error naming head_precision", err)
+	}
+	for _, p := range []string{"", "fp32"} {
+		if err := headDims(p).Validate(); err != nil {
+			t.Errorf("head_precision %q: %v", p, err)
+		}
+	}
+	_, err := model.New(context.Background(), headDims("bf16"), seedStages(t), euler)
+	if bf16.Available() {
+		if err != nil {
+			t.Errorf("bf16 head on a CPU with AVX512_BF16: %v", err)
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), "needs AVX512_BF16; this CPU has") {
+		t.Errorf("bf16 head without AVX512_BF16: %v, want the clear error", err)
+	}
+}
+
+// headLogits runs a forward pass and returns every logit in position order.
+func headLogits(t *testing.T, m *model.Model, b *model.Batch) []float32 {
+	t.Helper()
+	out, _ := collect(t, m, b, 0)
+	return out
+}
+
+// TestHeadBF16Logits compares the bf16 head's logits with the float32 head's
+// on the same model. bf16 keeps 8 significant bits: each product h_k·w_k is
+// off by at most about 2^-8 of its size, so a logit is off by at most
+// 2^-8·Σ_k|h_k·w_k| (plus float32 rounding). Measured here: 0.012 at most,
+// with logits up to 4.8. The test demands every logit within 0.03 and at most
+// 2% of the rows to change their argmax (near-ties only).
+func TestHeadBF16Logits(t *testing.T) {
+	needBF16(t)
+	fp := seedModel(t, headDims("fp32"), euler)
+	bm := seedModel(t, headDims("bf16"), euler)
+	b := randomBatch(fp.Dims, 2, 37, 3)
+	want, got := headLogits(t, fp, b), headLogits(t, bm, b)
+	v := fp.Dims.Vocab
+	var maxErr, maxAbs float64
+	flips := 0
+	for r := 0; r < len(want)/v; r++ {
+		wr, gr := want[r*v:(r+1)*v], got[r*v:(r+1)*v]
+		aw, ag := 0, 0
+		for j := range wr {
+			maxErr = max(maxErr, math.Abs(float64(wr[j]-gr[j])))
+			maxAbs = max(maxAbs, math.Abs(float64(wr[j])))
+			if wr[j] > wr[aw] {
+				aw = j
+			}
+			if gr[j] > gr[ag] {
+				ag = j
+			}
+		}
+		if aw != ag {
+			flips++
+		}
+	}
+	t.Logf("largest |bf16 − fp32| logit error %.3g (largest |logit| %.3g), argmax changed in %d of %d rows", maxErr, maxAbs, flips, len(want)/v)
+	if maxErr == 0 {
+		t.Error("the bf16 head gave exactly the float32 logits: it did not run in bf16")
+	}
+	if maxErr > 0.03 {
+		t.Errorf("largest logit error %g > 0.03", maxErr)
+	}
+	if flips > len(want)/v/50 {
+		t.Errorf("argmax changed in %d of %d rows", flips, len(want)/v)
+	}
+}
+
+// trainSteps trains m for n steps of AdamW on fixed batches and returns the
+// loss of each step.
+func trainSteps(t *testing.T, m *model.Model, n int, lr float64) []float64 {
+	t.Helper()
+	opt := train.NewAdamW(lr, 0)
+	var losses []float64
+	for i := 0; i < n; i++ {
+		b := randomBatch(m.Dims, 2, 24, uint64(10+i%2))
+		var loss float64
+		m.Params.ZeroGrad()
+		if _, err := m.Run(context.Background(), b, model.RunOptions{Train: true}, model.CrossEntropy(b.IDs, -1, b.B*b.S, &loss, nil)); err != nil {
+			t.Fatal(err)
+		}
+		opt.Step(&m.Params, lr)
+		losses = append(losses, loss)
+	}
+	return losses
+}
+
+// TestHeadBF16Training trains the same tiny model with each head: the bf16
+// one learns (its loss falls) and its losses stay within 1% of float32's.
+func TestHeadBF16Training(t *testing.T) {
+	needBF16(t)
+	fp := seedModel(t, headDims("fp32"), euler)
+	bm := seedModel(t, headDims("bf16"), euler)
+	lf, lb := trainSteps(t, fp, 8, 3e-3), trainSteps(t, bm, 8, 3e-3)
+	t.Logf("fp32 losses %.5f\nbf16 losses %.5f", lf, lb)
+	if !(lb[len(lb)-1] < lb[0]-0.05) {
+		t.Errorf("bf16 training did not lower the loss: %v", lb)
+	}
+	for i := range lf {
+		if math.Abs(lb[i]-lf[i]) > 0.01*lf[i] {
+			t.Errorf("step %d: bf16 loss %g, fp32 %g: more than 1%% apart", i, lb[i], lf[i])
+		}
+	}
+}
+
+// fresh builds a new bf16 model holding m's current parameter values.
+func fresh(t *testing.T, m *model.Model) *model.Model {
+	t.Helper()
+	n, err := model.New(context.Background(), m.Dims, seedStages(t), euler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd := map[string]*tensor.Tensor{}
+	for k, v := range m.Params.StateDict() {
+		sd[k] = tensor.From(append([]float32(nil), v.Data...), v.Shape...)
+	}
+	if err := n.Params.LoadStateDict(sd); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func same(a, b []float32) bool {
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) {
+			return false
+		}
+	}
+	return len(a) == len(b)
+}
+
+// TestHeadBF16Repacks: the packed bf16 weight follows the parameters — after
+// an optimiser step, after LoadStateDict and after Params.Changed, a forward
+// pass gives exactly what a freshly built model with the same values gives.
+func TestHeadBF16Repacks(t *testing.T) {
+	needBF16(t)
+	m := seedModel(t, headDims("bf16"), euler)
+	b := randomBatch(m.Dims, 1, 19, 5)
+	before := headLogits(t, m, b) // packs the initial weights
+	trainSteps(t, m, 1, 1e-2)
+	after := headLogits(t, m, b)
+	if same(after, before) {
+		t.Fatal("an optimiser step did not change the logits")
+	}
+	if want := headLogits(t, fresh(t, m), b); !same(after, want) {
+		t.Error("after an optimiser step the bf16 head used stale packed weights")
+	}
+	// Written directly, then announced with Changed.
+	w := m.Params.Get("output_proj.weight").Value.Data
+	for i := range w {
+		w[i] *= -1
+	}
+	m.Params.Changed()
+	if want := headLogits(t, fresh(t, m), b); !same(headLogits(t, m, b), want) {
+		t.Error("after Params.Changed the bf16 head used stale packed weights")
+	}
+	// Loaded from another model's values.
+	other := seedModel(t, headDims("bf16"), euler)
+	other.Init(99)
+	if err := m.Params.LoadStateDict(other.Params.StateDict()); err != nil {
+		t.Fatal(err)
+	}
+	if want := headLogits(t, other, b); !same(headLogits(t, m, b), want) {
+		t.Error("after LoadStateDict the bf16 head used stale packed weights")
+	}
+}
+
+// TestHeadFP32Spelled: "fp32" spelled out is the default head, bit for bit.
+func TestHeadFP32Spelled(t *testing.T) {
+	a := seedModel(t, headDims(""), euler)
+	c := seedModel(t, headDims("fp32"), euler)
+	b := randomBatch(a.Dims, 1, 11, 6)
+	if !same(headLogits(t, a, b), headLogits(t, c, b)) {
+		t.Error(`head_precision "fp32" differs from the default`)
+	}
+}

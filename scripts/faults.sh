@@ -6,6 +6,7 @@
 #   scripts/faults.sh            # every case; signals at random moments over 50 runs
 #   RUNS=10 scripts/faults.sh    # fewer signal runs
 #   KEEP=1 scripts/faults.sh     # keep the temporary directory
+#   CASES="case4 case10" scripts/faults.sh   # some cases only
 #
 # Needs ./bin/liquidlab (./setup.sh builds it) and, for the disk-full case, root
 # (a 2 MB tmpfs); that case is skipped, saying so, otherwise.
@@ -45,14 +46,14 @@ case1() {
 # 1b. A full file system.
 case1b() {
 	if [ "$(id -u)" -ne 0 ]; then skip "1b full file system" "needs root for a tmpfs"; return; fi
-	mkdir -p "$T/full" && mount -t tmpfs -o size=2m tmpfs "$T/full" || { skip "1b full file system" "mount failed"; return; }
+	mkdir -p "$T/full" && mount -t tmpfs -o size=400k tmpfs "$T/full" || { skip "1b full file system" "mount failed"; return; }
 	"$LL" run -results "$T/full/r" -set run.mode=inprocess "${FAST[@]}" "$QS" >"$T/c1c.out" 2>&1
 	local rc=$?
 	local st; st=$(grep -ho '"status": *"[a-z]*"' "$T"/full/r/*/*/run.json 2>/dev/null | head -1)
 	umount "$T/full"
 	if [ $rc -eq 0 ]; then bad "1b full file system" "exit 0"; return; fi
 	if echo "$st" | grep -q running; then bad "1b full file system" "run.json stays running"; return; fi
-	ok "1b full file system (2 MB tmpfs): exit $rc, run.json ${st:-absent}"
+	ok "1b full file system (400 KB tmpfs): exit $rc, run.json ${st:-absent}"
 }
 
 # 2. Unbounded or blocking data sources are refused quickly and honour signals.
@@ -99,7 +100,9 @@ case4() {
 		kill -$sig $pid 2>/dev/null
 		wait $pid 2>/dev/null
 		if crashed "$out"; then crashes=$((crashes + 1)); cp "$out" "$T/c4-crash-$i.out"; fi
-		sleep 0.3
+		# Plugins may take a moment to end their in-flight calls and exit.
+		local w
+		for w in $(seq 30); do pgrep -f 'liquidlab plugin serve' >/dev/null || break; sleep 0.1; done
 		if pgrep -f 'liquidlab plugin serve' >/dev/null; then left=$((left + 1)); pkill -9 -f 'liquidlab plugin serve'; fi
 	done
 	if [ $crashes -gt 0 ] || [ $left -gt 0 ]; then bad "4 SIGINT/SIGTERM at random moments ($RUNS runs)" "$crashes crashed, $left left plugins running"; return; fi
@@ -190,12 +193,13 @@ EOF
 
 # 10. One long grid axis is rejected in linear time.
 case10() {
-	local vals; vals=$(seq -s, 1 100000)
+	# The axis goes in the file: 100,000 values are too long for one argument.
+	{ sed '/^\[grid\]/,$d' "$QS"; echo '[grid]'; printf '"train.steps" = [%s]\n' "$(seq -s, 1 100000)"; } >"$T/long.toml"
 	local start=$SECONDS
-	timeout 120 "$LL" run --dry-run -results "$T/c10" -set "grid.\"train.steps\"=[$vals]" -set train.steps=0 "$QS" >"$T/c10.out" 2>&1
+	timeout 120 "$LL" run --dry-run -results "$T/c10" "$T/long.toml" >"$T/c10.out" 2>&1
 	local rc=$? took=$((SECONDS - start))
-	if [ $rc -eq 124 ] || crashed "$T/c10.out"; then bad "10 100,000-value grid axis" "exit $rc after ${took}s"; return; fi
-	ok "10 100,000-value grid axis: exit $rc after ${took}s"
+	if [ $rc -eq 124 ] || [ $rc -eq 0 ] || crashed "$T/c10.out"; then bad "10 100,000-value grid axis" "exit $rc after ${took}s: $(tail -1 "$T/c10.out" | cut -c1-100)"; return; fi
+	ok "10 100,000-value grid axis refused after ${took}s: $(tail -1 "$T/c10.out" | cut -c1-100)"
 }
 
 # 11. Smaller: -jobs 0, -format bogus, window = 0, duplicate grid values, binary data.
@@ -212,6 +216,6 @@ case11() {
 	ok "11 small cases: -jobs 0, -format bogus (nothing trained), window 0, [1, 1] grid, binary data source all refused"
 }
 
-for c in case1 case1b case2 case3 case4 case5 case6 case7 case8 case9 case10 case11; do "$c"; done
+for c in ${CASES:-case1 case1b case2 case3 case4 case5 case6 case7 case8 case9 case10 case11}; do "$c"; done
 echo "$handled handled, $nothandled not handled, $skipped skipped"
 [ $nothandled -eq 0 ]

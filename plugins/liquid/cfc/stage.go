@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/timestep"
 	"liquidlab/framework/tensor"
 )
 
@@ -206,7 +207,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 			return nil, fmt.Errorf("cfc: input: %w", err)
 		}
 	}
-	h0, lastTS, err := initialState(req, B, H)
+	h0, lastTS, err := timestep.InitialState("cfc", req, B, H)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +215,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	if err != nil {
 		return nil, err
 	}
-	dt, err := steps(o, ts, lastTS, B, S)
+	dt, err := timestep.Steps(timestep.Spec{Name: "cfc", Constant: o.mode == ModeConstant, DtConst: o.dtConst, DtScale: o.dtScale, DtMin: o.dtMin}, ts, lastTS, B, S)
 	if err != nil {
 		return nil, err
 	}
@@ -243,55 +244,6 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 		res.Handle = s.handles.Put(c)
 	}
 	return res, nil
-}
-
-// initialState returns the chunk's initial h and the timestamp before its first
-// token: the carried state when there is one, else input "h" and 0.
-func initialState(req *stage.ForwardRequest, B, H int) (h0, lastTS []float32, err error) {
-	_, hasH := req.State[stage.PortH]
-	_, hasTS := req.State["last_ts"]
-	if hasH || hasTS {
-		st, err := req.State.Need(stage.PortH, B, H)
-		if err != nil {
-			return nil, nil, fmt.Errorf("cfc: carried state: %w", err)
-		}
-		lt, err := req.State.Need("last_ts", B)
-		if err != nil {
-			return nil, nil, fmt.Errorf("cfc: carried state: %w", err)
-		}
-		return st.Data, lt.Data, nil
-	}
-	h, err := req.Inputs.Need(stage.PortH, B, H)
-	if err != nil {
-		return nil, nil, fmt.Errorf("cfc: input (the initial state, needed while no state is carried): %w", err)
-	}
-	return h.Data, make([]float32, B), nil
-}
-
-// steps returns Δ_t [B,S]; a negative or non-finite one is an error naming the
-// token (a negative elapsed time would run the cell's decay backwards).
-func steps(o options, ts *tensor.Tensor, lastTS []float32, B, S int) ([]float32, error) {
-	dt := make([]float32, B*S)
-	if o.mode == ModeConstant {
-		for i := range dt {
-			dt[i] = o.dtConst
-		}
-		return dt, nil
-	}
-	for b := 0; b < B; b++ {
-		prev := lastTS[b]
-		for t := 0; t < S; t++ {
-			cur := ts.Data[b*S+t]
-			d := o.dtScale*(cur-prev) + o.dtMin
-			if !(d >= 0) || math.IsInf(float64(d), 0) {
-				return nil, fmt.Errorf("cfc: input %q[%d,%d] = %v after %v gives the elapsed time Δ = %v: "+
-					"timestamps must be finite and must not decrease by more than dt_min/dt_scale", stage.PortTimestamps, b, t, cur, prev, d)
-			}
-			dt[b*S+t] = d
-			prev = cur
-		}
-	}
-	return dt, nil
 }
 
 // Backward implements stage.Stage.

@@ -8,6 +8,7 @@ import (
 
 	"liquidlab/framework/odeint"
 	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/timestep"
 	"liquidlab/framework/tensor"
 )
 
@@ -160,7 +161,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 			return nil, fmt.Errorf("scan: input: %w", err)
 		}
 	}
-	h0, lastTS, err := initialState(req, B, H)
+	h0, lastTS, err := timestep.InitialState("scan", req, B, H)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +169,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	if err != nil {
 		return nil, err
 	}
-	dt, err := steps(o, ts, lastTS, B, S)
+	dt, err := timestep.Steps(timestep.Spec{Name: "scan", Constant: o.mode == ModeConstant, DtConst: o.dtConst, DtScale: o.dtScale, DtMin: o.dtMin}, ts, lastTS, B, S)
 	if err != nil {
 		return nil, err
 	}
@@ -208,29 +209,6 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	return res, nil
 }
 
-// initialState returns the chunk's initial h and the timestamp before its first
-// token: the carried state when there is one, else input "h" and 0.
-func initialState(req *stage.ForwardRequest, B, H int) (h0, lastTS []float32, err error) {
-	_, hasH := req.State["h"]
-	_, hasTS := req.State["last_ts"]
-	if hasH || hasTS {
-		st, err := req.State.Need("h", B, H)
-		if err != nil {
-			return nil, nil, fmt.Errorf("scan: carried state: %w", err)
-		}
-		lt, err := req.State.Need("last_ts", B)
-		if err != nil {
-			return nil, nil, fmt.Errorf("scan: carried state: %w", err)
-		}
-		return st.Data, lt.Data, nil
-	}
-	h, err := req.Inputs.Need("h", B, H)
-	if err != nil {
-		return nil, nil, fmt.Errorf("scan: input (the initial state, needed while no state is carried): %w", err)
-	}
-	return h.Data, make([]float32, B), nil
-}
-
 // readWeights checks the parameters' shapes and copies them.
 func readWeights(m tensor.Map, H int) (*weights, error) {
 	var d [5][]float32
@@ -248,33 +226,6 @@ func readWeights(m tensor.Map, H int) (*weights, error) {
 		d[i] = t.Data
 	}
 	return newWeights(H, d[0], d[1], d[2], d[3], d[4]), nil
-}
-
-// steps returns Δ_t [B,S]. Δ < 0 (timestamps going back by more than
-// dt_min/dt_scale) or NaN would make the semi-implicit step unstable, so it is
-// an error.
-func steps(o options, ts *tensor.Tensor, lastTS []float32, B, S int) ([]float32, error) {
-	dt := make([]float32, B*S)
-	if o.mode == ModeConstant {
-		for i := range dt {
-			dt[i] = o.dtConst
-		}
-		return dt, nil
-	}
-	for b := 0; b < B; b++ {
-		prev := lastTS[b]
-		for t := 0; t < S; t++ {
-			cur := ts.Data[b*S+t]
-			d := o.dtScale*(cur-prev) + o.dtMin
-			if !(d >= 0) || math.IsInf(float64(d), 0) {
-				return nil, fmt.Errorf("scan: input \"timestamps\"[%d,%d] = %v after %v gives the step Δ = %v: "+
-					"timestamps must be finite and must not decrease by more than dt_min/dt_scale", b, t, cur, prev, d)
-			}
-			dt[b*S+t] = d
-			prev = cur
-		}
-	}
-	return dt, nil
 }
 
 // Backward implements stage.Stage.

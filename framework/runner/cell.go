@@ -184,6 +184,7 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 		vl, va, total := final.loss, final.acc, final.total
 		out["valid_loss"] = vl
 		out["valid_ppl"] = math.Exp(vl)
+		out["valid_bits_per_token"] = vl / math.Ln2
 		out["valid_acc"] = va
 		if log != nil {
 			fmt.Fprintf(log, "eval: %d tokens loss %.5f ppl %.3f acc %.4f\n", total, out["valid_loss"], out["valid_ppl"], out["valid_acc"])

@@ -263,7 +263,7 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 			}
 			label := ""
 			if m == 1 || m == 2 || m == 5 {
-				label = strconv.FormatFloat(v, 'g', 4, 64)
+				label = tickLabel(v)
 			}
 			ticks = append(ticks, plot.Tick{Value: v, Label: label})
 		}
@@ -276,7 +276,7 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 	}
 	if labelled < 2 { // a narrow range: label every tick, and its ends
 		for i := range ticks {
-			ticks[i].Label = strconv.FormatFloat(ticks[i].Value, 'g', 4, 64)
+			ticks[i].Label = tickLabel(ticks[i].Value)
 		}
 		if len(ticks) < 2 {
 			ticks = append(ticks, plot.Tick{Value: lo, Label: strconv.FormatFloat(lo, 'g', 3, 64)},
@@ -284,6 +284,15 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 		}
 	}
 	return ticks
+}
+
+// tickLabel writes a tick value without an exponent between 1e-4 and 1e7
+// (20000, not 2e+04), with 4 significant digits.
+func tickLabel(v float64) string {
+	if a := math.Abs(v); a >= 1e-4 && a < 1e7 {
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(v, 'g', 4, 64)
 }
 
 func medianOf(sorted []float64) float64 {

@@ -290,7 +290,8 @@ func (logTicks) Ticks(lo, hi float64) []plot.Tick {
 // (20000, not 2e+04), with 4 significant digits.
 func tickLabel(v float64) string {
 	if a := math.Abs(v); a >= 1e-4 && a < 1e7 {
-		return strconv.FormatFloat(v, 'f', -1, 64)
+		r, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 4, 64), 64) // 3·0.1 → 0.3
+		return strconv.FormatFloat(r, 'f', -1, 64)
 	}
 	return strconv.FormatFloat(v, 'g', 4, 64)
 }

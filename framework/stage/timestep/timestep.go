@@ -76,3 +76,39 @@ func Steps(s Spec, ts *tensor.Tensor, lastTS []float32, B, S int) ([]float32, er
 	}
 	return dt, nil
 }
+
+// Chunk is what a per-token liquid cell reads from a Forward request before
+// its own parameters: e [B,S,H], the timestamps (nil when Δ is constant and
+// none were given), the initial state and every token's Δ.
+type Chunk struct {
+	E      *tensor.Tensor
+	TS     *tensor.Tensor
+	B, S   int
+	H0     []float32 // [B,H]
+	LastTS []float32 // [B], the timestamp before the first token
+	Dt     []float32 // [B,S]
+}
+
+// Read checks and reads a chunk's inputs and carried state (see Chunk).
+func Read(s Spec, req *stage.ForwardRequest, H int) (*Chunk, error) {
+	e, err := req.Inputs.Need(stage.PortE, -1, -1, H)
+	if err != nil {
+		return nil, fmt.Errorf("%s: input: %w", s.Name, err)
+	}
+	c := &Chunk{E: e, B: e.Shape[0], S: e.Shape[1]}
+	if c.B == 0 {
+		return nil, fmt.Errorf("%s: input %q has shape %v: empty batch", s.Name, stage.PortE, e.Shape)
+	}
+	if !s.Constant || req.Inputs[stage.PortTimestamps] != nil {
+		if c.TS, err = req.Inputs.Need(stage.PortTimestamps, c.B, c.S); err != nil {
+			return nil, fmt.Errorf("%s: input: %w", s.Name, err)
+		}
+	}
+	if c.H0, c.LastTS, err = InitialState(s.Name, req, c.B, H); err != nil {
+		return nil, err
+	}
+	if c.Dt, err = Steps(s, c.TS, c.LastTS, c.B, c.S); err != nil {
+		return nil, err
+	}
+	return c, nil
+}

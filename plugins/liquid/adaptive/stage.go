@@ -179,29 +179,12 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 		return nil, err
 	}
 	H := o.H
-	e, err := req.Inputs.Need(stage.PortE, -1, -1, H)
-	if err != nil {
-		return nil, fmt.Errorf("adaptive: input: %w", err)
-	}
-	B, S := e.Shape[0], e.Shape[1]
-	if B == 0 {
-		return nil, fmt.Errorf("adaptive: input %q has shape %v: empty batch", stage.PortE, e.Shape)
-	}
-	var ts *tensor.Tensor
-	if o.mode == ModeTimestamps || req.Inputs[stage.PortTimestamps] != nil {
-		if ts, err = req.Inputs.Need(stage.PortTimestamps, B, S); err != nil {
-			return nil, fmt.Errorf("adaptive: input: %w", err)
-		}
-	}
-	h0, lastTS, err := timestep.InitialState("adaptive", req, B, H)
+	ck, err := timestep.Read(timestep.Spec{Name: "adaptive", Constant: o.mode == ModeConstant, DtConst: o.dtConst, DtScale: o.dtScale, DtMin: o.dtMin}, req, H)
 	if err != nil {
 		return nil, err
 	}
+	e, ts, B, S, h0, lastTS, dt := ck.E, ck.TS, ck.B, ck.S, ck.H0, ck.LastTS, ck.Dt
 	n, err := readNeuron(req.Params, H)
-	if err != nil {
-		return nil, err
-	}
-	dt, err := timestep.Steps(timestep.Spec{Name: "adaptive", Constant: o.mode == ModeConstant, DtConst: o.dtConst, DtScale: o.dtScale, DtMin: o.dtMin}, ts, lastTS, B, S)
 	if err != nil {
 		return nil, err
 	}

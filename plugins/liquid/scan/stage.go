@@ -147,29 +147,12 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 		return nil, err
 	}
 	H := o.H
-	e, err := req.Inputs.Need("e", -1, -1, H)
-	if err != nil {
-		return nil, fmt.Errorf("scan: input: %w", err)
-	}
-	B, S := e.Shape[0], e.Shape[1]
-	if B == 0 {
-		return nil, fmt.Errorf("scan: input \"e\" has shape %v: empty batch", e.Shape)
-	}
-	var ts *tensor.Tensor
-	if o.mode == ModeTimestamps || req.Inputs["timestamps"] != nil {
-		if ts, err = req.Inputs.Need("timestamps", B, S); err != nil {
-			return nil, fmt.Errorf("scan: input: %w", err)
-		}
-	}
-	h0, lastTS, err := timestep.InitialState("scan", req, B, H)
+	ck, err := timestep.Read(timestep.Spec{Name: "scan", Constant: o.mode == ModeConstant, DtConst: o.dtConst, DtScale: o.dtScale, DtMin: o.dtMin}, req, H)
 	if err != nil {
 		return nil, err
 	}
+	e, ts, B, S, h0, lastTS, dt := ck.E, ck.TS, ck.B, ck.S, ck.H0, ck.LastTS, ck.Dt
 	w, err := readWeights(req.Params, H)
-	if err != nil {
-		return nil, err
-	}
-	dt, err := timestep.Steps(timestep.Spec{Name: "scan", Constant: o.mode == ModeConstant, DtConst: o.dtConst, DtScale: o.dtScale, DtMin: o.dtMin}, ts, lastTS, B, S)
 	if err != nil {
 		return nil, err
 	}

@@ -101,7 +101,7 @@ func cmdBench(e *env, args []string) error {
 				continue
 			}
 			ce := oc.Cell.Exp
-			dims := model.Dims{Vocab: ce.Model.VocabSize, D: ce.Model.EmbeddingDim, L: ce.Model.LatentDim, H: ce.Model.HiddenSize, F: ce.Model.HiddenDim, K: ce.Model.NumFlows, HeadPrecision: ce.Model.HeadPrecision}
+			dims := model.Dims{Vocab: ce.Model.VocabSize, D: ce.Model.EmbeddingDim, L: ce.Model.LatentDim, H: ce.Model.HiddenSize, F: ce.Model.HiddenDim, K: ce.Model.NumFlows, HeadPrecision: ce.Model.HeadPrecision, Block: ce.Model.Block}
 			t := report.SeqTable(oc.Metrics.Bench, report.SeedREADME, mach.String())
 			t.Title = fmt.Sprintf("%s cell %s (batch %d, chunk %d, %s/%s ode %v)", exp.Name, oc.ID, ce.Bench.Batch, ce.Run.ChunkSize, ce.Components["ode"].Impl, ce.Run.Mode, ce.Components["ode"].Options)
 			for _, b := range oc.Metrics.Bench {

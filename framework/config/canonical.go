@@ -202,7 +202,7 @@ func DryRun(w io.Writer, e *Experiment) error {
 		fmt.Fprintf(&b, "  %s\n", e.Description)
 	}
 	fmt.Fprintf(&b, "model:      vocab_size=%d embedding_dim=%d latent_dim=%d hidden_size=%d hidden_dim=%d num_flows=%d tie_output=%t%s\n",
-		m.VocabSize, m.EmbeddingDim, m.LatentDim, m.HiddenSize, m.HiddenDim, m.NumFlows, m.TieOutput, headNote(m.HeadPrecision))
+		m.VocabSize, m.EmbeddingDim, m.LatentDim, m.HiddenSize, m.HiddenDim, m.NumFlows, m.TieOutput, headNote(m.HeadPrecision)+blockNote(m.Block))
 	for _, kind := range stage.Kinds {
 		c := e.Components[kind]
 		line := c.Impl
@@ -219,6 +219,9 @@ func DryRun(w io.Writer, e *Experiment) error {
 		quote(d.Source), quote(d.Tokenizer), d.SeqLen, formatFloat(d.ValidFraction))
 	fmt.Fprintf(&b, "train:      steps=%d batch=%d lr=%s weight_decay=%s warmup_steps=%d clip_grad_norm=%s lr_step_every=%d lr_gamma=%s objective=%s\n",
 		t.Steps, t.Batch, formatFloat(t.LR), formatFloat(t.WeightDecay), t.WarmupSteps, formatFloat(t.ClipGradNorm), t.LRStepEvery, formatFloat(t.LRGamma), t.Objective)
+	if t.Minutes > 0 {
+		fmt.Fprintf(&b, "            minutes=%s (a wall-clock budget: training stops after it or after steps)\n", formatFloat(t.Minutes))
+	}
 	fmt.Fprintf(&b, "eval:       batches=%d\n", e.Eval.Batches)
 	fmt.Fprintf(&b, "bench:      lengths=%s batch=%d modes=%s warmup=%d repeats=%d\n",
 		formatValue(e.Bench.Lengths), e.Bench.Batch, formatValue(e.Bench.Modes), e.Bench.Warmup, e.Bench.Repeats)
@@ -255,4 +258,12 @@ func headNote(p string) string {
 		return ""
 	}
 	return " head_precision=" + p
+}
+
+// blockNote names a block composition other than the default for DryRun.
+func blockNote(b string) string {
+	if b == BlockParallel || b == "" {
+		return ""
+	}
+	return " block=" + b
 }

@@ -98,6 +98,7 @@ func (e *Experiment) check() error {
 		c.bad("model.tie_output", m.TieOutput, "tying output_proj to the embedding needs hidden_size == embedding_dim (%d ≠ %d)", m.HiddenSize, m.EmbeddingDim)
 	}
 	c.oneOf("model.head_precision", m.HeadPrecision, HeadFP32, HeadBF16)
+	c.oneOf("model.block", m.Block, BlockParallel, BlockSequential)
 
 	for _, kind := range stage.Kinds {
 		comp, ok := e.Components[kind]
@@ -138,6 +139,9 @@ func (e *Experiment) check() error {
 		c.bad("train.clip_grad_norm", t.ClipGradNorm, "must be ≥ 0 (0 turns clipping off)")
 	}
 	c.nonNegative("train.lr_step_every", t.LRStepEvery)
+	if !(t.Minutes >= 0 && t.Minutes <= 60*24*365) {
+		c.bad("train.minutes", t.Minutes, "must be a number of minutes in [0, 525600] (0: no time budget)")
+	}
 	if t.LRGamma <= 0 || t.LRGamma > 1 {
 		c.bad("train.lr_gamma", t.LRGamma, "must be in (0, 1]")
 	}

@@ -43,6 +43,11 @@
 //	tie_output = false           # bool, output_proj shares the embedding (needs H == D)
 //	head_precision = "fp32"      # "fp32" or "bf16": the output head in bfloat16 with float32
 //	                             #   accumulation (needs AVX512_BF16; an error elsewhere)
+//	block = "parallel"           # "parallel" or "sequential": how a per-token liquid stage
+//	                             #   and a per-token attention stage compose. parallel: both
+//	                             #   read e, the head reads e + y_liquid + y_attention;
+//	                             #   sequential: a residual block, the attention reads
+//	                             #   u = e + y_liquid and the head u + y_attention
 //
 //	[components.flows]           # one table per stage kind: flows, ode, attention, liquid
 //	impl = "coupling"            # string: a built-in name (liquidlab plugins lists them) or
@@ -92,6 +97,9 @@
 //	lr_step_every = 0            # int ≥ 0, StepLR period in steps (0: off)
 //	lr_gamma = 0.1               # float in (0, 1], StepLR factor
 //	objective = "copy"           # "copy" (the seed: labels = inputs) or "next_token"
+//	minutes = 0                  # float ≥ 0, a wall-clock budget (0: none): training stops
+//	                             #   after the step that crosses it or after steps; steps
+//	                             #   still sets the schedule; metrics record train_steps
 //
 //	[eval]
 //	batches = 4                  # int ≥ 0, validation batches after training

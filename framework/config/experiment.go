@@ -29,6 +29,12 @@ const (
 	HeadBF16 = "bf16"
 )
 
+// Values of Model.Block.
+const (
+	BlockParallel   = "parallel"
+	BlockSequential = "sequential"
+)
+
 // Values of Bench.Modes.
 const (
 	BenchForward = "forward"
@@ -96,6 +102,13 @@ type Model struct {
 	// float32 accumulation, on CPUs with AVX512_BF16). It stays out of the
 	// canonical form while it is "fp32", so older cells keep their ids.
 	HeadPrecision string `toml:"head_precision" canonical:"omitdefault=fp32"`
+	// Block is how the per-token liquid and attention stages are composed:
+	// "parallel" (the default: both read e, the head reads e + y_liquid +
+	// y_attention) or "sequential" (a residual block: the attention reads
+	// u = e + y_liquid, the head reads u + y_attention, so attention keys and
+	// queries see the recurrent state's context). It stays out of the
+	// canonical form while it is "parallel", so older cells keep their ids.
+	Block string `toml:"block" canonical:"omitdefault=parallel"`
 }
 
 // Component picks the implementation of one stage kind.
@@ -141,6 +154,12 @@ type Train struct {
 	LRStepEvery  int     `toml:"lr_step_every"`
 	LRGamma      float64 `toml:"lr_gamma"`
 	Objective    string  `toml:"objective"`
+	// Minutes is a wall-clock budget (0: none): training stops after the
+	// step that crosses it, or after Steps, whichever comes first; Steps still
+	// sets the schedule. The number of steps then depends on the machine's
+	// speed, so the cell is no longer bit-reproducible: the metrics record
+	// train_steps.
+	Minutes float64 `toml:"minutes" canonical:"omitzero"`
 }
 
 // Eval is the evaluation after training. The long-context fields default to
@@ -213,7 +232,7 @@ func Default() *Experiment {
 		Seed:    1,
 		Repeats: 1,
 		Model: Model{VocabSize: 32000, EmbeddingDim: 512, LatentDim: 128,
-			HiddenSize: 256, HiddenDim: 128, NumFlows: 4, HeadPrecision: HeadFP32},
+			HiddenSize: 256, HiddenDim: 128, NumFlows: 4, HeadPrecision: HeadFP32, Block: BlockParallel},
 		Components: comps,
 		Data:       Data{Source: SourceBuiltin, SeqLen: 256, ValidFraction: 0.1},
 		Train: Train{Steps: 100, Batch: 32, LR: 1e-4, WeightDecay: 5e-3,

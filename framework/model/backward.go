@@ -17,11 +17,11 @@ func (r *batchRun) backward(ch *chunk) error {
 		// as their output gradient, before the stages below add to ch.de.
 		ch.dhead = append([]float32(nil), ch.de...)
 	}
-	dc, err := r.backwardLiquid(ch)
-	if err != nil {
-		return err
-	}
-	if err := r.backwardAttention(ch, dc); err != nil {
+	if r.m.Dims.Sequential() {
+		if err := r.backwardSequential(ch); err != nil {
+			return err
+		}
+	} else if err := r.backwardBlock(ch); err != nil {
 		return err
 	}
 	dz, err := r.backwardODE(ch)
@@ -29,6 +29,30 @@ func (r *batchRun) backward(ch *chunk) error {
 		return err
 	}
 	return r.backwardFlows(ch, dz)
+}
+
+// backwardBlock is the parallel block's backward: the liquid stage (which
+// hands the seed's attention dLoss/dc), then the attention.
+func (r *batchRun) backwardBlock(ch *chunk) error {
+	dc, err := r.backwardLiquid(ch)
+	if err != nil {
+		return err
+	}
+	return r.backwardAttention(ch, dc)
+}
+
+// backwardSequential is the sequential block's backward. The head read
+// u + y_attention with u = e + y_liquid: the attention gets dLoss/d(head
+// input) and adds its input gradient into ch.de, which is then dLoss/du; the
+// liquid stage gets dLoss/du as its output gradient and adds its gradient
+// with respect to e, so ch.de ends as dLoss/de.
+func (r *batchRun) backwardSequential(ch *chunk) error {
+	if err := r.backwardAttention(ch, nil); err != nil {
+		return err
+	}
+	copy(ch.dhead, ch.de)
+	_, err := r.backwardLiquid(ch)
+	return err
 }
 
 // bwd runs the Backward of the chunk's stage of a kind, handing it the

@@ -133,6 +133,14 @@ func (r *batchRun) forward(ch *chunk) error {
 	if err := r.ode(ch, z); err != nil {
 		return err
 	}
+	if r.m.Dims.Sequential() {
+		// A residual block: the liquid scan first, then the attention on
+		// u = e + y_liquid.
+		if err := r.liquidPerToken(ch); err != nil {
+			return err
+		}
+		return r.attention(ch)
+	}
 	if err := r.attention(ch); err != nil {
 		return err
 	}
@@ -174,12 +182,21 @@ func (r *batchRun) ode(ch *chunk, z *tensor.Tensor) error {
 	return nil
 }
 
-// attention runs the attention stage on e, carrying its state; an attention
+// attention runs the attention stage on e (in a sequential block on
+// u = e + y_liquid, the head's input so far), carrying its state; an attention
 // stage that writes a per-token "y" adds it to the head's input.
 func (r *batchRun) attention(ch *chunk) error {
 	b, d := r.b, r.m.Dims
+	in := ch.e
+	if d.Sequential() {
+		// A copy: the stage may keep its input for Backward, and the head's
+		// input is written next.
+		u := r.u[:ch.n*d.H]
+		copy(u, ch.headIn)
+		in = tensor.From(u, b.B, ch.size, d.H)
+	}
 	fr, err := r.call(ch, stage.KindAttention,
-		tensor.Map{stage.PortE: ch.e, stage.PortTimestamps: ch.ts, stage.PortH: r.h0}, r.attnState)
+		tensor.Map{stage.PortE: in, stage.PortTimestamps: ch.ts, stage.PortH: r.h0}, r.attnState)
 	if err != nil {
 		return err
 	}
@@ -203,7 +220,7 @@ func (r *batchRun) attention(ch *chunk) error {
 		return outputErr(stage.KindAttention, err)
 	}
 	hin := r.hin
-	for i, v := range ch.e.Data {
+	for i, v := range in.Data {
 		hin[i] = v + y.Data[i]
 	}
 	ch.headIn = hin[:ch.n*d.H]
@@ -233,7 +250,7 @@ func (r *batchRun) liquidPerToken(ch *chunk) error {
 		return outputErr(stage.KindLiquid, err)
 	}
 	hin := r.hin
-	if r.m.attnPerToken {
+	if r.m.attnPerToken && !d.Sequential() {
 		for i, v := range y.Data {
 			hin[i] += v
 		}

@@ -34,7 +34,22 @@ type Dims struct {
 	// sgemm, the parity reference) or "bf16" (bfloat16 weights and inputs,
 	// float32 accumulation, through package bf16 on CPUs with AVX512_BF16).
 	HeadPrecision string
+
+	// Block composes a per-token liquid stage and a per-token attention stage:
+	// "" or "parallel" (both read e; the head reads e + y_liquid + y_attention)
+	// or "sequential" (the attention reads u = e + y_liquid; the head reads
+	// u + y_attention).
+	Block string
 }
+
+// Block compositions (Dims.Block).
+const (
+	BlockParallel   = "parallel"
+	BlockSequential = "sequential"
+)
+
+// Sequential reports whether the attention reads the liquid stage's output.
+func (d Dims) Sequential() bool { return d.Block == BlockSequential }
 
 // Head precisions (Dims.HeadPrecision).
 const (
@@ -78,6 +93,8 @@ func (d Dims) Validate() error {
 		return fmt.Errorf("tie_output needs hidden_size == embedding_dim (%d ≠ %d)", d.H, d.D)
 	case d.HeadPrecision != "" && d.HeadPrecision != HeadFP32 && d.HeadPrecision != HeadBF16:
 		return fmt.Errorf("head_precision %q: want \"fp32\" or \"bf16\"", d.HeadPrecision)
+	case d.Block != "" && d.Block != BlockParallel && d.Block != BlockSequential:
+		return fmt.Errorf("block %q: want \"parallel\" or \"sequential\"", d.Block)
 	case d.HeadBF16() && !bf16.Available():
 		// Never a silent fallback to float32.
 		return fmt.Errorf("head_precision bf16 needs AVX512_BF16; this CPU has %s", bf16.CPU())
@@ -161,6 +178,10 @@ func New(ctx context.Context, dims Dims, stages map[string]stage.Stage, options 
 	}
 	m.perToken = contains(m.Descs[stage.KindLiquid].Inputs, stage.PortE) && contains(m.Descs[stage.KindLiquid].Outputs, stage.PortY)
 	m.attnPerToken = contains(m.Descs[stage.KindAttention].Outputs, stage.PortY)
+	if dims.Sequential() && !(m.perToken && m.attnPerToken) {
+		return nil, fmt.Errorf("block = \"sequential\" needs a per-token liquid stage (inputs e, outputs y) and a per-token attention stage (output y); %s and %s are not both",
+			m.Descs[stage.KindLiquid].Name, m.Descs[stage.KindAttention].Name)
+	}
 	if !dims.Tie {
 		if err := m.Params.add("host", "", stage.ParamSpec{Name: "output_proj.weight", Shape: []int{dims.Vocab, dims.H}, Init: "linear_weight", FanIn: dims.H}); err != nil {
 			return nil, err

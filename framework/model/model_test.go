@@ -97,13 +97,17 @@ func collect(t testing.TB, m *model.Model, b *model.Batch, chunk int) ([]float32
 // sequence in uneven chunks must give the unchunked logits, h and ldj.
 func TestChunkedMatchesWhole(t *testing.T) {
 	d := model.Dims{Vocab: 50, D: 8, L: 4, H: 6, F: 5, K: 2}
-	for _, liq := range []string{"ltc", "scan"} {
+	for _, liq := range []string{"ltc", "scan", "scan-sequential"} {
 		opts := map[string]map[string]string{stage.KindODE: {"method": "rk4"}, stage.KindLiquid: {}}
 		if liq == "ltc" {
 			opts[stage.KindLiquid]["method"] = "rk4"
 		}
 		m := seedModel(t, d, opts)
-		if liq == "scan" {
+		if liq != "ltc" {
+			d := d
+			if liq == "scan-sequential" {
+				d.Block = model.BlockSequential
+			}
 			// The fixed pipeline: causal attention and the liquid scan both feed
 			// the head, both carry state across chunks.
 			var err error
@@ -205,9 +209,11 @@ func TestTiedOutput(t *testing.T) {
 // solvers.
 func TestModelGradientsFD(t *testing.T) {
 	d := model.Dims{Vocab: 23, D: 6, L: 3, H: 4, F: 5, K: 2}
-	for _, combo := range [][2]string{{"singlequery", "ltc"}, {"singlequery", "scan"}, {"causal", "ltc"}, {"causal", "scan"}} {
-		t.Run(combo[0]+"+"+combo[1], func(t *testing.T) {
+	for _, combo := range [][3]string{{"singlequery", "ltc"}, {"singlequery", "scan"}, {"causal", "ltc"}, {"causal", "scan"}, {"causal", "scan", model.BlockSequential}} {
+		t.Run(combo[0]+"+"+combo[1]+"+"+combo[2], func(t *testing.T) {
 			st := stages(t, combo[0], combo[1])
+			d := d
+			d.Block = combo[2]
 			opts := map[string]map[string]string{stage.KindODE: {"method": "rk4"}, stage.KindLiquid: {}}
 			if combo[1] == "ltc" {
 				opts[stage.KindLiquid]["method"] = "rk4"

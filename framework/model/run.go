@@ -82,8 +82,8 @@ type Result struct {
 // afresh (100+ MB at the seed's size) cost tens of thousands of page faults per
 // batch once the Go runtime had returned the previous ones to the OS.
 type scratch struct {
-	x, ts, hin, logits, wob, hinAug, dlogits, dwob, de []float32
-	hinBF                                              []uint16
+	x, ts, hin, u, logits, wob, hinAug, dlogits, dwob, de []float32
+	hinBF                                                 []uint16
 }
 
 // DropScratch frees the buffers Run keeps between batches (the benchmark
@@ -151,6 +151,7 @@ type batchRun struct {
 
 	// Buffers from m.scratch (their sizes are in allocate).
 	x, ts, hin              []float32 // one chunk's embedded tokens, timestamps, head input
+	u                       []float32 // sequential block: the attention's input e + y_liquid
 	logits, hinAug, dlogits []float32 // one block of the head
 	// wob is the head's weight and bias packed as [V, H+1], and hinAug each
 	// block's inputs with a column of ones: one sgemm then adds the bias,
@@ -218,6 +219,9 @@ func (r *batchRun) allocate() {
 	m, d, b := r.m, r.m.Dims, r.b
 	if m.perToken || m.attnPerToken {
 		r.hin = m.buf(&m.scratch.hin, b.B*r.chunk*d.H)
+	}
+	if d.Sequential() {
+		r.u = m.buf(&m.scratch.u, b.B*r.chunk*d.H)
 	}
 	r.x = m.buf(&m.scratch.x, b.B*r.chunk*d.D)
 	r.ts = m.buf(&m.scratch.ts, b.B*r.chunk)

@@ -23,7 +23,7 @@ import (
 func BuildModel(ctx context.Context, e *config.Experiment, stages map[string]stage.Stage) (*model.Model, error) {
 	dims := model.Dims{Vocab: e.Model.VocabSize, D: e.Model.EmbeddingDim, L: e.Model.LatentDim,
 		H: e.Model.HiddenSize, F: e.Model.HiddenDim, K: e.Model.NumFlows, Tie: e.Model.TieOutput,
-		HeadPrecision: e.Model.HeadPrecision}
+		HeadPrecision: e.Model.HeadPrecision, Block: e.Model.Block}
 	opts := map[string]map[string]string{}
 	for _, k := range stage.Kinds {
 		opts[k] = e.StageConfig(k).Options
@@ -113,6 +113,8 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 	start := time.Now()
 	var lossTail []float64
 	var nfe float64
+	budget := time.Duration(e.Train.Minutes * float64(time.Minute))
+	done := 0 // steps taken
 	for step := 0; step < e.Train.Steps; step++ {
 		if err := ctx.Err(); err != nil {
 			return out, err
@@ -141,10 +143,12 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 			lossTail = lossTail[1:]
 		}
 		el := time.Since(start)
+		done = step + 1
+		over := budget > 0 && el >= budget // train.minutes spent: this step is the last
 		if steps != nil {
 			rec := results.StepRecord{Step: step + 1, Loss: results.Num(loss), LR: results.Num(lr), GradNorm: results.Num(norm),
 				TokensPerS: results.Num(float64((step+1)*B*S) / el.Seconds()), ElapsedS: results.Num(el.Seconds())}
-			last := step+1 == e.Train.Steps
+			last := step+1 == e.Train.Steps || over
 			if e.Eval.Batches > 0 && len(corpus.Valid) > 0 && (last || (e.Eval.Every > 0 && (step+1)%e.Eval.Every == 0)) {
 				vl, va, total, err := validate(ctx, e, m, corpus, batch, seed, pad)
 				if err != nil {
@@ -164,13 +168,22 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 		if log != nil && (step == 0 || (step+1)%max(1, e.Train.Steps/20) == 0 || step+1 == e.Train.Steps) {
 			fmt.Fprintf(log, "step %d/%d loss %.5f lr %.3e grad_norm %.4g elapsed %.1fs\n", step+1, e.Train.Steps, loss, lr, norm, el.Seconds())
 		}
+		if over {
+			if log != nil {
+				fmt.Fprintf(log, "train.minutes = %g spent after step %d of %d: training stops here\n", e.Train.Minutes, step+1, e.Train.Steps)
+			}
+			break
+		}
 	}
-	if e.Train.Steps > 0 {
+	if done > 0 {
 		el := time.Since(start).Seconds()
 		out["train_loss"] = mean(lossTail)
 		out["train_time_s"] = el
-		out["train_tokens_per_s"] = float64(e.Train.Steps*B*S) / el
-		out["ode_nfe_per_step"] = nfe / float64(e.Train.Steps)
+		out["train_tokens_per_s"] = float64(done*B*S) / el
+		out["ode_nfe_per_step"] = nfe / float64(done)
+		if budget > 0 {
+			out["train_steps"] = float64(done)
+		}
 	}
 	// Evaluation on held-out sequences, in order.
 	if e.Eval.Batches > 0 && len(corpus.Valid) > 0 {

@@ -594,3 +594,27 @@ func TestEffectiveDuplicates(t *testing.T) {
 		t.Error("duplicates found without descriptions")
 	}
 }
+
+// TestTrainMinutesBudget: a spent train.minutes budget stops training after
+// the step that crossed it, validates there, and records the steps taken.
+func TestTrainMinutesBudget(t *testing.T) {
+	ev := newEnv(t, tinyExperiment, t.TempDir(), "train.steps=1000", "train.minutes=1e-9")
+	for impl, c := range ev.run(t, faultNone, train) {
+		if c.Err != nil {
+			t.Fatalf("%s: %v\n%s", impl, c.Err, ev.out)
+		}
+		if got := c.Metrics.Values["train_steps"]; got != 1 {
+			t.Errorf("%s: train_steps = %v, want 1 (the budget is spent after the first step)", impl, got)
+		}
+		if _, ok := c.Metrics.Values["valid_loss"]; !ok {
+			t.Errorf("%s: no valid_loss after a budget-stopped training", impl)
+		}
+		log, err := os.ReadFile(filepath.Join(c.Dir, results.LogFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(log), "train.minutes = 1e-09 spent after step 1 of 1000") {
+			t.Errorf("%s: the cell's log does not say training stopped on the budget:\n%s", impl, log)
+		}
+	}
+}

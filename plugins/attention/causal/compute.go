@@ -3,6 +3,7 @@ package causal
 import (
 	"liquidlab/framework/num"
 	"liquidlab/framework/tensor"
+	"math"
 )
 
 // saved is what a forward pass keeps for its backward pass. The buffers come
@@ -25,6 +26,21 @@ type saved struct {
 	flopsBwd     float64
 	keysPerQuery float64
 	pairs        float64 // (query, head, key) triples the pattern allows
+	pos0         int     // qscale log: the chunk's first position
+}
+
+// scaleRows multiplies row t of each sequence's [Sc,H] block of x by
+// ln(pos0+t+1): qscale "log" on the queries, and on their gradient.
+func scaleRows(x []float32, B, Sc, H, pos0 int) {
+	for b := 0; b < B; b++ {
+		for t := 0; t < Sc; t++ {
+			s := float32(math.Log(float64(pos0 + t + 1)))
+			row := x[(b*Sc+t)*H : (b*Sc+t+1)*H]
+			for i := range row {
+				row[i] *= s
+			}
+		}
+	}
 }
 
 func (f *saved) free() {
@@ -45,6 +61,10 @@ func forward(o *options, p params, e []float32, B, Sc int, st *carry) (f *saved,
 	f = &saved{o: *o, B: B, Sc: Sc, T: T, n0: n0, e: e}
 	f.q = num.GetBuf(N * H)
 	num.LinearForward(f.q, e, p.wq, p.bq, N, H, H)
+	if o.logScale {
+		f.pos0 = st.abs
+		scaleRows(f.q, B, Sc, H, f.pos0)
+	}
 	tmp := num.GetBuf(N * H)
 	f.kc, f.vc = num.GetBuf(B*T*H), num.GetBuf(B*T*H)
 	place := func(dst, cache []float32) {
@@ -106,6 +126,9 @@ func forward(o *options, p params, e []float32, B, Sc int, st *carry) (f *saved,
 		}
 		next = tensor.Map{"k_cache": tensor.From(kc, B, W, H), "v_cache": tensor.From(vc, B, W, H),
 			"n_cache": tensor.From([]float32{float32(n)}, 1)}
+		if o.logScale {
+			next["pos"] = tensor.From([]float32{float32(st.abs + Sc)}, 1)
+		}
 		return f, y, c, next
 	}
 	b1 := o.base(pos1)
@@ -266,6 +289,9 @@ func backward(f *saved, dy, dc []float32) *grads {
 			normalizeBackward(dq, dkn, kn, f.nrm, N, H, heads)
 			num.PutBuf(kn)
 		}
+	}
+	if o.logScale {
+		scaleRows(dq, B, Sc, H, f.pos0)
 	}
 	num.LinearBackward(g.de, false, g.dp[0], g.dp[1], dq, f.e, p.wq, N, H, H)
 	if o.pattern != LSH {

@@ -123,6 +123,13 @@ func dense(o *options, p [8][]float64, e []float64, B, S int, cy, cc []float64) 
 	for b := 0; b < B; b++ {
 		x := e[b*S*H : (b+1)*S*H]
 		q[b] = lin(p[0], p[1], x)
+		if o.logScale { // Scalable-Softmax: the query at position s times ln(s+1)
+			for s := 0; s < S; s++ {
+				for c := 0; c < H; c++ {
+					q[b][s*H+c] *= math.Log(float64(s + 1))
+				}
+			}
+		}
 		if o.pattern == LSH {
 			k[b] = make([]float64, S*H)
 			for s := 0; s < S; s++ {
@@ -246,6 +253,8 @@ func denseCases() []denseCase {
 		{2, 13, 8, m("pattern", "full", "heads", "2")},
 		{1, 9, 6, m("pattern", "full", "heads", "3")},
 		{2, 13, 8, m("pattern", "window", "window", "4", "heads", "2")},
+		{2, 13, 8, m("pattern", "full", "heads", "2", "qscale", "log")},
+		{1, 12, 6, m("pattern", "window", "window", "5", "heads", "3", "qscale", "log")},
 		{1, 11, 6, m("pattern", "window", "window", "1")},
 		{2, 17, 8, m("pattern", "dilated", "window", "3", "dilation", "3", "heads", "2")},
 		{1, 12, 4, m("pattern", "dilated", "window", "20", "dilation", "2", "heads", "4")},

@@ -45,7 +45,15 @@ var optionSpecs = []stage.OptionSpec{
 	{Name: "n_hashes", Type: "int", Default: "2", Help: "lsh: rounds of hashing; a token attends to the union of its rounds' candidates"},
 	{Name: "buckets", Type: "int", Default: "8", Help: "lsh: buckets per round (even)"},
 	{Name: "chunk", Type: "int", Default: "64", Help: "lsh: a token sees its bucket's tokens in its chunk and the previous one, chunks of this many tokens of the bucket"},
+	{Name: "qscale", Type: "string", Default: QScaleNone, Choices: []string{QScaleNone, QScaleLog},
+		Help: "full, window, dilated, global, bigbird: log multiplies the query of the token at position t (from 0) by ln(t+1), Scalable-Softmax (Nakanishi 2025), so a matching key keeps its weight as the sequence grows; none: plain softmax"},
 }
+
+// Values of option "qscale".
+const (
+	QScaleNone = "none"
+	QScaleLog  = "log"
+)
 
 // options is a parsed stage.Config.
 type options struct {
@@ -59,6 +67,8 @@ type options struct {
 	seed                                    uint64
 	// lsh
 	nHashes, buckets, chunk int
+	// qscale "log": queries scaled by ln(position+1)
+	logScale bool
 }
 
 func parseOptions(cfg stage.Config) (options, error) {
@@ -126,6 +136,16 @@ func parseOptions(cfg stage.Config) (options, error) {
 			return o, fmt.Errorf("causal: option %s = %d, want %d..%d", it.name, n, it.lo, it.hi)
 		}
 		*it.dst = n
+	}
+	switch v := cfg.Options["qscale"]; v {
+	case "", QScaleNone:
+	case QScaleLog:
+		if o.pattern == LSH || o.pattern == Linear {
+			return o, fmt.Errorf("causal: option qscale = %q applies to the softmax patterns with separate queries (full, window, dilated, global, bigbird), not %s", v, o.pattern)
+		}
+		o.logScale = true
+	default:
+		return o, fmt.Errorf("causal: option qscale = %q, want %q or %q", v, QScaleNone, QScaleLog)
 	}
 	if v := cfg.Options["seed"]; v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

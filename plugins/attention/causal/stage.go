@@ -52,11 +52,15 @@ func (o *options) stateSpecs() []stage.StateSpec {
 	case Linear:
 		return []stage.StateSpec{{Name: "z_sum", Shape: []int{-1, H, o.d}}, {Name: "k_sum", Shape: []int{-1, H}}}
 	case Window:
-		return []stage.StateSpec{
+		sp := []stage.StateSpec{
 			{Name: "k_cache", Shape: []int{-1, o.W, H}},
 			{Name: "v_cache", Shape: []int{-1, o.W, H}},
 			{Name: "n_cache", Shape: []int{1}},
 		}
+		if o.logScale { // the absolute position, for the queries' scale
+			sp = append(sp, stage.StateSpec{Name: "pos", Shape: []int{1}})
+		}
+		return sp
 	}
 	c := o.capacity()
 	return []stage.StateSpec{
@@ -139,11 +143,12 @@ func (p params) clone() params {
 // carry is the streaming state. Softmax patterns: n cache rows of keys and
 // values per batch row (row stride H, rows·H per batch row) and pos, the
 // absolute position of the next token (for window, which needs only relative
-// positions, pos = n). Linear: the running sums.
+// positions, pos = n). abs is the absolute position of the next token (window
+// carries it only with qscale log). Linear: the running sums.
 type carry struct {
-	n, pos, rows int
-	kc, vc       []float32 // [B,rows,H]
-	zs, ks       []float32 // linear: [B,H,d], [B,H]
+	n, pos, rows, abs int
+	kc, vc            []float32 // [B,rows,H]
+	zs, ks            []float32 // linear: [B,H,d], [B,H]
 }
 
 // whole reads a state scalar that must be a whole number in 0..hi.
@@ -191,7 +196,7 @@ func readState(m tensor.Map, o *options, B int) (*carry, error) {
 		return st, nil
 	}
 	for _, name := range []string{"n_cache", "pos"} {
-		if o.pattern == Window && name == "pos" {
+		if o.pattern == Window && name == "pos" && !o.logScale {
 			continue
 		}
 		t, err := m.Need(name, 1)
@@ -206,7 +211,15 @@ func readState(m tensor.Map, o *options, B int) (*carry, error) {
 		if st.n, err = whole(got, "n_cache", o.W); err != nil {
 			return nil, err
 		}
-		st.pos = st.n
+		st.pos, st.abs = st.n, st.n
+		if o.logScale {
+			if st.abs, err = whole(got, "pos", 1<<40); err != nil {
+				return nil, err
+			}
+			if st.abs < st.n {
+				return nil, fmt.Errorf("causal: state pos = %d is before the %d cached tokens", st.abs, st.n)
+			}
+		}
 	default:
 		if st.pos, err = whole(got, "pos", 1<<40); err != nil {
 			return nil, err
@@ -218,6 +231,7 @@ func readState(m tensor.Map, o *options, B int) (*carry, error) {
 		if st.n != want {
 			return nil, fmt.Errorf("causal: state n_cache = %d, want %d for pos %d (pattern %s)", st.n, want, st.pos, o.pattern)
 		}
+		st.abs = st.pos
 	}
 	st.rows = o.capacity()
 	if st.rows < 0 {

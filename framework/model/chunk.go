@@ -195,8 +195,19 @@ func (r *batchRun) attention(ch *chunk) error {
 		copy(u, ch.headIn)
 		in = tensor.From(u, b.B, ch.size, d.H)
 	}
-	fr, err := r.call(ch, stage.KindAttention,
-		tensor.Map{stage.PortE: in, stage.PortTimestamps: ch.ts, stage.PortH: r.h0}, r.attnState)
+	inputs := tensor.Map{stage.PortE: in, stage.PortTimestamps: ch.ts, stage.PortH: r.h0}
+	if r.opt.Rows != nil && r.m.attnPerToken {
+		rows := tensor.New(b.B, ch.size)
+		for bi := 0; bi < b.B; bi++ {
+			for j, read := range r.opt.Rows[bi*b.S+ch.s0 : bi*b.S+ch.s0+ch.size] {
+				if read {
+					rows.Data[bi*ch.size+j] = 1
+				}
+			}
+		}
+		inputs[stage.PortRows] = rows
+	}
+	fr, err := r.call(ch, stage.KindAttention, inputs, r.attnState)
 	if err != nil {
 		return err
 	}
@@ -293,11 +304,27 @@ func (r *batchRun) head(ch *chunk) error {
 		clear(ch.de)
 	}
 	for r0 := 0; r0 < ch.n; r0 += r.headRows {
+		if r.skipBlock(ch, r0, min(r.headRows, ch.n-r0)) {
+			continue
+		}
 		if err := r.headBlock(ch, r0, min(r.headRows, ch.n-r0)); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// skipBlock reports whether RunOptions.Rows marks none of the block's rows.
+func (r *batchRun) skipBlock(ch *chunk, r0, rows int) bool {
+	if r.opt.Rows == nil {
+		return false
+	}
+	for i := r0; i < r0+rows; i++ {
+		if r.opt.Rows[(i/ch.size)*r.b.S+ch.s0+i%ch.size] {
+			return false
+		}
+	}
+	return true
 }
 
 // headBlock is the head on rows r0 … r0+rows-1 of the chunk.

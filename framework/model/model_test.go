@@ -286,3 +286,66 @@ func TestModelGradientsFD(t *testing.T) {
 		})
 	}
 }
+
+// TestRowsSkipsOnlyUnreadRows: with RunOptions.Rows the logits of the marked
+// positions, and the final state, are those of a full run, for the positional
+// attention patterns in both blocks and any chunking; Rows with Train is an
+// error.
+func TestRowsSkipsOnlyUnreadRows(t *testing.T) {
+	d := model.Dims{Vocab: 40, D: 8, L: 4, H: 8, F: 5, K: 2}
+	for _, tc := range []struct{ block, pattern string }{{"", "full"}, {model.BlockSequential, "full"}, {model.BlockSequential, "window"}, {"", "global"}} {
+		d := d
+		d.Block = tc.block
+		opts := map[string]map[string]string{stage.KindODE: {"method": "rk4"}, stage.KindLiquid: {},
+			stage.KindAttention: {"pattern": tc.pattern, "heads": "2", "window": "70", "qscale": "log"}}
+		m, err := model.New(context.Background(), d, stages(t, "causal", "scan"), opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Init(7); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range m.Params.List { // open the zero-initialised output branch
+			for i := range p.Value.Data {
+				p.Value.Data[i] += 0.05
+			}
+		}
+		b := randomBatch(d, 2, 300, 3)
+		whole, rw := collect(t, m, b, 0)
+		read := make([]bool, b.B*b.S)
+		for _, p := range []int{5, 150, 299, 300 + 70, 300 + 298} {
+			read[p] = true
+		}
+		for _, chunk := range []int{0, 128, 77} {
+			got := make([]float32, len(whole))
+			v := d.Vocab
+			res, err := m.Run(context.Background(), b, model.RunOptions{ChunkSize: chunk, Rows: read}, func(blk *model.Block) error {
+				for i, p := range blk.Index {
+					copy(got[p*v:(p+1)*v], blk.Logits[i*v:(i+1)*v])
+				}
+				return nil
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for p, r := range read {
+				if !r {
+					continue
+				}
+				for j := 0; j < v; j++ {
+					if a, w := got[p*v+j], whole[p*v+j]; math.Abs(float64(a-w)) > 1e-5*(1+math.Abs(float64(w))) {
+						t.Fatalf("block %q %s chunk %d: logit[%d][%d] = %v with Rows, %v without", tc.block, tc.pattern, chunk, p, j, a, w)
+					}
+				}
+			}
+			for i := range rw.H {
+				if math.Abs(float64(res.H[i]-rw.H[i])) > 1e-5*(1+math.Abs(float64(rw.H[i]))) {
+					t.Fatalf("block %q %s chunk %d: final state differs with Rows", tc.block, tc.pattern, chunk)
+				}
+			}
+		}
+		if _, err := m.Run(context.Background(), b, model.RunOptions{Train: true, Rows: read}, model.CrossEntropy(b.IDs, -1, len(b.IDs), new(float64), nil)); err == nil {
+			t.Errorf("Rows with Train: no error")
+		}
+	}
+}

@@ -64,6 +64,14 @@ type RunOptions struct {
 	DLDJ float32
 	// KeepAttn keeps the attention weights of every position (B×S).
 	KeepAttn bool
+	// Rows, in inference (not Train), marks the positions (B×S, row-major)
+	// whose logits the consumer reads. The head then computes only the blocks
+	// that hold a marked row, and the per-token attention stage gets the marks
+	// as input "rows" (stage.PortRows) and may skip the rows nobody reads —
+	// the attention output feeds only the head. Other rows of a block the
+	// consumer sees may come from skipped outputs: read only the marked rows.
+	// The stages' carried state is the same with or without Rows. nil = all.
+	Rows []bool
 }
 
 // Result holds what Run returns besides the logits.
@@ -109,6 +117,9 @@ func (m *Model) buf(p *[]float32, n int) []float32 {
 func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consumer) (*Result, error) {
 	if err := b.validate(m.Dims.Vocab, m.Dims.H); err != nil {
 		return nil, err
+	}
+	if opt.Rows != nil && (opt.Train || len(opt.Rows) != b.B*b.S) {
+		return nil, fmt.Errorf("RunOptions.Rows: %d marks for %d×%d positions (Train %t): want B·S marks, in inference only", len(opt.Rows), b.B, b.S, opt.Train)
 	}
 	r, err := m.newBatchRun(ctx, b, opt, consume)
 	if err != nil {

@@ -304,9 +304,12 @@ func (o EvalOptions) update(format string, args ...any) {
 
 // runOne runs one sequence (batch 1) through the model and hands every row of
 // logits to row(pos, logits).
-func runOne(ctx context.Context, m *model.Model, b *model.Batch, chunk int, row func(pos int, logits []float32) error) error {
+// runOne runs one sequence and hands the logits of every position to row;
+// with read (the positions row looks at), only the blocks of logits holding
+// one, and the attention computes only those rows (model.RunOptions.Rows).
+func runOne(ctx context.Context, m *model.Model, b *model.Batch, chunk int, read []bool, row func(pos int, logits []float32) error) error {
 	v := m.Dims.Vocab
-	_, err := m.Run(ctx, b, model.RunOptions{ChunkSize: chunk}, func(blk *model.Block) error {
+	_, err := m.Run(ctx, b, model.RunOptions{ChunkSize: chunk, Rows: read}, func(blk *model.Block) error {
 		for i, p := range blk.Index {
 			if err := row(p, blk.Logits[i*v:(i+1)*v]); err != nil {
 				return err
@@ -346,7 +349,7 @@ func evalTask(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, nam
 						return err
 					}
 					sc := tasks.NewScorer(s)
-					if err := runOne(ctx, m, b, o.ChunkSize, sc.Row); err != nil {
+					if err := runOne(ctx, m, b, o.ChunkSize, sc.Rows(L), sc.Row); err != nil {
 						return err
 					}
 					got, err := sc.Score()
@@ -442,7 +445,7 @@ func evalGoRoot(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, o
 				o.update("eval goroot %d tokens: document %d/%d", L, di+1, len(ids))
 				b := newBatch(L, o.Seed, uint64(L)<<20|uint64(di))
 				copy(b.IDs, doc[:L])
-				err := runOne(ctx, m, b, o.ChunkSize, func(pos int, logits []float32) error {
+				err := runOne(ctx, m, b, o.ChunkSize, nil, func(pos int, logits []float32) error {
 					if pos+1 >= L {
 						return nil
 					}

@@ -15,4 +15,9 @@ const (
 	PortW          = "w"          // attention output: weights [B,S]
 	PortScore      = "score"      // single-query attention output: raw scores [B,S]
 	PortY          = "y"          // per-token output feeding the head [B,S,H]
+	// PortRows is an optional per-token input [B,S] the host sends to the
+	// attention stage when it reads only some rows of the output y (1 where it
+	// reads, 0 elsewhere), in inference only: a stage may skip the other rows
+	// (the causal attention skips their query blocks) or ignore the input.
+	PortRows = "rows"
 )

@@ -48,6 +48,18 @@ func NewScorer(s *Sample) *Scorer {
 	return sc
 }
 
+// Rows marks, in a slice of n positions, the positions whose logits Row
+// reads (the position before each target), for model.RunOptions.Rows.
+func (sc *Scorer) Rows(n int) []bool {
+	read := make([]bool, n)
+	for p := range sc.at {
+		if p >= 0 && p < n {
+			read[p] = true
+		}
+	}
+	return read
+}
+
 // Row scores the logits of position pos (one row of V values).
 func (sc *Scorer) Row(pos int, logits []float32) error {
 	i, ok := sc.at[pos]

@@ -71,6 +71,14 @@ func blockedFwd(pl *posPlanner, q, kc, vc []float32, B, Sc, T, H, heads int, a, 
 		var ca, cc int64
 		for qi := tk.j0; qi < len(qbs); qi += tk.step {
 			qb := qbs[qi]
+			if pl.skip(b, Sc, qb) { // input "rows": nobody reads these outputs
+				for i := 0; i < qb.n; i++ {
+					r := b*Sc + qb.j0 + i*qb.stride
+					clear(a[r*H+h*d : r*H+h*d+d])
+					lse[r*heads+h] = 0
+				}
+				continue
+			}
 			s.sp = pl.bkeys(qb, s.sp[:0])
 			Lk := 0
 			for _, x := range s.sp {

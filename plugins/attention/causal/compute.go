@@ -51,7 +51,7 @@ func (f *saved) free() {
 
 // forward runs one chunk and returns what backward needs, the outputs y and c,
 // and the state after the chunk. Nothing it returns aliases e, st or p.
-func forward(o *options, p params, e []float32, B, Sc int, st *carry) (f *saved, y, c []float32, next tensor.Map) {
+func forward(o *options, p params, e []float32, B, Sc int, st *carry, need []float32) (f *saved, y, c []float32, next tensor.Map) {
 	if o.pattern == Linear {
 		return forwardLinear(o, p, e, B, Sc, st)
 	}
@@ -91,6 +91,7 @@ func forward(o *options, p params, e []float32, B, Sc int, st *carry) (f *saved,
 		f.pl = newLSHPlanner(o, f.kc, B, T, pos0)
 	} else {
 		pp = newPosPlanner(o, pos0)
+		pp.need = need
 		f.pl = pp
 	}
 	f.a, f.lse = num.GetBuf(N*H), num.GetBuf(N*heads)

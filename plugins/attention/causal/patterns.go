@@ -72,6 +72,22 @@ type posPlanner struct {
 	o       *options
 	pos0    int // absolute position of the chunk's first token
 	P, base int // cache layout (see prefix)
+	// need, when set, is the input "rows" [B·Sc]: query blocks with no row
+	// > 0.5 are skipped (their attention and log-sum-exp are zero).
+	need []float32
+}
+
+// skip reports whether the query block qb of batch row b has no needed row.
+func (p *posPlanner) skip(b, Sc int, qb qblock) bool {
+	if p.need == nil {
+		return false
+	}
+	for i := 0; i < qb.n; i++ {
+		if p.need[b*Sc+qb.j0+i*qb.stride] > 0.5 {
+			return false
+		}
+	}
+	return true
 }
 
 func newPosPlanner(o *options, pos0 int) *posPlanner {

@@ -286,7 +286,11 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("causal: %w", err)
 	}
-	f, y, c, next := forward(&o, p, e.Data, B, Sc, st)
+	need, err := readRows(req, B, Sc)
+	if err != nil {
+		return nil, err
+	}
+	f, y, c, next := forward(&o, p, e.Data, B, Sc, st, need)
 	res := &stage.ForwardResult{
 		Outputs: tensor.Map{"y": tensor.From(y, B, Sc, H), "c": tensor.From(c, B, H)},
 		State:   next,
@@ -299,6 +303,29 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 		f.free()
 	}
 	return res, nil
+}
+
+// readRows reads the optional input "rows" [B,Sc] (stage.PortRows): 1 where
+// the host reads the output y, 0 where it does not. The positional patterns
+// skip the query blocks nobody reads (their y is the output bias); the last
+// row of each sequence is always computed, for c. Only without NeedGrad: a
+// training pass needs every row.
+func readRows(req *stage.ForwardRequest, B, Sc int) ([]float32, error) {
+	if req.Inputs[stage.PortRows] == nil {
+		return nil, nil
+	}
+	t, err := req.Inputs.Need(stage.PortRows, B, Sc)
+	if err != nil {
+		return nil, fmt.Errorf("causal: input: %w", err)
+	}
+	if req.NeedGrad {
+		return nil, fmt.Errorf("causal: input %q (rows whose output is read) is for inference: a forward with NeedGrad computes every row", stage.PortRows)
+	}
+	need := append([]float32(nil), t.Data...)
+	for b := 0; b < B; b++ {
+		need[b*Sc+Sc-1] = 1
+	}
+	return need, nil
 }
 
 // Backward implements stage.Stage.

@@ -82,6 +82,10 @@ type Description struct {
 	Options []OptionSpec
 	Inputs  []string
 	Outputs []string
+	// Memory is the stage's own estimate of its activations for the host's
+	// memory budget; nil: unknown (see MemoryHint). It is not carried over the
+	// plugin protocol: the host asks a built-in component in process.
+	Memory *MemoryHint
 }
 
 // Config is a stage's configuration: the model's dimensions and the stage's

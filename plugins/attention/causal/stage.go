@@ -97,6 +97,7 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 		Options: append([]stage.OptionSpec(nil), optionSpecs...),
 		Inputs:  []string{"e", "timestamps", "h"},
 		Outputs: []string{"y", "c"},
+		Memory:  o.memoryHint(),
 	}, nil
 }
 
@@ -346,3 +347,19 @@ func (s *Stage) Live() int { return s.handles.Len() }
 
 var _ = strconv.Itoa
 var _ = num.GetBuf
+
+// memoryHint is the stage's memory for the host's budget: per token the
+// queries, keys, values and outputs it keeps for the backward and as much
+// again while it runs, plus a row of scores per head for the positions a query
+// sees in one block (the window, or for full attention the keys so far, as
+// state); full attention's key/value cache grows with the sequence.
+func (o *options) memoryHint() *stage.MemoryHint {
+	m := &stage.MemoryHint{Saved: int64(6*o.H + 2*o.heads), Work: int64(6*o.H + o.heads*max(o.W, 64))}
+	switch o.pattern {
+	case "full":
+		m.State = int64(2 * o.H)
+	default:
+		m.Row = int64(2 * (o.W + o.G + 64) * o.H)
+	}
+	return m
+}

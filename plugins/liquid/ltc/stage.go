@@ -91,6 +91,8 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 		Options: odeint.OptionSpecs("ODE solver for the cell over t_span = linspace(0, 1, 5)"),
 		Inputs:  []string{"c", "h"},
 		Outputs: []string{"h"},
+		// Memory: the seed's cell runs once per sequence, after the last chunk, on [B,H]: its dopri5 tape (about 20 accepted steps of 6 vectors).
+		Memory: &stage.MemoryHint{Row: int64(20 * 6 * o.H)},
 	}, nil
 }
 

@@ -30,6 +30,9 @@ type BenchOptions struct {
 	Seed      uint64
 	PIDs      func() []int // plugin processes whose memory counts too
 	Progress  Progress
+	// Estimate is the memory budget's estimate of a row's peak in bytes
+	// (BenchEstimate); nil: none.
+	Estimate func(mode string, length int) int64
 }
 
 // Bench measures the model at every length and mode: time per batch (median
@@ -122,6 +125,9 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 				kb += peakKB(p)
 			}
 			row.PeakMemGB = float64(kb) / (1 << 20)
+			if o.Estimate != nil {
+				row.EstMemGB = float64(o.Estimate(mode, S)) / (1 << 30)
+			}
 			if f := stats["attention.flops"]; f > 0 {
 				if mode == "train" {
 					f += stats["attention.flops_backward"]

@@ -260,7 +260,7 @@ func (cr *cellRun) train(ctx context.Context) error {
 		return err
 	}
 	cr.prog.Update("preparing data")
-	corpus, err := loadCorpus(e, tok)
+	corpus, err := loadCorpusCtx(ctx, e, tok)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,32 @@
+package runner
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+)
+
+// A cancelled context ends abandonable at once, while f still runs; without a
+// cancellation it returns f's result.
+func TestAbandonable(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	release := make(chan struct{})
+	defer close(release)
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		cancel()
+	}()
+	t0 := time.Now()
+	_, err := abandonable(ctx, "work", func() (int, error) { <-release; return 1, nil })
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err %v, want context.Canceled", err)
+	}
+	if d := time.Since(t0); d > 5*time.Second {
+		t.Errorf("returned %v after the cancellation", d)
+	}
+	v, err := abandonable(context.Background(), "work", func() (int, error) { return 7, nil })
+	if v != 7 || err != nil {
+		t.Errorf("got %d, %v", v, err)
+	}
+}

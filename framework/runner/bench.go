@@ -59,7 +59,7 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 			step := func() (map[string]float64, error) {
 				switch mode {
 				case "forward":
-					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize}, func(*model.Block) error { return nil })
+					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize}, watch(ctx, func(*model.Block) error { return nil }))
 					if err != nil {
 						return nil, err
 					}
@@ -67,7 +67,7 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 				case "eval":
 					var loss float64
 					var correct int
-					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize}, model.CrossEntropy(b.IDs, -1, B*S, &loss, &correct))
+					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize}, watch(ctx, model.CrossEntropy(b.IDs, -1, B*S, &loss, &correct)))
 					if err != nil {
 						return nil, err
 					}
@@ -75,7 +75,7 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 				case "train":
 					var loss float64
 					m.Params.ZeroGrad()
-					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize, Train: true}, model.CrossEntropy(b.IDs, -1, B*S, &loss, nil))
+					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize, Train: true}, watch(ctx, model.CrossEntropy(b.IDs, -1, B*S, &loss, nil)))
 					if err != nil {
 						return nil, err
 					}

@@ -6,6 +6,7 @@ import (
 
 	"liquidlab/framework/config"
 	"liquidlab/framework/data"
+	"liquidlab/framework/model"
 	"liquidlab/framework/tokenizer"
 )
 
@@ -40,4 +41,17 @@ func loadCorpusCtx(ctx context.Context, e *config.Experiment, tok *tokenizer.Tok
 		return nil, err
 	}
 	return abandonable(ctx, "preparing the data", func() (*data.Corpus, error) { return loadCorpus(e, tok) })
+}
+
+// watch returns a consumer of logits that ends the run with ctx's error
+// before each block once ctx is done. The head of a long chunk is many blocks
+// (at V = 32000, 4096 tokens are eight blocks of 512 rows, each three large
+// matrix products when training), and Run checks ctx only between chunks.
+func watch(ctx context.Context, c model.Consumer) model.Consumer {
+	return func(b *model.Block) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return c(b)
+	}
 }

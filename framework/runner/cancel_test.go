@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"liquidlab/framework/model"
 )
 
 // A cancelled context ends abandonable at once, while f still runs; without a
@@ -28,5 +30,20 @@ func TestAbandonable(t *testing.T) {
 	v, err := abandonable(context.Background(), "work", func() (int, error) { return 7, nil })
 	if v != 7 || err != nil {
 		t.Errorf("got %d, %v", v, err)
+	}
+}
+
+// watch ends a run at the next block of logits once the context is done, and
+// passes blocks on before.
+func TestWatch(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	n := 0
+	c := watch(ctx, func(*model.Block) error { n++; return nil })
+	if err := c(&model.Block{}); err != nil || n != 1 {
+		t.Fatalf("before the cancellation: %v, %d blocks", err, n)
+	}
+	cancel()
+	if err := c(&model.Block{}); !errors.Is(err, context.Canceled) || n != 1 {
+		t.Errorf("after the cancellation: %v, %d blocks", err, n)
 	}
 }

@@ -306,14 +306,14 @@ func (o EvalOptions) update(format string, args ...any) {
 // logits to row(pos, logits).
 func runOne(ctx context.Context, m *model.Model, b *model.Batch, chunk int, row func(pos int, logits []float32) error) error {
 	v := m.Dims.Vocab
-	_, err := m.Run(ctx, b, model.RunOptions{ChunkSize: chunk}, func(blk *model.Block) error {
+	_, err := m.Run(ctx, b, model.RunOptions{ChunkSize: chunk}, watch(ctx, func(blk *model.Block) error {
 		for i, p := range blk.Index {
 			if err := row(p, blk.Logits[i*v:(i+1)*v]); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}))
 	return err
 }
 

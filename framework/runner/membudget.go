@@ -25,11 +25,12 @@ import (
 // batch, the data, and a fixed overhead per process. Measured against bench
 // peaks it is an estimate, not a bound (see the bench table's estimate column).
 
-// Fixed overheads, measured as the peak RSS of an idle process on the
-// quickstart model (Go runtime, binary, OpenBLAS's buffers).
+// Fixed overheads, calibrated on bench peaks of the quickstart model (Go
+// runtime, binary, OpenBLAS's buffers): in process it peaked at 37–56 MB,
+// with its four plugins at 150–176 MB.
 const (
 	hostBaseBytes   = 48 << 20 // the liquidlab host process
-	pluginBaseBytes = 24 << 20 // one plugin process (four in plugin mode)
+	pluginBaseBytes = 26 << 20 // one plugin process (four in plugin mode)
 	// gcHeadroom is the garbage the Go heap holds beyond its live data between
 	// collections: liquidlab runs with GOGC = 25 (cmd/liquidlab/main.go).
 	gcHeadroom = 1.25

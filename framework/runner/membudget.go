@@ -27,10 +27,10 @@ import (
 
 // Fixed overheads, calibrated on bench peaks of the quickstart model (Go
 // runtime, binary, OpenBLAS's buffers): in process it peaked at 37–56 MB,
-// with its four plugins at 150–176 MB.
+// with its four plugins at 150–194 MB (two sittings).
 const (
 	hostBaseBytes   = 48 << 20 // the liquidlab host process
-	pluginBaseBytes = 26 << 20 // one plugin process (four in plugin mode)
+	pluginBaseBytes = 30 << 20 // one plugin process (four in plugin mode)
 	// gcHeadroom is the garbage the Go heap holds beyond its live data between
 	// collections: liquidlab runs with GOGC = 25 (cmd/liquidlab/main.go).
 	gcHeadroom = 1.25

@@ -411,6 +411,9 @@ func evalGoRoot(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, o
 		if len(ids) == o.Samples {
 			break
 		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("eval goroot: %w", err)
+		}
 		text, err := g.Read(d)
 		if err != nil {
 			return nil, fmt.Errorf("eval goroot: %w", err)

@@ -52,7 +52,20 @@ type MemoryEstimate struct {
 	Total int64
 }
 
+// maxPart caps every part of an estimate (64 PiB), so a hostile size or hint
+// cannot overflow the sum: it is refused as "more than the limit" instead.
+const maxPart = 1 << 56
+
+// clampBytes converts a byte count computed in float64 to int64, at most maxPart.
+func clampBytes(f float64) int64 {
+	if !(f < maxPart) { // NaN too
+		return maxPart
+	}
+	return int64(max(f, 0))
+}
+
 func (m *MemoryEstimate) add(name string, bytes int64) {
+	bytes = min(bytes, maxPart)
 	if bytes > 0 {
 		m.Parts = append(m.Parts, MemoryPart{name, bytes})
 	}
@@ -116,15 +129,17 @@ func paramFloats(e *config.Experiment, descs map[string]*stage.Description) (hos
 		if descs[k] == nil {
 			continue
 		}
+		var sum float64
 		for _, p := range descs[k].Params {
-			n := int64(1)
+			n := 1.0
 			for _, x := range p.Shape {
-				n *= int64(x)
+				n *= float64(x)
 			}
-			stages += n
+			sum += n
 		}
+		stages += min(clampBytes(sum), maxPart/4)
 	}
-	return host, stages
+	return host, min(stages, maxPart/4)
 }
 
 // estimatePass estimates the peak of one batch run.
@@ -183,7 +198,8 @@ func estimatePass(e *config.Experiment, descs map[string]*stage.Description, p p
 	est.add("batch and stage inputs/outputs", f4*(3*B*S+B*S+io))
 
 	// The stages' activations.
-	var saved, state, row, work, maxWork int64
+	var saved, state, row, work, maxWork float64
+	fn, fB, fS := float64(n), float64(B), float64(S)
 	generic := genericHint(e)
 	for _, k := range stage.Kinds {
 		h := generic
@@ -191,21 +207,21 @@ func estimatePass(e *config.Experiment, descs map[string]*stage.Description, p p
 			h = d.Memory
 		}
 		if p.train {
-			saved += h.Saved * n
+			saved += float64(h.Saved) * fn
 		}
-		state += h.State * B * S
-		row += h.Row * B
-		work += h.Work * n
-		maxWork = max(maxWork, h.Work*n)
+		state += float64(h.State) * fB * fS
+		row += float64(h.Row) * fB
+		work += float64(h.Work) * fn
+		maxWork = max(maxWork, float64(h.Work)*fn)
 	}
 	if !plugins {
 		// In one process the stages run one after another and share a heap.
 		work = maxWork
 	}
-	est.add("stage activations (saved for the backward)", f4*saved)
-	est.add("stage working memory", f4*work)
-	est.add("stage state growing with the sequence", f4*state)
-	est.add("stage state per sequence", f4*row)
+	est.add("stage activations (saved for the backward)", clampBytes(f4*saved))
+	est.add("stage working memory", clampBytes(f4*work))
+	est.add("stage state growing with the sequence", clampBytes(f4*state))
+	est.add("stage state per sequence", clampBytes(f4*row))
 	est.add("data", p.dataSize)
 
 	var dyn int64

@@ -135,3 +135,23 @@ func TestMemoryEstimateHostile(t *testing.T) {
 		t.Error("no refusal")
 	}
 }
+
+// A hostile hint or parameter shape (a plugin's description) cannot overflow
+// the estimate into a small or negative number: it is refused.
+func TestMemoryEstimateSaturates(t *testing.T) {
+	e := config.Default()
+	e.Train.Batch, e.Data.SeqLen = 16384, 1024
+	descs := descsOf(t, e)
+	att := *descs[stage.KindAttention]
+	att.Memory = &stage.MemoryHint{Saved: 1 << 62, Work: 1 << 62, State: 1 << 62, Row: 1 << 62}
+	att.Params = append(append([]stage.ParamSpec(nil), att.Params...), stage.ParamSpec{Name: "huge", Shape: []int{1 << 62, 1 << 62}})
+	descs[stage.KindAttention] = &att
+	peak, _ := runner.EstimateMemory(e, descs, runner.Phases{Train: true})
+	if peak.Total < 1<<50 {
+		t.Fatalf("hostile hint: %s", peak)
+	}
+	e.Run.MaxMemory = "1TiB"
+	if _, err := runner.CheckMemory(e, descs, runner.Phases{Train: true}); err == nil {
+		t.Error("not refused")
+	}
+}

@@ -407,8 +407,8 @@ func CheckMemory(e *config.Experiment, descs map[string]*stage.Description, ph P
 
 // Descriptions returns the stage descriptions of an experiment with their
 // memory hints, without starting a plugin for a built-in component (plugin
-// binaries given by path are asked through describe, and their hints are not
-// carried by the plugin protocol: they get the generic formula).
+// binaries given by path are asked through describe; one built before the
+// protocol carried the hint gets the generic formula).
 func (l *Launcher) Descriptions(ctx context.Context, e *config.Experiment, describe config.Describer) (map[string]*stage.Description, error) {
 	out := map[string]*stage.Description{}
 	for _, kind := range stage.Kinds {
@@ -437,8 +437,9 @@ func (l *Launcher) Descriptions(ctx context.Context, e *config.Experiment, descr
 
 // checkBudget estimates a started cell's peak memory, writes it to the cell's
 // log and refuses the cell when it exceeds MemoryLimit. The descriptions are
-// those the stages gave; a built-in run as a plugin gets its memory hint from
-// the same component in process (the protocol does not carry it).
+// those the stages gave; a built-in whose description lacks the hint (a plugin
+// binary built before the protocol carried it) gets it from the same component
+// in process.
 func (r *Runner) checkBudget(ctx context.Context, cr *cellRun) error {
 	if cr.st == nil {
 		return nil

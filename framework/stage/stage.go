@@ -83,8 +83,8 @@ type Description struct {
 	Inputs  []string
 	Outputs []string
 	// Memory is the stage's own estimate of its activations for the host's
-	// memory budget; nil: unknown (see MemoryHint). It is not carried over the
-	// plugin protocol: the host asks a built-in component in process.
+	// memory budget; nil: unknown (see MemoryHint). The plugin protocol carries
+	// it (StageDescription.memory).
 	Memory *MemoryHint
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,8 +82,20 @@ func cmdEval(e *env, args []string) error {
 	pairs := fs.String("mqar-pairs", "", "comma-separated MQAR pair counts (default eval.mqar_pairs, else 4,16,64)")
 	chunk := fs.Int("chunk", 0, "tokens per chunk (default run.chunk_size, else 1024)")
 	noWrite := fs.Bool("no-write", false, "print only; leave eval.json and metrics.json alone")
+	cpuprofile := fs.String("cpuprofile", "", "write a CPU profile of the evaluation to this file (go tool pprof)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
+	}
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	if fs.NArg() != 1 {
 		fs.Usage()

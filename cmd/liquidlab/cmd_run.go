@@ -130,7 +130,10 @@ func cmdRun(e *env, args []string) error {
 		}
 		runner.WarnDuplicates(e.stdout, cells, r.Launcher.Describer(ctx, exp))
 		if *dry {
-			return config.DryRun(e.stdout, exp)
+			if err := config.DryRun(e.stdout, exp); err != nil {
+				return err
+			}
+			return printMemoryEstimates(ctx, e.stdout, exp, cells, r)
 		}
 		fmt.Fprintf(e.stdout, "experiment %s: %d cells, results in %s\n", exp.Name, len(cells), filepath.Join(*dir, exp.Name))
 		out, err := r.Run(ctx, exp, runner.Options{Train: true, Bench: len(exp.Bench.Lengths) > 0, Force: *force, Jobs: *jobs})

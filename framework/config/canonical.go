@@ -18,12 +18,12 @@ import (
 // notCanonical lists the settings that do not change a cell's results and so stay
 // out of Canonical: renaming an experiment, rewording it or running it with more
 // jobs or a longer timeout must not invalidate finished cells.
-var notCanonical = []string{"name", "description", "grid", "run.jobs", "run.call_timeout", "run.executor", "run.progress_every", "slurm"}
+var notCanonical = []string{"name", "description", "grid", "run.jobs", "run.call_timeout", "run.executor", "run.progress_every", "run.max_memory", "slurm"}
 
 // Canonical encodes the resolved settings as TOML, one `dotted.key = value` line
 // per setting, sorted by key; the same settings always give the same bytes. It
 // leaves out name, description, grid, run.jobs, run.call_timeout, run.executor,
-// run.progress_every and the [slurm] table (where a cell runs does not change its results).
+// run.progress_every, run.max_memory and the [slurm] table (where a cell runs does not change its results).
 func (e *Experiment) Canonical() []byte {
 	lines := map[string]string{}
 	flatten(reflect.ValueOf(*e), "", lines)

@@ -191,6 +191,9 @@ func (e *Experiment) check() error {
 	if r.ProgressEvery < 0 {
 		c.bad("run.progress_every", r.ProgressEvery, "must be ≥ 0, e.g. \"30s\" (0: no progress lines)")
 	}
+	if _, err := ParseBytes(r.MaxMemory); err != nil {
+		c.bad("run.max_memory", r.MaxMemory, "%v", err)
+	}
 	sl := e.Slurm
 	c.nonNegative("slurm.cpus_per_task", sl.CPUsPerTask)
 	c.nonNegative("slurm.max_parallel", sl.MaxParallel)

@@ -130,6 +130,7 @@
 //	jobs = 1                     # int ≥ 1, cells run at once
 //	executor = "local"           # "local" or "slurm" (one job array, a task per unfinished cell)
 //	progress_every = "30s"       # duration ≥ 0: a progress line this often when the output is not a terminal (0: none)
+//	max_memory = ""              # "8GiB", "512MB": refuse a cell whose estimated peak memory exceeds it ("": the available memory only); no cell id
 //
 //	[slurm]                      # only with run.executor = "slurm"; changes no result or cell id
 //	partition = ""               # "" = the cluster's default partition

@@ -200,6 +200,10 @@ type Run struct {
 	// ProgressEvery is how often a run whose output is not a terminal prints a
 	// progress line (0: never); it changes no result, so no cell id.
 	ProgressEvery time.Duration `toml:"progress_every"`
+	// MaxMemory caps a cell's estimated peak memory ("8GiB", "512MB"; "":
+	// only the machine's available memory); see runner.EstimateMemory. It
+	// changes no result, so no cell id.
+	MaxMemory string `toml:"max_memory" canonical:"omitzero"`
 }
 
 // Executors run.executor accepts.

@@ -1,6 +1,11 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
 
 // Size limits, checked with the other settings (see the package manual, "Size
 // limits"). They are far above anything this framework trains on one machine and
@@ -85,3 +90,41 @@ func (c *checker) checkSizes() {
 
 // gib formats a byte count in GiB.
 func gib(b int64) string { return fmt.Sprintf("%.1f GiB", float64(b)/(1<<30)) }
+
+// byteUnits are the suffixes ParseBytes accepts, longest first.
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12},
+	{"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"T", 1 << 40},
+	{"B", 1},
+}
+
+// ParseBytes reads a memory size such as "8GiB", "512MB", "1.5G" or "1000000"
+// (bytes): binary units KiB…TiB and K, M, G, T, decimal units KB…TB. "" is 0
+// (no limit). It refuses a negative, non-finite or unknown size, and one above
+// 1 EiB.
+func ParseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	if t == "" {
+		return 0, nil
+	}
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if rest, ok := strings.CutSuffix(t, u.suffix); ok {
+			t, mult = strings.TrimSpace(rest), u.mult
+			break
+		}
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) || v <= 0 {
+		return 0, fmt.Errorf("%q is not a memory size > 0 such as \"8GiB\", \"512MB\" or \"1.5G\"", s)
+	}
+	b := v * float64(mult)
+	if b > 1<<60 {
+		return 0, fmt.Errorf("%q is more than 1 EiB", s)
+	}
+	return int64(b), nil
+}

@@ -166,3 +166,36 @@ func TestAttentionWindowZero(t *testing.T) {
 		}
 	}
 }
+
+func TestParseBytes(t *testing.T) {
+	for s, want := range map[string]int64{"": 0, "8GiB": 8 << 30, "512MB": 512e6, "1.5G": 3 << 29, "100": 100, " 2 MiB ": 2 << 20, "64K": 64 << 10, "3B": 3} {
+		got, err := ParseBytes(s)
+		if err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"x", "-1G", "0", "NaNGiB", "Inf", "8 parsecs", "2000000EiB", "1e30"} {
+		if _, err := ParseBytes(s); err == nil {
+			t.Errorf("ParseBytes(%q): no error", s)
+		}
+	}
+}
+
+func TestMaxMemoryChecked(t *testing.T) {
+	e := Default()
+	e.Name = "mem"
+	e.Run.MaxMemory = "lots"
+	if err := e.check(); err == nil || !strings.Contains(err.Error(), "run.max_memory") {
+		t.Fatalf("run.max_memory = lots: %v", err)
+	}
+	e.Run.MaxMemory = "8GiB"
+	if err := e.check(); err != nil {
+		t.Fatal(err)
+	}
+	d := Default()
+	d.Name = "mem"
+	a := d.Canonical()
+	if b := e.Canonical(); string(a) != string(b) {
+		t.Errorf("run.max_memory changed the canonical form:\n%s\n%s", a, b)
+	}
+}

@@ -68,6 +68,11 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 	tc1 := ts[0]
 	oi, attempts := 1, 0
 	for oi < len(ts) {
+		if o.Stop != nil {
+			if err := o.Stop(); err != nil {
+				return nil, err
+			}
+		}
 		if attempts >= o.MaxSteps {
 			return nil, fmt.Errorf("odeint: %s: MaxSteps (%d) exceeded at t=%g before reaching t=%g (%d accepted, %d rejected); raise MaxSteps or loosen rtol/atol",
 				tb.name, o.MaxSteps, tc1, ts[len(ts)-1], sol.Stats.Accepted, sol.Stats.Rejected)

@@ -12,6 +12,12 @@ import "fmt"
 // f.VJP(t_i, Y_i, g_i, gy_i) call; parameter gradients accumulate in f. The tape
 // is kept, so Backward may be called again (gradients then add up in f).
 func (s *Solution) Backward(f Func, gys [][]float32) ([]float32, error) {
+	return s.BackwardStop(f, gys, nil)
+}
+
+// BackwardStop is Backward that calls stop, when set, before reversing each
+// step and ends with its error (a cancelled context).
+func (s *Solution) BackwardStop(f Func, gys [][]float32, stop func() error) ([]float32, error) {
 	if s == nil || s.tape == nil {
 		return nil, ErrNoTape
 	}
@@ -29,10 +35,14 @@ func (s *Solution) Backward(f Func, gys [][]float32) ([]float32, error) {
 	}
 	p := newPool(tp.n)
 	var gy0 []float32
+	var err error
 	if tp.tab.adaptive() {
-		gy0 = backAdaptive(f, tp, gys, p)
+		gy0, err = backAdaptive(f, tp, gys, p, stop)
 	} else {
-		gy0 = backFixed(f, tp, gys, p)
+		gy0, err = backFixed(f, tp, gys, p, stop)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if gys[0] != nil {
 		p.axpyInto(gy0, true, 1, gys[0])
@@ -41,7 +51,7 @@ func (s *Solution) Backward(f Func, gys [][]float32) ([]float32, error) {
 }
 
 // backFixed reverses y ← y + dt·Σ b·k, one step per interval.
-func backFixed(f Func, tp *tape, gys [][]float32, p *pool) []float32 {
+func backFixed(f Func, tp *tape, gys [][]float32, p *pool, stop func() error) ([]float32, error) {
 	tb, n, s := tp.tab, tp.n, tp.tab.stages()
 	gy := make([]float32, n)
 	last := -1
@@ -56,6 +66,11 @@ func backFixed(f Func, tp *tape, gys [][]float32, p *pool) []float32 {
 	gk := make([]float32, n)
 	terms := make([]term, 0, s+1)
 	for st := last; st >= 0; st-- {
+		if stop != nil {
+			if err := stop(); err != nil {
+				return nil, err
+			}
+		}
 		if g := gys[st+1]; g != nil {
 			p.axpyInto(gy, true, 1, g)
 		}
@@ -93,13 +108,13 @@ func backFixed(f Func, tp *tape, gys [][]float32, p *pool) []float32 {
 			p.lincomb(gy, gy, 1, terms)
 		}
 	}
-	return gy
+	return gy, nil
 }
 
 // backAdaptive reverses the accepted steps of an FSAL method: stage inputs,
 // the FSAL link (a step's k₀ is the previous step's last stage, or f0 = f(t0, y0))
 // and the dense-output interpolants.
-func backAdaptive(f Func, tp *tape, gys [][]float32, p *pool) []float32 {
+func backAdaptive(f Func, tp *tape, gys [][]float32, p *pool, stop func() error) ([]float32, error) {
 	tb, n, s := tp.tab, tp.n, tp.tab.stages()
 	gy := make([]float32, n)  // adjoint of the state after the step being reversed
 	gks := make([]float32, n) // adjoint of that step's last stage derivative
@@ -110,7 +125,7 @@ func backAdaptive(f Func, tp *tape, gys [][]float32, p *pool) []float32 {
 		}
 	}
 	if last < 0 {
-		return gy
+		return gy, nil
 	}
 	gY := make([][]float32, s)
 	present := make([]bool, s)
@@ -119,6 +134,11 @@ func backAdaptive(f Func, tp *tape, gys [][]float32, p *pool) []float32 {
 	terms := make([]term, 0, s+2)
 	oi := len(tp.outs) - 1
 	for st := last; st >= 0; st-- {
+		if stop != nil {
+			if err := stop(); err != nil {
+				return nil, err
+			}
+		}
 		step := tp.steps[st]
 		dt32 := float32(step.dt)
 		hasOut := false
@@ -191,5 +211,5 @@ func backAdaptive(f Func, tp *tape, gys [][]float32, p *pool) []float32 {
 		p.lincomb(gy, base, 1, terms)
 	}
 	f.VJP(tp.ts[0], tp.y0, gks, gy)
-	return gy
+	return gy, nil
 }

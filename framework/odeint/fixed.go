@@ -52,6 +52,11 @@ func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *p
 	}
 	terms := make([]term, 0, s)
 	for i := 0; i+1 < len(ts); i++ {
+		if o.Stop != nil {
+			if err := o.Stop(); err != nil {
+				return nil, err
+			}
+		}
 		t0, dt := ts[i], ts[i+1]-ts[i]
 		dt32 := float32(dt)
 		var st [][]float32

@@ -23,6 +23,9 @@ type Options struct {
 	RTol, ATol float64 // adaptive methods; zero means 1e-3 (the seed's values)
 	Tape       bool    // record what Backward needs
 	MaxSteps   int     // adaptive: error after this many attempted steps (0 = 10000)
+	// Stop, when set, is called before every step; an error ends the solve
+	// with it (a cancelled context: func() error { return ctx.Err() }).
+	Stop func() error
 }
 
 // Stats counts the work of one Solve.

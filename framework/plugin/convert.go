@@ -61,6 +61,9 @@ func descriptionToProto(d *stage.Description) *proto.StageDescription {
 	for _, o := range d.Options {
 		p.Options = append(p.Options, &proto.OptionSpec{Name: o.Name, Type: o.Type, Default: o.Default, Choices: o.Choices, Help: o.Help})
 	}
+	if m := d.Memory; m != nil {
+		p.Memory = &proto.MemoryHint{Saved: m.Saved, Work: m.Work, State: m.State, Row: m.Row}
+	}
 	return p
 }
 
@@ -75,6 +78,11 @@ func descriptionFromProto(p *proto.StageDescription) *stage.Description {
 	}
 	for _, o := range p.GetOptions() {
 		d.Options = append(d.Options, stage.OptionSpec{Name: o.GetName(), Type: o.GetType(), Default: o.GetDefault(), Choices: o.GetChoices(), Help: o.GetHelp()})
+	}
+	if m := p.GetMemory(); m != nil {
+		// A negative value from a plugin means nothing; the host's budget
+		// saturates large ones.
+		d.Memory = &stage.MemoryHint{Saved: max(m.GetSaved(), 0), Work: max(m.GetWork(), 0), State: max(m.GetState(), 0), Row: max(m.GetRow(), 0)}
 	}
 	return d
 }

@@ -79,7 +79,9 @@ func (s *scaleStage) Describe(_ context.Context, cfg stage.Config) (*stage.Descr
 		Params:  []stage.ParamSpec{{Name: "w", Shape: []int{2, 2}, Init: "ones", Aliases: []string{"v"}}},
 		State:   []stage.StateSpec{{Name: "n", Shape: []int{}}},
 		Options: []stage.OptionSpec{{Name: "mode", Type: "string", Choices: []string{"", "crash", "hang", "error", "panic"}}},
-		Inputs:  []string{"x"}, Outputs: []string{"y"}}, nil
+		Inputs:  []string{"x"}, Outputs: []string{"y"},
+		// Carried over the wire (TestRoundTripSameInEveryMode compares it).
+		Memory: &stage.MemoryHint{Saved: 3, Work: 2, Row: 7}}, nil
 }
 
 func (s *scaleStage) Forward(_ context.Context, cfg stage.Config, req *stage.ForwardRequest) (*stage.ForwardResult, error) {

@@ -73,6 +73,8 @@ func SeqTable(rows []results.BenchRow, documented map[int]Documented, machine st
 		docLens = append(docLens, n)
 	}
 	var shapeNotes, rowNotes []string
+	var est []string // each row's estimated memory (BenchRow.EstMemGB)
+	hasEst := false
 	for _, mode := range modes {
 		block := byMode[mode]
 		lens := slices.Clone(docLens)
@@ -91,6 +93,11 @@ func SeqTable(rows []results.BenchRow, documented map[int]Documented, machine st
 			}
 			emit := func(r *results.BenchRow) {
 				row := []string{mode, lengthLabel(n), missing, missing, missing, missing, missing, missing}
+				e := missing
+				if r != nil && r.EstMemGB > 0 {
+					e, hasEst = strconv.FormatFloat(r.EstMemGB, 'f', 2, 64), true
+				}
+				est = append(est, e)
 				if r != nil {
 					row[2], row[4], row[6] = measuredCells(*r)
 					for _, note := range r.Notes {
@@ -114,6 +121,14 @@ func SeqTable(rows []results.BenchRow, documented map[int]Documented, machine st
 				distinct(block, "?", func(r results.BenchRow) int { return r.Batch }),
 				distinct(block, "none", func(r results.BenchRow) int { return r.ChunkSize })))
 		}
+	}
+	if hasEst {
+		// The memory budget's estimate beside the measured peak.
+		t.Columns = slices.Insert(t.Columns, 3, "Memory GB (estimate)")
+		for i := range t.Rows {
+			t.Rows[i] = slices.Insert(t.Rows[i], 3, est[i])
+		}
+		shapeNotes = append(shapeNotes, "memory estimate: the memory budget's estimate of the peak from the configuration (host and plugins, as measured); a cell whose estimate exceeds the available memory or run.max_memory is refused")
 	}
 	if machine == "" {
 		machine = "an unrecorded machine"

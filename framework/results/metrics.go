@@ -17,11 +17,13 @@ type Metrics struct {
 
 // BenchRow is one measured configuration of a long-sequence benchmark.
 type BenchRow struct {
-	Mode       string
-	SeqLen     int
-	Batch      int
-	ChunkSize  int
-	PeakMemGB  float64
+	Mode      string
+	SeqLen    int
+	Batch     int
+	ChunkSize int
+	PeakMemGB float64
+	// EstMemGB is the memory budget's estimate of the peak (runner.EstimateMemory).
+	EstMemGB   float64   `json:",omitempty"`
 	TimesS     []float64 // seconds per batch, one per repeat
 	MedianS    float64
 	SpreadS    float64

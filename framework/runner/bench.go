@@ -30,6 +30,9 @@ type BenchOptions struct {
 	Seed      uint64
 	PIDs      func() []int // plugin processes whose memory counts too
 	Progress  Progress
+	// Estimate is the memory budget's estimate of a row's peak in bytes
+	// (BenchEstimate); nil: none.
+	Estimate func(mode string, length int) int64
 }
 
 // Bench measures the model at every length and mode: time per batch (median
@@ -56,7 +59,7 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 			step := func() (map[string]float64, error) {
 				switch mode {
 				case "forward":
-					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize}, func(*model.Block) error { return nil })
+					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize}, watch(ctx, func(*model.Block) error { return nil }))
 					if err != nil {
 						return nil, err
 					}
@@ -64,7 +67,7 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 				case "eval":
 					var loss float64
 					var correct int
-					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize}, model.CrossEntropy(b.IDs, -1, B*S, &loss, &correct))
+					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize}, watch(ctx, model.CrossEntropy(b.IDs, -1, B*S, &loss, &correct)))
 					if err != nil {
 						return nil, err
 					}
@@ -72,7 +75,7 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 				case "train":
 					var loss float64
 					m.Params.ZeroGrad()
-					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize, Train: true}, model.CrossEntropy(b.IDs, -1, B*S, &loss, nil))
+					res, err := m.Run(ctx, b, model.RunOptions{ChunkSize: o.ChunkSize, Train: true}, watch(ctx, model.CrossEntropy(b.IDs, -1, B*S, &loss, nil)))
 					if err != nil {
 						return nil, err
 					}
@@ -122,6 +125,9 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 				kb += peakKB(p)
 			}
 			row.PeakMemGB = float64(kb) / (1 << 20)
+			if o.Estimate != nil {
+				row.EstMemGB = float64(o.Estimate(mode, S)) / (1 << 30)
+			}
 			if f := stats["attention.flops"]; f > 0 {
 				if mode == "train" {
 					f += stats["attention.flops_backward"]

@@ -127,7 +127,7 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 		count := countLabels(labels, pad)
 		var loss float64
 		m.Params.ZeroGrad()
-		res, err := m.Run(ctx, batch, model.RunOptions{ChunkSize: e.Run.ChunkSize, Train: true}, model.CrossEntropy(labels, pad, count, &loss, nil))
+		res, err := m.Run(ctx, batch, model.RunOptions{ChunkSize: e.Run.ChunkSize, Train: true}, watch(ctx, model.CrossEntropy(labels, pad, count, &loss, nil)))
 		if err != nil {
 			return out, fmt.Errorf("training step %d: %w", step+1, err)
 		}
@@ -232,7 +232,7 @@ func validate(ctx context.Context, e *config.Experiment, m *model.Model, corpus 
 		}
 		count := countLabels(labels, pad)
 		var l float64
-		if _, err := m.Run(ctx, batch, model.RunOptions{ChunkSize: e.Run.ChunkSize}, model.CrossEntropy(labels, pad, count, &l, &correct)); err != nil {
+		if _, err := m.Run(ctx, batch, model.RunOptions{ChunkSize: e.Run.ChunkSize}, watch(ctx, model.CrossEntropy(labels, pad, count, &l, &correct))); err != nil {
 			return 0, 0, 0, fmt.Errorf("evaluation batch %d: %w", bi+1, err)
 		}
 		lossSum += l * float64(count)

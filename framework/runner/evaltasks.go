@@ -309,14 +309,14 @@ func (o EvalOptions) update(format string, args ...any) {
 // one, and the attention computes only those rows (model.RunOptions.Rows).
 func runOne(ctx context.Context, m *model.Model, b *model.Batch, chunk int, read []bool, row func(pos int, logits []float32) error) error {
 	v := m.Dims.Vocab
-	_, err := m.Run(ctx, b, model.RunOptions{ChunkSize: chunk, Rows: read}, func(blk *model.Block) error {
+	_, err := m.Run(ctx, b, model.RunOptions{ChunkSize: chunk, Rows: read}, watch(ctx, func(blk *model.Block) error {
 		for i, p := range blk.Index {
 			if err := row(p, blk.Logits[i*v:(i+1)*v]); err != nil {
 				return err
 			}
 		}
 		return nil
-	})
+	}))
 	return err
 }
 
@@ -413,6 +413,9 @@ func evalGoRoot(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, o
 	for _, d := range docs {
 		if len(ids) == o.Samples {
 			break
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("eval goroot: %w", err)
 		}
 		text, err := g.Read(d)
 		if err != nil {

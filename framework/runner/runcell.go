@@ -15,6 +15,7 @@ import (
 	"liquidlab/framework/data"
 	"liquidlab/framework/num"
 	"liquidlab/framework/results"
+	"liquidlab/framework/stage"
 )
 
 // cellRun is one cell on its way through the steps of runCell: resolve →
@@ -33,6 +34,7 @@ type cellRun struct {
 	metrics  results.Metrics
 	redo     error // why a cell recorded as done is redone (a file missing or corrupt)
 	lock     *results.Lock
+	descs    map[string]*stage.Description // with memory hints, for the bench's estimates
 }
 
 // runCell runs one cell and reports its outcome.
@@ -61,7 +63,9 @@ func (r *Runner) runCell(ctx context.Context, expName string, cell config.Cell, 
 		return oc
 	}
 	defer logw.Close()
-	oc.Err = cr.work(ctx)
+	if oc.Err = r.checkBudget(ctx, cr); oc.Err == nil {
+		oc.Err = cr.work(ctx)
+	}
 	oc.Err = cr.finish(oc.Err)
 	oc.Metrics = cr.metrics
 	return oc
@@ -256,7 +260,7 @@ func (cr *cellRun) train(ctx context.Context) error {
 		return err
 	}
 	cr.prog.Update("preparing data")
-	corpus, err := loadCorpus(e, tok)
+	corpus, err := loadCorpusCtx(ctx, e, tok)
 	if err != nil {
 		return err
 	}
@@ -379,10 +383,11 @@ func (cr *cellRun) bench(ctx context.Context) error {
 		return err
 	}
 	rows, err := Bench(ctx, m, BenchOptions{Lengths: e.Bench.Lengths, Batch: e.Bench.Batch, Modes: e.Bench.Modes,
-		Warmup: e.Bench.Warmup, Repeats: e.Bench.Repeats, ChunkSize: e.Run.ChunkSize, Seed: uint64(e.Seed), PIDs: cr.st.PIDs, Progress: cr.prog})
+		Warmup: e.Bench.Warmup, Repeats: e.Bench.Repeats, ChunkSize: e.Run.ChunkSize, Seed: uint64(e.Seed), PIDs: cr.st.PIDs, Progress: cr.prog,
+		Estimate: func(mode string, l int) int64 { return BenchEstimate(e, cr.descs, mode, l).Total }})
 	cr.metrics.Bench = rows
 	for _, b := range rows {
-		fmt.Fprintf(cr.log, "bench %s %d tokens: median %.3fs (spread %.3fs) %.0f tok/s peak %.2f GB\n", b.Mode, b.SeqLen, b.MedianS, b.SpreadS, b.TokensPerS, b.PeakMemGB)
+		fmt.Fprintf(cr.log, "bench %s %d tokens: median %.3fs (spread %.3fs) %.0f tok/s peak %.2f GB (estimate %.2f GB)\n", b.Mode, b.SeqLen, b.MedianS, b.SpreadS, b.TokensPerS, b.PeakMemGB, b.EstMemGB)
 	}
 	return err
 }

@@ -19,6 +19,7 @@ import (
 // Stages are the resolved stage implementations of one cell.
 type Stages struct {
 	Map     map[string]stage.Stage
+	Descs   map[string]*stage.Description // as each stage described itself
 	Plugins []results.PluginInfo
 	clients []*plugin.Client
 	l       *Launcher
@@ -81,7 +82,7 @@ func (l *Launcher) track(c *plugin.Client, on bool) {
 
 // Resolve starts (or instantiates) the four stages of an experiment.
 func (l *Launcher) Resolve(ctx context.Context, e *config.Experiment) (*Stages, error) {
-	s := &Stages{Map: map[string]stage.Stage{}, l: l}
+	s := &Stages{Map: map[string]stage.Stage{}, Descs: map[string]*stage.Description{}, l: l}
 	for _, kind := range stage.Kinds {
 		comp := e.Components[kind]
 		info := results.PluginInfo{Kind: kind, Impl: comp.Impl}
@@ -135,6 +136,7 @@ func (l *Launcher) Resolve(ctx context.Context, e *config.Experiment) (*Stages, 
 		}
 		info.Impl, info.Version = d.Name, d.Version
 		s.Map[kind] = st
+		s.Descs[kind] = d
 		s.Plugins = append(s.Plugins, info)
 	}
 	return s, nil

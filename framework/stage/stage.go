@@ -82,6 +82,10 @@ type Description struct {
 	Options []OptionSpec
 	Inputs  []string
 	Outputs []string
+	// Memory is the stage's own estimate of its activations for the host's
+	// memory budget; nil: unknown (see MemoryHint). The plugin protocol carries
+	// it (StageDescription.memory).
+	Memory *MemoryHint
 }
 
 // Config is a stage's configuration: the model's dimensions and the stage's

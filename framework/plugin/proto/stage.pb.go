@@ -449,15 +449,18 @@ func (x *OptionSpec) GetHelp() string {
 }
 
 type StageDescription struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Kind          string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
-	Name          string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
-	Params        []*ParamSpec           `protobuf:"bytes,4,rep,name=params,proto3" json:"params,omitempty"`
-	State         []*StateSpec           `protobuf:"bytes,5,rep,name=state,proto3" json:"state,omitempty"`
-	Options       []*OptionSpec          `protobuf:"bytes,6,rep,name=options,proto3" json:"options,omitempty"`
-	Inputs        []string               `protobuf:"bytes,7,rep,name=inputs,proto3" json:"inputs,omitempty"`
-	Outputs       []string               `protobuf:"bytes,8,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Kind    string                 `protobuf:"bytes,1,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name    string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	Version string                 `protobuf:"bytes,3,opt,name=version,proto3" json:"version,omitempty"`
+	Params  []*ParamSpec           `protobuf:"bytes,4,rep,name=params,proto3" json:"params,omitempty"`
+	State   []*StateSpec           `protobuf:"bytes,5,rep,name=state,proto3" json:"state,omitempty"`
+	Options []*OptionSpec          `protobuf:"bytes,6,rep,name=options,proto3" json:"options,omitempty"`
+	Inputs  []string               `protobuf:"bytes,7,rep,name=inputs,proto3" json:"inputs,omitempty"`
+	Outputs []string               `protobuf:"bytes,8,rep,name=outputs,proto3" json:"outputs,omitempty"`
+	// The stage's estimate of its memory for the host's budget (stage.MemoryHint);
+	// absent: unknown, the host assumes a generic formula.
+	Memory        *MemoryHint `protobuf:"bytes,9,opt,name=memory,proto3" json:"memory,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -548,6 +551,83 @@ func (x *StageDescription) GetOutputs() []string {
 	return nil
 }
 
+func (x *StageDescription) GetMemory() *MemoryHint {
+	if x != nil {
+		return x.Memory
+	}
+	return nil
+}
+
+// MemoryHint: float32 values per token of one sequence (saved for the backward,
+// working, state growing with the sequence) and per sequence (row).
+type MemoryHint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Saved         int64                  `protobuf:"varint,1,opt,name=saved,proto3" json:"saved,omitempty"`
+	Work          int64                  `protobuf:"varint,2,opt,name=work,proto3" json:"work,omitempty"`
+	State         int64                  `protobuf:"varint,3,opt,name=state,proto3" json:"state,omitempty"`
+	Row           int64                  `protobuf:"varint,4,opt,name=row,proto3" json:"row,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MemoryHint) Reset() {
+	*x = MemoryHint{}
+	mi := &file_stage_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MemoryHint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MemoryHint) ProtoMessage() {}
+
+func (x *MemoryHint) ProtoReflect() protoreflect.Message {
+	mi := &file_stage_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MemoryHint.ProtoReflect.Descriptor instead.
+func (*MemoryHint) Descriptor() ([]byte, []int) {
+	return file_stage_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *MemoryHint) GetSaved() int64 {
+	if x != nil {
+		return x.Saved
+	}
+	return 0
+}
+
+func (x *MemoryHint) GetWork() int64 {
+	if x != nil {
+		return x.Work
+	}
+	return 0
+}
+
+func (x *MemoryHint) GetState() int64 {
+	if x != nil {
+		return x.State
+	}
+	return 0
+}
+
+func (x *MemoryHint) GetRow() int64 {
+	if x != nil {
+		return x.Row
+	}
+	return 0
+}
+
 // Tensor is a named dense row-major tensor. Its values are either in data
 // (bytes transport: numel*4 bytes in the machine's byte order) or, when region
 // is set, at offset in that shared-memory region.
@@ -565,7 +645,7 @@ type Tensor struct {
 
 func (x *Tensor) Reset() {
 	*x = Tensor{}
-	mi := &file_stage_proto_msgTypes[7]
+	mi := &file_stage_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -577,7 +657,7 @@ func (x *Tensor) String() string {
 func (*Tensor) ProtoMessage() {}
 
 func (x *Tensor) ProtoReflect() protoreflect.Message {
-	mi := &file_stage_proto_msgTypes[7]
+	mi := &file_stage_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -590,7 +670,7 @@ func (x *Tensor) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Tensor.ProtoReflect.Descriptor instead.
 func (*Tensor) Descriptor() ([]byte, []int) {
-	return file_stage_proto_rawDescGZIP(), []int{7}
+	return file_stage_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Tensor) GetName() string {
@@ -646,7 +726,7 @@ type Region struct {
 
 func (x *Region) Reset() {
 	*x = Region{}
-	mi := &file_stage_proto_msgTypes[8]
+	mi := &file_stage_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -658,7 +738,7 @@ func (x *Region) String() string {
 func (*Region) ProtoMessage() {}
 
 func (x *Region) ProtoReflect() protoreflect.Message {
-	mi := &file_stage_proto_msgTypes[8]
+	mi := &file_stage_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -671,7 +751,7 @@ func (x *Region) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Region.ProtoReflect.Descriptor instead.
 func (*Region) Descriptor() ([]byte, []int) {
-	return file_stage_proto_rawDescGZIP(), []int{8}
+	return file_stage_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Region) GetName() string {
@@ -706,7 +786,7 @@ type Arena struct {
 
 func (x *Arena) Reset() {
 	*x = Arena{}
-	mi := &file_stage_proto_msgTypes[9]
+	mi := &file_stage_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -718,7 +798,7 @@ func (x *Arena) String() string {
 func (*Arena) ProtoMessage() {}
 
 func (x *Arena) ProtoReflect() protoreflect.Message {
-	mi := &file_stage_proto_msgTypes[9]
+	mi := &file_stage_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -731,7 +811,7 @@ func (x *Arena) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Arena.ProtoReflect.Descriptor instead.
 func (*Arena) Descriptor() ([]byte, []int) {
-	return file_stage_proto_rawDescGZIP(), []int{9}
+	return file_stage_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Arena) GetRegions() []*Region {
@@ -771,7 +851,7 @@ type DescribeRequest struct {
 
 func (x *DescribeRequest) Reset() {
 	*x = DescribeRequest{}
-	mi := &file_stage_proto_msgTypes[10]
+	mi := &file_stage_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -783,7 +863,7 @@ func (x *DescribeRequest) String() string {
 func (*DescribeRequest) ProtoMessage() {}
 
 func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stage_proto_msgTypes[10]
+	mi := &file_stage_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -796,7 +876,7 @@ func (x *DescribeRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeRequest.ProtoReflect.Descriptor instead.
 func (*DescribeRequest) Descriptor() ([]byte, []int) {
-	return file_stage_proto_rawDescGZIP(), []int{10}
+	return file_stage_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *DescribeRequest) GetConfig() *StageConfig {
@@ -815,7 +895,7 @@ type DescribeResponse struct {
 
 func (x *DescribeResponse) Reset() {
 	*x = DescribeResponse{}
-	mi := &file_stage_proto_msgTypes[11]
+	mi := &file_stage_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -827,7 +907,7 @@ func (x *DescribeResponse) String() string {
 func (*DescribeResponse) ProtoMessage() {}
 
 func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stage_proto_msgTypes[11]
+	mi := &file_stage_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -840,7 +920,7 @@ func (x *DescribeResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeResponse.ProtoReflect.Descriptor instead.
 func (*DescribeResponse) Descriptor() ([]byte, []int) {
-	return file_stage_proto_rawDescGZIP(), []int{11}
+	return file_stage_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *DescribeResponse) GetDescription() *StageDescription {
@@ -864,7 +944,7 @@ type ForwardRequest struct {
 
 func (x *ForwardRequest) Reset() {
 	*x = ForwardRequest{}
-	mi := &file_stage_proto_msgTypes[12]
+	mi := &file_stage_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -876,7 +956,7 @@ func (x *ForwardRequest) String() string {
 func (*ForwardRequest) ProtoMessage() {}
 
 func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stage_proto_msgTypes[12]
+	mi := &file_stage_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -889,7 +969,7 @@ func (x *ForwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardRequest.ProtoReflect.Descriptor instead.
 func (*ForwardRequest) Descriptor() ([]byte, []int) {
-	return file_stage_proto_rawDescGZIP(), []int{12}
+	return file_stage_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ForwardRequest) GetConfig() *StageConfig {
@@ -948,7 +1028,7 @@ type ForwardResponse struct {
 
 func (x *ForwardResponse) Reset() {
 	*x = ForwardResponse{}
-	mi := &file_stage_proto_msgTypes[13]
+	mi := &file_stage_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -960,7 +1040,7 @@ func (x *ForwardResponse) String() string {
 func (*ForwardResponse) ProtoMessage() {}
 
 func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stage_proto_msgTypes[13]
+	mi := &file_stage_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -973,7 +1053,7 @@ func (x *ForwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForwardResponse.ProtoReflect.Descriptor instead.
 func (*ForwardResponse) Descriptor() ([]byte, []int) {
-	return file_stage_proto_rawDescGZIP(), []int{13}
+	return file_stage_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *ForwardResponse) GetOutputs() []*Tensor {
@@ -1022,7 +1102,7 @@ type BackwardRequest struct {
 
 func (x *BackwardRequest) Reset() {
 	*x = BackwardRequest{}
-	mi := &file_stage_proto_msgTypes[14]
+	mi := &file_stage_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1034,7 +1114,7 @@ func (x *BackwardRequest) String() string {
 func (*BackwardRequest) ProtoMessage() {}
 
 func (x *BackwardRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stage_proto_msgTypes[14]
+	mi := &file_stage_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1047,7 +1127,7 @@ func (x *BackwardRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackwardRequest.ProtoReflect.Descriptor instead.
 func (*BackwardRequest) Descriptor() ([]byte, []int) {
-	return file_stage_proto_rawDescGZIP(), []int{14}
+	return file_stage_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *BackwardRequest) GetHandle() uint64 {
@@ -1082,7 +1162,7 @@ type BackwardResponse struct {
 
 func (x *BackwardResponse) Reset() {
 	*x = BackwardResponse{}
-	mi := &file_stage_proto_msgTypes[15]
+	mi := &file_stage_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1094,7 +1174,7 @@ func (x *BackwardResponse) String() string {
 func (*BackwardResponse) ProtoMessage() {}
 
 func (x *BackwardResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stage_proto_msgTypes[15]
+	mi := &file_stage_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1107,7 +1187,7 @@ func (x *BackwardResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BackwardResponse.ProtoReflect.Descriptor instead.
 func (*BackwardResponse) Descriptor() ([]byte, []int) {
-	return file_stage_proto_rawDescGZIP(), []int{15}
+	return file_stage_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *BackwardResponse) GetInputGrads() []*Tensor {
@@ -1141,7 +1221,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_stage_proto_msgTypes[16]
+	mi := &file_stage_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1233,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_stage_proto_msgTypes[16]
+	mi := &file_stage_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1246,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_stage_proto_rawDescGZIP(), []int{16}
+	return file_stage_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ReleaseRequest) GetHandle() uint64 {
@@ -1191,7 +1271,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_stage_proto_msgTypes[17]
+	mi := &file_stage_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1203,7 +1283,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_stage_proto_msgTypes[17]
+	mi := &file_stage_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1216,7 +1296,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_stage_proto_rawDescGZIP(), []int{17}
+	return file_stage_proto_rawDescGZIP(), []int{18}
 }
 
 var File_stage_proto protoreflect.FileDescriptor
@@ -1256,7 +1336,7 @@ const file_stage_proto_rawDesc = "" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x18\n" +
 	"\adefault\x18\x03 \x01(\tR\adefault\x12\x18\n" +
 	"\achoices\x18\x04 \x03(\tR\achoices\x12\x12\n" +
-	"\x04help\x18\x05 \x01(\tR\x04help\"\xaf\x02\n" +
+	"\x04help\x18\x05 \x01(\tR\x04help\"\xe8\x02\n" +
 	"\x10StageDescription\x12\x12\n" +
 	"\x04kind\x18\x01 \x01(\tR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x18\n" +
@@ -1265,7 +1345,14 @@ const file_stage_proto_rawDesc = "" +
 	"\x05state\x18\x05 \x03(\v2\x1e.liquidlab.plugin.v1.StateSpecR\x05state\x129\n" +
 	"\aoptions\x18\x06 \x03(\v2\x1f.liquidlab.plugin.v1.OptionSpecR\aoptions\x12\x16\n" +
 	"\x06inputs\x18\a \x03(\tR\x06inputs\x12\x18\n" +
-	"\aoutputs\x18\b \x03(\tR\aoutputs\"\xa8\x01\n" +
+	"\aoutputs\x18\b \x03(\tR\aoutputs\x127\n" +
+	"\x06memory\x18\t \x01(\v2\x1f.liquidlab.plugin.v1.MemoryHintR\x06memory\"^\n" +
+	"\n" +
+	"MemoryHint\x12\x14\n" +
+	"\x05saved\x18\x01 \x01(\x03R\x05saved\x12\x12\n" +
+	"\x04work\x18\x02 \x01(\x03R\x04work\x12\x14\n" +
+	"\x05state\x18\x03 \x01(\x03R\x05state\x12\x10\n" +
+	"\x03row\x18\x04 \x01(\x03R\x03row\"\xa8\x01\n" +
 	"\x06Tensor\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05shape\x18\x02 \x03(\x03R\x05shape\x120\n" +
@@ -1339,7 +1426,7 @@ func file_stage_proto_rawDescGZIP() []byte {
 }
 
 var file_stage_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_stage_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
+var file_stage_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_stage_proto_goTypes = []any{
 	(DType)(0),               // 0: liquidlab.plugin.v1.DType
 	(*InfoRequest)(nil),      // 1: liquidlab.plugin.v1.InfoRequest
@@ -1349,61 +1436,63 @@ var file_stage_proto_goTypes = []any{
 	(*StateSpec)(nil),        // 5: liquidlab.plugin.v1.StateSpec
 	(*OptionSpec)(nil),       // 6: liquidlab.plugin.v1.OptionSpec
 	(*StageDescription)(nil), // 7: liquidlab.plugin.v1.StageDescription
-	(*Tensor)(nil),           // 8: liquidlab.plugin.v1.Tensor
-	(*Region)(nil),           // 9: liquidlab.plugin.v1.Region
-	(*Arena)(nil),            // 10: liquidlab.plugin.v1.Arena
-	(*DescribeRequest)(nil),  // 11: liquidlab.plugin.v1.DescribeRequest
-	(*DescribeResponse)(nil), // 12: liquidlab.plugin.v1.DescribeResponse
-	(*ForwardRequest)(nil),   // 13: liquidlab.plugin.v1.ForwardRequest
-	(*ForwardResponse)(nil),  // 14: liquidlab.plugin.v1.ForwardResponse
-	(*BackwardRequest)(nil),  // 15: liquidlab.plugin.v1.BackwardRequest
-	(*BackwardResponse)(nil), // 16: liquidlab.plugin.v1.BackwardResponse
-	(*ReleaseRequest)(nil),   // 17: liquidlab.plugin.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),  // 18: liquidlab.plugin.v1.ReleaseResponse
-	nil,                      // 19: liquidlab.plugin.v1.StageConfig.DimsEntry
-	nil,                      // 20: liquidlab.plugin.v1.StageConfig.OptionsEntry
-	nil,                      // 21: liquidlab.plugin.v1.ForwardResponse.StatsEntry
+	(*MemoryHint)(nil),       // 8: liquidlab.plugin.v1.MemoryHint
+	(*Tensor)(nil),           // 9: liquidlab.plugin.v1.Tensor
+	(*Region)(nil),           // 10: liquidlab.plugin.v1.Region
+	(*Arena)(nil),            // 11: liquidlab.plugin.v1.Arena
+	(*DescribeRequest)(nil),  // 12: liquidlab.plugin.v1.DescribeRequest
+	(*DescribeResponse)(nil), // 13: liquidlab.plugin.v1.DescribeResponse
+	(*ForwardRequest)(nil),   // 14: liquidlab.plugin.v1.ForwardRequest
+	(*ForwardResponse)(nil),  // 15: liquidlab.plugin.v1.ForwardResponse
+	(*BackwardRequest)(nil),  // 16: liquidlab.plugin.v1.BackwardRequest
+	(*BackwardResponse)(nil), // 17: liquidlab.plugin.v1.BackwardResponse
+	(*ReleaseRequest)(nil),   // 18: liquidlab.plugin.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),  // 19: liquidlab.plugin.v1.ReleaseResponse
+	nil,                      // 20: liquidlab.plugin.v1.StageConfig.DimsEntry
+	nil,                      // 21: liquidlab.plugin.v1.StageConfig.OptionsEntry
+	nil,                      // 22: liquidlab.plugin.v1.ForwardResponse.StatsEntry
 }
 var file_stage_proto_depIdxs = []int32{
-	19, // 0: liquidlab.plugin.v1.StageConfig.dims:type_name -> liquidlab.plugin.v1.StageConfig.DimsEntry
-	20, // 1: liquidlab.plugin.v1.StageConfig.options:type_name -> liquidlab.plugin.v1.StageConfig.OptionsEntry
+	20, // 0: liquidlab.plugin.v1.StageConfig.dims:type_name -> liquidlab.plugin.v1.StageConfig.DimsEntry
+	21, // 1: liquidlab.plugin.v1.StageConfig.options:type_name -> liquidlab.plugin.v1.StageConfig.OptionsEntry
 	4,  // 2: liquidlab.plugin.v1.StageDescription.params:type_name -> liquidlab.plugin.v1.ParamSpec
 	5,  // 3: liquidlab.plugin.v1.StageDescription.state:type_name -> liquidlab.plugin.v1.StateSpec
 	6,  // 4: liquidlab.plugin.v1.StageDescription.options:type_name -> liquidlab.plugin.v1.OptionSpec
-	0,  // 5: liquidlab.plugin.v1.Tensor.dtype:type_name -> liquidlab.plugin.v1.DType
-	9,  // 6: liquidlab.plugin.v1.Arena.regions:type_name -> liquidlab.plugin.v1.Region
-	3,  // 7: liquidlab.plugin.v1.DescribeRequest.config:type_name -> liquidlab.plugin.v1.StageConfig
-	7,  // 8: liquidlab.plugin.v1.DescribeResponse.description:type_name -> liquidlab.plugin.v1.StageDescription
-	3,  // 9: liquidlab.plugin.v1.ForwardRequest.config:type_name -> liquidlab.plugin.v1.StageConfig
-	8,  // 10: liquidlab.plugin.v1.ForwardRequest.params:type_name -> liquidlab.plugin.v1.Tensor
-	8,  // 11: liquidlab.plugin.v1.ForwardRequest.inputs:type_name -> liquidlab.plugin.v1.Tensor
-	8,  // 12: liquidlab.plugin.v1.ForwardRequest.state:type_name -> liquidlab.plugin.v1.Tensor
-	10, // 13: liquidlab.plugin.v1.ForwardRequest.arena:type_name -> liquidlab.plugin.v1.Arena
-	8,  // 14: liquidlab.plugin.v1.ForwardResponse.outputs:type_name -> liquidlab.plugin.v1.Tensor
-	8,  // 15: liquidlab.plugin.v1.ForwardResponse.state:type_name -> liquidlab.plugin.v1.Tensor
-	21, // 16: liquidlab.plugin.v1.ForwardResponse.stats:type_name -> liquidlab.plugin.v1.ForwardResponse.StatsEntry
-	9,  // 17: liquidlab.plugin.v1.ForwardResponse.regions:type_name -> liquidlab.plugin.v1.Region
-	8,  // 18: liquidlab.plugin.v1.BackwardRequest.out_grads:type_name -> liquidlab.plugin.v1.Tensor
-	10, // 19: liquidlab.plugin.v1.BackwardRequest.arena:type_name -> liquidlab.plugin.v1.Arena
-	8,  // 20: liquidlab.plugin.v1.BackwardResponse.input_grads:type_name -> liquidlab.plugin.v1.Tensor
-	8,  // 21: liquidlab.plugin.v1.BackwardResponse.param_grads:type_name -> liquidlab.plugin.v1.Tensor
-	9,  // 22: liquidlab.plugin.v1.BackwardResponse.regions:type_name -> liquidlab.plugin.v1.Region
-	10, // 23: liquidlab.plugin.v1.ReleaseRequest.arena:type_name -> liquidlab.plugin.v1.Arena
-	1,  // 24: liquidlab.plugin.v1.Stage.Info:input_type -> liquidlab.plugin.v1.InfoRequest
-	11, // 25: liquidlab.plugin.v1.Stage.Describe:input_type -> liquidlab.plugin.v1.DescribeRequest
-	13, // 26: liquidlab.plugin.v1.Stage.Forward:input_type -> liquidlab.plugin.v1.ForwardRequest
-	15, // 27: liquidlab.plugin.v1.Stage.Backward:input_type -> liquidlab.plugin.v1.BackwardRequest
-	17, // 28: liquidlab.plugin.v1.Stage.Release:input_type -> liquidlab.plugin.v1.ReleaseRequest
-	2,  // 29: liquidlab.plugin.v1.Stage.Info:output_type -> liquidlab.plugin.v1.InfoResponse
-	12, // 30: liquidlab.plugin.v1.Stage.Describe:output_type -> liquidlab.plugin.v1.DescribeResponse
-	14, // 31: liquidlab.plugin.v1.Stage.Forward:output_type -> liquidlab.plugin.v1.ForwardResponse
-	16, // 32: liquidlab.plugin.v1.Stage.Backward:output_type -> liquidlab.plugin.v1.BackwardResponse
-	18, // 33: liquidlab.plugin.v1.Stage.Release:output_type -> liquidlab.plugin.v1.ReleaseResponse
-	29, // [29:34] is the sub-list for method output_type
-	24, // [24:29] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	8,  // 5: liquidlab.plugin.v1.StageDescription.memory:type_name -> liquidlab.plugin.v1.MemoryHint
+	0,  // 6: liquidlab.plugin.v1.Tensor.dtype:type_name -> liquidlab.plugin.v1.DType
+	10, // 7: liquidlab.plugin.v1.Arena.regions:type_name -> liquidlab.plugin.v1.Region
+	3,  // 8: liquidlab.plugin.v1.DescribeRequest.config:type_name -> liquidlab.plugin.v1.StageConfig
+	7,  // 9: liquidlab.plugin.v1.DescribeResponse.description:type_name -> liquidlab.plugin.v1.StageDescription
+	3,  // 10: liquidlab.plugin.v1.ForwardRequest.config:type_name -> liquidlab.plugin.v1.StageConfig
+	9,  // 11: liquidlab.plugin.v1.ForwardRequest.params:type_name -> liquidlab.plugin.v1.Tensor
+	9,  // 12: liquidlab.plugin.v1.ForwardRequest.inputs:type_name -> liquidlab.plugin.v1.Tensor
+	9,  // 13: liquidlab.plugin.v1.ForwardRequest.state:type_name -> liquidlab.plugin.v1.Tensor
+	11, // 14: liquidlab.plugin.v1.ForwardRequest.arena:type_name -> liquidlab.plugin.v1.Arena
+	9,  // 15: liquidlab.plugin.v1.ForwardResponse.outputs:type_name -> liquidlab.plugin.v1.Tensor
+	9,  // 16: liquidlab.plugin.v1.ForwardResponse.state:type_name -> liquidlab.plugin.v1.Tensor
+	22, // 17: liquidlab.plugin.v1.ForwardResponse.stats:type_name -> liquidlab.plugin.v1.ForwardResponse.StatsEntry
+	10, // 18: liquidlab.plugin.v1.ForwardResponse.regions:type_name -> liquidlab.plugin.v1.Region
+	9,  // 19: liquidlab.plugin.v1.BackwardRequest.out_grads:type_name -> liquidlab.plugin.v1.Tensor
+	11, // 20: liquidlab.plugin.v1.BackwardRequest.arena:type_name -> liquidlab.plugin.v1.Arena
+	9,  // 21: liquidlab.plugin.v1.BackwardResponse.input_grads:type_name -> liquidlab.plugin.v1.Tensor
+	9,  // 22: liquidlab.plugin.v1.BackwardResponse.param_grads:type_name -> liquidlab.plugin.v1.Tensor
+	10, // 23: liquidlab.plugin.v1.BackwardResponse.regions:type_name -> liquidlab.plugin.v1.Region
+	11, // 24: liquidlab.plugin.v1.ReleaseRequest.arena:type_name -> liquidlab.plugin.v1.Arena
+	1,  // 25: liquidlab.plugin.v1.Stage.Info:input_type -> liquidlab.plugin.v1.InfoRequest
+	12, // 26: liquidlab.plugin.v1.Stage.Describe:input_type -> liquidlab.plugin.v1.DescribeRequest
+	14, // 27: liquidlab.plugin.v1.Stage.Forward:input_type -> liquidlab.plugin.v1.ForwardRequest
+	16, // 28: liquidlab.plugin.v1.Stage.Backward:input_type -> liquidlab.plugin.v1.BackwardRequest
+	18, // 29: liquidlab.plugin.v1.Stage.Release:input_type -> liquidlab.plugin.v1.ReleaseRequest
+	2,  // 30: liquidlab.plugin.v1.Stage.Info:output_type -> liquidlab.plugin.v1.InfoResponse
+	13, // 31: liquidlab.plugin.v1.Stage.Describe:output_type -> liquidlab.plugin.v1.DescribeResponse
+	15, // 32: liquidlab.plugin.v1.Stage.Forward:output_type -> liquidlab.plugin.v1.ForwardResponse
+	17, // 33: liquidlab.plugin.v1.Stage.Backward:output_type -> liquidlab.plugin.v1.BackwardResponse
+	19, // 34: liquidlab.plugin.v1.Stage.Release:output_type -> liquidlab.plugin.v1.ReleaseResponse
+	30, // [30:35] is the sub-list for method output_type
+	25, // [25:30] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_stage_proto_init() }
@@ -1417,7 +1506,7 @@ func file_stage_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_stage_proto_rawDesc), len(file_stage_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   21,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -101,6 +101,7 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 		Options: append([]stage.OptionSpec(nil), optionSpecs...),
 		Inputs:  []string{"e", "timestamps", "h"},
 		Outputs: []string{"y", "c"},
+		Memory:  o.memoryHint(),
 	}, nil
 }
 
@@ -387,3 +388,23 @@ func (s *Stage) Live() int { return s.handles.Len() }
 
 var _ = strconv.Itoa
 var _ = num.GetBuf
+
+// memoryHint is the stage's memory for the host's budget: per token the
+// queries, keys, values and outputs it keeps for the backward and as much
+// again while it runs, plus a row of scores per head for the positions a query
+// sees in one block (the window, or for full attention the keys so far, as
+// state); full attention's key/value cache grows with the sequence. Its
+// State of 24 H per token is calibrated, not derived: the cache is 2 H per
+// token, but a training bench of attention-cost.toml's model peaked 0.52 GB
+// higher at 32k tokens than at 16k (about 31 H per added token), as the
+// carried state is copied from chunk to chunk.
+func (o *options) memoryHint() *stage.MemoryHint {
+	m := &stage.MemoryHint{Saved: int64(6*o.H + 2*o.heads), Work: int64(6*o.H + o.heads*max(o.W, 64))}
+	switch o.pattern {
+	case "full":
+		m.State = int64(24 * o.H)
+	default:
+		m.Row = int64(2 * (o.W + o.G + 64) * o.H)
+	}
+	return m
+}

@@ -159,6 +159,7 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 		},
 		Inputs:  []string{"e", "timestamps", "h"},
 		Outputs: []string{"c", "w", "score"},
+		Memory:  o.memoryHint(),
 	}, nil
 }
 
@@ -382,3 +383,14 @@ func (s *Stage) Release(ctx context.Context, handle uint64) error {
 
 // Live is the number of handles not yet consumed (tests use it to find leaks).
 func (s *Stage) Live() int { return s.handles.Len() }
+
+// memoryHint is the stage's memory for the host's budget: per token the time
+// embedding, key, value and score it keeps for the backward, and as much again
+// while it runs; per sequence the window's ring (window and global_window).
+func (o *options) memoryHint() *stage.MemoryHint {
+	m := &stage.MemoryHint{Saved: int64(4*o.H + 4), Work: int64(4*o.H + 4)}
+	if o.ring() {
+		m.Row = int64(o.window * (o.H + 1))
+	}
+	return m
+}

@@ -33,6 +33,10 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 		Options: options(),
 		Inputs:  []string{"x"},
 		Outputs: []string{"z", "ldj"},
+		// The tape (kernel.go): the projection and every layer's input [D],
+		// the two nets' ReLU outputs [F] and their [D/2] outputs per layer;
+		// while running: y, x0, the gradients [D] and one layer's nets.
+		Memory: &stage.MemoryHint{Saved: int64(d.D + (d.K+1)*d.D + d.K*(2*d.F+d.D)), Work: int64(4*d.D + 2*d.F + d.L + 1)},
 	}, nil
 }
 

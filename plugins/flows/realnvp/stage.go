@@ -119,6 +119,7 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 	if err != nil {
 		return nil, err
 	}
+	mem := &stage.MemoryHint{Saved: int64((d.K+1)*d.D + d.K*(2*d.F+d.D)), Work: int64(4*d.D + 2*d.F + d.L + 1)}
 	return &stage.Description{
 		Kind:    stage.KindFlows,
 		Name:    Name,
@@ -132,6 +133,7 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 		},
 		Inputs:  []string{stage.PortX},
 		Outputs: []string{stage.PortZ, stage.PortLDJ},
+		Memory:  mem,
 	}, nil
 }
 

@@ -166,6 +166,8 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 		}, solver...),
 		Inputs:  []string{stage.PortE, stage.PortTimestamps, stage.PortH},
 		Outputs: []string{stage.PortY, stage.PortH},
+		// Memory: per token: the neuron's activations; while running the outputs and gradients.
+		Memory: &stage.MemoryHint{Saved: int64(12 * H), Work: int64(8 * H)},
 	}, nil
 }
 

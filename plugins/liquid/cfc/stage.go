@@ -180,6 +180,8 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 		},
 		Inputs:  []string{stage.PortE, stage.PortTimestamps, stage.PortH},
 		Outputs: []string{stage.PortY, stage.PortH},
+		// Memory: per token: the backbone and the heads' activations; while running the outputs and gradients.
+		Memory: &stage.MemoryHint{Saved: int64(12 * H), Work: int64(8 * H)},
 	}, nil
 }
 

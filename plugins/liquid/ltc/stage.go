@@ -91,6 +91,8 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 		Options: odeint.OptionSpecs("ODE solver for the cell over t_span = linspace(0, 1, 5)"),
 		Inputs:  []string{"c", "h"},
 		Outputs: []string{"h"},
+		// Memory: the seed's cell runs once per sequence, after the last chunk, on [B,H]: its dopri5 tape (about 20 accepted steps of 6 vectors).
+		Memory: &stage.MemoryHint{Row: int64(20 * 6 * o.H)},
 	}, nil
 }
 
@@ -154,7 +156,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("ltc: %w", err)
 	}
-	sol, err := odeint.Solve(cell, h.Data, TSpan, odeint.Options{Method: o.method, RTol: o.rtol, ATol: o.atol, Tape: req.NeedGrad})
+	sol, err := odeint.Solve(cell, h.Data, TSpan, odeint.Options{Method: o.method, RTol: o.rtol, ATol: o.atol, Tape: req.NeedGrad, Stop: ctx.Err})
 	if err != nil {
 		return nil, fmt.Errorf("ltc: integrating the liquid cell (method %s): %w", o.method, err)
 	}
@@ -197,7 +199,7 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 	}
 	dh0 := make([]float32, B*H)
 	if gys[len(gys)-1] != nil {
-		if dh0, err = sv.sol.Backward(sv.cell, gys); err != nil {
+		if dh0, err = sv.sol.BackwardStop(sv.cell, gys, ctx.Err); err != nil {
 			return nil, fmt.Errorf("ltc: backward through the solver: %w", err)
 		}
 	}

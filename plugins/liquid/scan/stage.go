@@ -134,6 +134,8 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 		}, solverOptionSpecs()...),
 		Inputs:  []string{"e", "timestamps", "h"},
 		Outputs: []string{"y", "h"},
+		// Memory: per token: u, f, h and the step terms for the backward; while running the outputs and gradients.
+		Memory: &stage.MemoryHint{Saved: int64(8 * H), Work: int64(8 * H)},
 	}, nil
 }
 

@@ -106,6 +106,7 @@ func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Descript
 		Options: odeint.OptionSpecs("ODE solver of the embedding dynamics (the seed uses dopri5)"),
 		Inputs:  []string{InputZ, InputTSpan},
 		Outputs: []string{OutputE},
+		Memory:  memoryHint(l, h, cfg.Options[odeint.OptionMethod]),
 	}, nil
 }
 
@@ -242,7 +243,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	mean, rstd := make([]float32, n), make([]float32, n)
 	num.LayerNormForward(e0, a, lg, lb, n, h, num.LNEps, mean, rstd)
 
-	sol, err := odeint.Solve(fn, e0, ts, odeint.Options{Method: c.method, RTol: c.rtol, ATol: c.atol, Tape: req.NeedGrad})
+	sol, err := odeint.Solve(fn, e0, ts, odeint.Options{Method: c.method, RTol: c.rtol, ATol: c.atol, Tape: req.NeedGrad, Stop: ctx.Err})
 	if err != nil {
 		return nil, fmt.Errorf("odefunc: integrating %d tokens with %s: %w", n, c.method, err)
 	}
@@ -292,7 +293,7 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 	gys := make([][]float32, sv.nt)
 	gys[sv.nt-1] = de.Data
 	sv.fn.ZeroGrad()
-	g0, err := sv.sol.Backward(sv.fn, gys)
+	g0, err := sv.sol.BackwardStop(sv.fn, gys, ctx.Err)
 	if err != nil {
 		return nil, fmt.Errorf("odefunc: backward through the ODE solve: %w", err)
 	}
@@ -343,4 +344,31 @@ func (s *Stage) Release(ctx context.Context, handle uint64) error {
 	}
 	v.(*saved).release()
 	return nil
+}
+
+// tapeVectors is an estimate of the solver's tape per interval of t_span in
+// vectors of H (odeint's doc: as many per fixed step as the method has stages,
+// 6 per accepted dopri5 step and 3 per bosh3 step); the adaptive methods are
+// assumed to accept 3 steps per interval.
+func tapeVectors(method string) int {
+	switch method {
+	case "euler":
+		return 1
+	case "midpoint", "heun":
+		return 2
+	case "rk4":
+		return 4
+	case "bosh3":
+		return 3 * 3
+	default: // dopri5, the default
+		return 3 * 6
+	}
+}
+
+// memoryHint is the stage's memory per token for the host's budget, with the
+// host's t_span of 5 times (4 intervals): the saved pass (z, the linear
+// output, the LayerNorm input and statistics, the tape) and, while it runs, the
+// 5 solution vectors, the function's scratch (3 H) and the backward's buffers.
+func memoryHint(l, h int, method string) *stage.MemoryHint {
+	return &stage.MemoryHint{Saved: int64(l + 2*h + 2 + 4*tapeVectors(method)*h), Work: int64(5*h + 3*h + 4*h + l)}
 }

@@ -38,12 +38,15 @@ type lshSeg struct {
 type lshWork struct {
 	segs           []lshSeg
 	pos            []int32   // [n] position of each sorted row
+	rowOf          []int32   // [T] sorted row of each position ≥ lo, or −1
+	lo             int       // the first position with a sorted row
 	qs, ks, vs, xs []float32 // [n,d] sorted q, k, v; xs: forward's block outputs, backward's da
 	dqs, dks, dvs  []float32 // [n,d] backward's sorted gradients
 	S, DP          []float32 // a block's scores (probabilities) and their gradients
 	obk, ork       []int32   // [(n_hashes−1)·n] the other rounds' bucket and rank of each sorted row
 	cnt            []uint8   // per key of a row: in how many other rounds it is a candidate too
 	mr, lr         []float32 // forward: per sorted query row, its block's max score and Σ exp
+	M, L, O        []float32 // forward: per query, the running max, Σ exp and output [Sc,d]
 }
 
 func growI32(s []int32, n int) []int32 {
@@ -78,28 +81,47 @@ func (w *lshWork) layout(pl *lshPlanner, r, b, h int, q, kc, vc, extra []float32
 	}
 	no := len(rs) - 1
 	w.obk, w.ork = growI32(w.obk, no*n), growI32(w.ork, no*n)
+	// rowOf[s]: the sorted row of position s, or −1; the copies then run in
+	// position order (sequential reads, one sequential write stream per
+	// bucket) instead of the sorted order's scattered reads
+	w.rowOf = growI32(w.rowOf, T)
+	lo := T
+	for _, sg := range w.segs {
+		lo = min(lo, int(sg.m[sg.kstart]))
+	}
+	for s := lo; s < T; s++ {
+		w.rowOf[s] = -1
+	}
 	for _, sg := range w.segs {
 		for i := sg.kstart; i < len(sg.m); i++ {
-			row, s := sg.base+i-sg.kstart, int(sg.m[i])
-			w.pos[row] = int32(s)
-			src := (b*T+s)*H + h*d
-			copy(w.ks[row*d:(row+1)*d], kc[src:src+d])
-			copy(w.vs[row*d:(row+1)*d], vc[src:src+d])
-			if i >= sg.first {
-				qr := (b*Sc+s-pl.pos0)*H + h*d
-				copy(w.qs[row*d:(row+1)*d], q[qr:qr+d])
-				if extra != nil {
-					copy(w.xs[row*d:(row+1)*d], extra[qr:qr+d])
-				}
+			row := sg.base + i - sg.kstart
+			w.rowOf[sg.m[i]] = int32(row)
+			w.pos[row] = sg.m[i]
+		}
+	}
+	w.lo = lo
+	for s := lo; s < T; s++ {
+		row := int(w.rowOf[s])
+		if row < 0 {
+			continue
+		}
+		src := (b*T+s)*H + h*d
+		copy(w.ks[row*d:(row+1)*d], kc[src:src+d])
+		copy(w.vs[row*d:(row+1)*d], vc[src:src+d])
+		if s >= pl.pos0 {
+			qr := (b*Sc+s-pl.pos0)*H + h*d
+			copy(w.qs[row*d:(row+1)*d], q[qr:qr+d])
+			if extra != nil {
+				copy(w.xs[row*d:(row+1)*d], extra[qr:qr+d])
 			}
-			o := 0
-			for r2 := range rs {
-				if r2 == r {
-					continue
-				}
-				w.obk[o*n+row], w.ork[o*n+row] = rs[r2].bucket[s], rs[r2].rank[s]
-				o++
+		}
+		o := 0
+		for r2 := range rs {
+			if r2 == r {
+				continue
 			}
+			w.obk[o*n+row], w.ork[o*n+row] = rs[r2].bucket[s], rs[r2].rank[s]
+			o++
 		}
 	}
 	return n
@@ -172,6 +194,33 @@ func lshBlocks(C int, segs []lshSeg, fn func(q0, k0, nq, nk, lim0 int)) {
 	}
 }
 
+// lshScratch returns one lshWork per worker whose float buffers (sorted rows,
+// and M, L, O of the forward pass) come from num's pool, sized for the most
+// sorted rows a round can have: the chunk's Sc tokens and, per bucket, fewer
+// than 2·chunk earlier keys. Fresh buffers of this size every call cost more
+// in page faults than the gathers themselves; release returns them.
+func lshScratch(o *options, Sc, T, d int, bwd bool) (scr []lshWork, release func()) {
+	nmax := min(T, Sc+o.buckets*2*o.chunk)
+	scr = make([]lshWork, runtime.GOMAXPROCS(0))
+	var held [][]float32
+	get := func(n int) []float32 {
+		b := num.GetBuf(n)
+		held = append(held, b)
+		return b[:0]
+	}
+	for i := range scr {
+		w := &scr[i]
+		w.qs, w.ks, w.vs, w.xs = get(nmax*d), get(nmax*d), get(nmax*d), get(nmax*d)
+		if bwd {
+			w.dqs, w.dks, w.dvs = get(nmax*d), get(nmax*d), get(nmax*d)
+		} else {
+			w.mr, w.lr = get(nmax), get(nmax)
+			w.M, w.L, w.O = get(Sc), get(Sc), get(Sc*d)
+		}
+	}
+	return scr, func() { num.PutBuf(held...) }
+}
+
 func lshTasks(B, heads int) []task {
 	var ts []task
 	for b := 0; b < B; b++ {
@@ -189,17 +238,17 @@ func lshFwd(pl *lshPlanner, q, kc, vc []float32, B, Sc, T, H, heads int, a, lse 
 	inv := float32(1 / math.Sqrt(float64(d)))
 	impl := blas32.Implementation()
 	ts := lshTasks(B, heads)
-	scr := make([]lshWork, runtime.GOMAXPROCS(0))
+	scr, release := lshScratch(pl.o, Sc, T, d, false)
+	defer release()
 	al, co := make([]int64, len(ts)), make([]int64, len(ts))
 	ninf := float32(math.Inf(-1))
 	run(ts, float64(B*Sc*H)*float64(4*pl.o.chunk*pl.o.nHashes), func(wi int, tk task) {
 		b, h := tk.b, tk.h
 		w := &scr[wi]
-		M, L := make([]float32, Sc), make([]float32, Sc)
+		M, L, O := w.M[:Sc], w.L[:Sc], w.O[:Sc*d]
 		for i := range M {
-			M[i] = ninf
+			M[i], L[i] = ninf, 0
 		}
-		O := make([]float32, Sc*d)
 		var na, nc int64
 		for r := 0; r < pl.o.nHashes; r++ {
 			n := w.layout(pl, r, b, h, q, kc, vc, nil, Sc, T, H, d)
@@ -239,29 +288,31 @@ func lshFwd(pl *lshPlanner, q, kc, vc []float32, B, Sc, T, H, heads int, a, lse 
 				}
 				impl.Sgemm(blas.NoTrans, blas.NoTrans, nq, d, nk, 1, w.S, nk, w.vs[k0*d:], d, 0, w.xs[q0*d:], d)
 			})
-			// merge the round into every query's running (M, L, O)
-			for _, sg := range w.segs {
-				for i := sg.first; i < len(sg.m); i++ {
-					row := sg.base + i - sg.kstart
-					lb := w.lr[row]
-					if lb == 0 {
-						continue
-					}
-					j, mb := int(sg.m[i])-pl.pos0, w.mr[row]
-					ob, oj := w.xs[row*d:(row+1)*d], O[j*d:(j+1)*d]
-					if L[j] == 0 {
-						copy(oj, ob)
-						M[j], L[j] = mb, lb
-						continue
-					}
-					nm := max(M[j], mb)
-					f1, f2 := num.ExpFast(M[j]-nm), num.ExpFast(mb-nm)
-					for c := range oj {
-						oj[c] = oj[c]*f1 + ob[c]*f2
-					}
-					L[j] = L[j]*f1 + lb*f2
-					M[j] = nm
+			// merge the round into every query's running (M, L, O), in
+			// position order
+			for j := 0; j < Sc; j++ {
+				row := int(w.rowOf[pl.pos0+j])
+				if row < 0 {
+					continue
 				}
+				lb := w.lr[row]
+				if lb == 0 {
+					continue
+				}
+				mb := w.mr[row]
+				ob, oj := w.xs[row*d:(row+1)*d], O[j*d:(j+1)*d]
+				if L[j] == 0 {
+					copy(oj, ob)
+					M[j], L[j] = mb, lb
+					continue
+				}
+				nm := max(M[j], mb)
+				f1, f2 := num.ExpFast(M[j]-nm), num.ExpFast(mb-nm)
+				for c := range oj {
+					oj[c] = oj[c]*f1 + ob[c]*f2
+				}
+				L[j] = L[j]*f1 + lb*f2
+				M[j] = nm
 			}
 		}
 		for j := 0; j < Sc; j++ {
@@ -305,7 +356,8 @@ func lshBwd(pl *lshPlanner, q, kc, vc, a, lse, da []float32, B, Sc, T, H, heads 
 			clear(dq[(b*Sc+j)*H : (b*Sc+j+1)*H])
 		}
 	}
-	scr := make([]lshWork, runtime.GOMAXPROCS(0))
+	scr, release := lshScratch(pl.o, Sc, T, d, true)
+	defer release()
 	run(ts, 2.5*float64(B*Sc*H)*float64(4*pl.o.chunk*pl.o.nHashes), func(wi int, tk task) {
 		b, h := tk.b, tk.h
 		w := &scr[wi]
@@ -355,24 +407,25 @@ func lshBwd(pl *lshPlanner, q, kc, vc, a, lse, da []float32, B, Sc, T, H, heads 
 				impl.Sgemm(blas.Trans, blas.NoTrans, nk, d, nq, inv, w.DP, nk, w.qs[q0*d:], d, 1, w.dks[k0*d:], d)
 				impl.Sgemm(blas.Trans, blas.NoTrans, nk, d, nq, 1, w.S, nk, w.xs[q0*d:], d, 1, w.dvs[k0*d:], d)
 			})
-			// scatter the round's sorted gradients
-			for _, sg := range w.segs {
-				for i := sg.kstart; i < len(sg.m); i++ {
-					row, s := sg.base+i-sg.kstart, int(sg.m[i])
-					o := (b*T+s)*H + h*d
-					dkr, dvr := dk[o:o+d], dv[o:o+d]
-					for c, v := range w.dks[row*d : (row+1)*d] {
-						dkr[c] += v
-					}
-					for c, v := range w.dvs[row*d : (row+1)*d] {
-						dvr[c] += v
-					}
-					if i >= sg.first {
-						qo := (b*Sc+s-pl.pos0)*H + h*d
-						dqr := dq[qo : qo+d]
-						for c, v := range w.dqs[row*d : (row+1)*d] {
-							dqr[c] += v
-						}
+			// scatter the round's sorted gradients, in position order
+			for s := w.lo; s < T; s++ {
+				row := int(w.rowOf[s])
+				if row < 0 {
+					continue
+				}
+				o := (b*T+s)*H + h*d
+				dkr, dvr := dk[o:o+d], dv[o:o+d]
+				for c, v := range w.dks[row*d : (row+1)*d] {
+					dkr[c] += v
+				}
+				for c, v := range w.dvs[row*d : (row+1)*d] {
+					dvr[c] += v
+				}
+				if s >= pl.pos0 {
+					qo := (b*Sc+s-pl.pos0)*H + h*d
+					dqr := dq[qo : qo+d]
+					for c, v := range w.dqs[row*d : (row+1)*d] {
+						dqr[c] += v
 					}
 				}
 			}

@@ -262,28 +262,36 @@ func lshFwd(pl *lshPlanner, q, kc, vc []float32, B, Sc, T, H, heads int, a, lse 
 				w.S = grow(w.S, nq*nk)
 				impl.Sgemm(blas.NoTrans, blas.Trans, nq, nk, d, inv, w.qs[q0*d:], d, w.ks[k0*d:], d, 0, w.S, nk)
 				w.adjust(pl, r, b, h, n, q0, k0, nq, nk, lim0)
+				// rows less their max, exp over the block at once (the
+				// entries past a row's keys are cleared after)
 				for i := 0; i < nq; i++ {
 					lim := lim0 + i
 					row := w.S[i*nk : (i+1)*nk]
-					if lim == 0 {
-						clear(row)
-						w.mr[q0+i], w.lr[q0+i] = ninf, 0
-						continue
-					}
 					mb := ninf
 					for _, v := range row[:lim] {
 						mb = max(mb, v)
 					}
-					for k := range row[:lim] {
-						row[k] -= mb
+					if lim > 0 {
+						for k := range row[:lim] {
+							row[k] -= mb
+						}
 					}
-					num.ExpFastSlice(row[:lim], row[:lim])
+					w.mr[q0+i] = mb
+				}
+				num.ExpFastSlice(w.S, w.S)
+				for i := 0; i < nq; i++ {
+					lim := lim0 + i
+					row := w.S[i*nk : (i+1)*nk]
 					clear(row[lim:])
+					if lim == 0 {
+						w.lr[q0+i] = 0
+						continue
+					}
 					var lb float32
 					for _, p := range row[:lim] {
 						lb += p
 					}
-					w.mr[q0+i], w.lr[q0+i] = mb, lb
+					w.lr[q0+i] = lb
 					na += int64(lim)
 				}
 				impl.Sgemm(blas.NoTrans, blas.NoTrans, nq, d, nk, 1, w.S, nk, w.vs[k0*d:], d, 0, w.xs[q0*d:], d)
@@ -386,14 +394,19 @@ func lshBwd(pl *lshPlanner, q, kc, vc, a, lse, da []float32, B, Sc, T, H, heads 
 				w.adjust(pl, r, b, h, n, q0, k0, nq, nk, lim0)
 				impl.Sgemm(blas.NoTrans, blas.Trans, nq, nk, d, 1, w.xs[q0*d:], d, w.vs[k0*d:], d, 0, w.DP, nk)
 				for i := 0; i < nq; i++ {
+					row := w.S[i*nk : (i+1)*nk]
+					j := int(w.pos[q0+i]) - pl.pos0
+					lm := lse[(b*Sc+j)*heads+h]
+					for k := range row {
+						row[k] -= lm
+					}
+				}
+				num.ExpFastSlice(w.S, w.S) // entries past a row's keys are cleared below
+				for i := 0; i < nq; i++ {
 					lim := lim0 + i
 					row, drow := w.S[i*nk:(i+1)*nk], w.DP[i*nk:(i+1)*nk]
 					j := int(w.pos[q0+i]) - pl.pos0
-					lm, dl := lse[(b*Sc+j)*heads+h], delta[j]
-					for k := range row[:lim] {
-						row[k] -= lm
-					}
-					num.ExpFastSlice(row[:lim], row[:lim])
+					dl := delta[j]
 					for k, p := range row[:lim] {
 						drow[k] = p * (drow[k] - dl)
 					}

@@ -41,11 +41,20 @@ func (f *saved) free() {
 // same buffers as every later one; with T-sized buffers a sequence of two or
 // more chunks kept two sets in the pool (window at hidden 256, chunks of 4096:
 // ≈ 18 MB more live heap, ≈ 36 MB more peak RSS from 8k tokens on than at 4k).
+//
+// The growing caches (full, lsh) have a new T every chunk: their buffers are
+// sized to the power of two ≥ T, so that the pool reuses them from chunk to
+// chunk instead of filling up (to its 512 MB cap) with buffers of sizes that
+// never recur.
 func cacheBufRows(o *options, Sc, T int) int {
 	if c := o.capacity(); c >= 0 && Sc+c >= T {
 		return Sc + c
 	}
-	return T
+	r := 1
+	for r < T {
+		r *= 2
+	}
+	return r
 }
 
 // getRows returns a buffer of n floats allocated with room for nAlloc ≥ n;

@@ -264,6 +264,8 @@ func denseCases() []denseCase {
 		{1, 20, 6, m("pattern", "bigbird", "block", "2", "window_blocks", "1", "global_blocks", "2", "random_blocks", "1", "random_reach", "9", "seed", "7", "heads", "3")},
 		{2, 24, 8, m("pattern", "lsh", "n_hashes", "2", "buckets", "4", "chunk", "3", "heads", "2", "seed", "3")},
 		{1, 19, 6, m("pattern", "lsh", "n_hashes", "1", "buckets", "2", "chunk", "2", "heads", "1", "seed", "1")},
+		// three rounds (pairs that are candidates in 1, 2 or 3 of them), several chunks per bucket
+		{2, 40, 8, m("pattern", "lsh", "n_hashes", "3", "buckets", "2", "chunk", "4", "heads", "2", "seed", "11")},
 		{2, 14, 8, m("pattern", "linear", "heads", "2")},
 		{1, 70, 4, m("pattern", "linear", "heads", "1")},
 	}

@@ -82,11 +82,14 @@
 // are one strided span read in place), the mask, a row softmax and one sgemm
 // for the weighted values; forward keeps only each row's log-sum-exp, and
 // backward recomputes the block's scores from it (FlashAttention's scheme),
-// then dQ, dK, dV by sgemm. lsh works in sorted order: per round, bucket and
-// bucket-chunk, the chunk's queries and the keys of it and the previous
-// chunk are gathered and multiplied by sgemm; a pair that is a candidate in m
-// rounds has each occurrence's score lowered by log m, and the rounds merge by
-// an online softmax, which is exactly the softmax over the union (lshblocked.go). linear runs blocks of 64 tokens: the masked
+// then dQ, dK, dV by sgemm. lsh works in sorted order: per round, the rows
+// of q, k, v its blocks use are gathered once (in position order) into arrays
+// sorted by bucket, so every bucket-chunk's queries and the keys of it and the
+// previous chunk are contiguous rows multiplied in place by sgemm, and the
+// key and value gradients accumulate sorted and are scattered once per round;
+// a pair that is a candidate in m rounds has each occurrence's score lowered
+// by log m, and the rounds merge by an online softmax, which is exactly the
+// softmax over the union (lshblocked.go). linear runs blocks of 64 tokens: the masked
 // [64,64] kernel matrix inside a block and the running sums across blocks,
 // all by sgemm; backward runs the blocks in reverse with the reverse sums.
 // Work is split over batch rows × heads, and over interleaved query blocks

@@ -201,8 +201,8 @@ func (c *Client) pendingRetire() *proto.Arena {
 	return a
 }
 
-// Zero-copy hand-off. With Options.LendOutputs a Forward's outputs stay in
-// the regions the plugin wrote them to, lent to the caller until the Client's
+// Zero-copy hand-off. With Options.LendOutputs a Forward's outputs (its
+// state is copied out) stay in the regions the plugin wrote them to, lent to the caller until the Client's
 // next Forward returns. When the caller passes such a tensor as an input or
 // state to a Client (the same one, or another of this process), it is sent as
 // a descriptor into that region: a region of the Client itself by its name,

@@ -155,10 +155,12 @@ func (c *Client) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwa
 	res := &stage.ForwardResult{Handle: resp.GetHandle(), Stats: resp.GetStats()}
 	look := c.lookup(own, adopted)
 	// With LendOutputs the outputs stay where the plugin wrote them (see
-	// "Zero-copy hand-off" in arena.go); otherwise they are copied out.
+	// "Zero-copy hand-off" in arena.go); otherwise they are copied out. State
+	// is always copied: it is small, and a caller may keep it past the next
+	// Forward (a stream keeps its old state when a later stage fails).
 	lend := c.o.LendOutputs && c.dir != ""
 	if res.Outputs, err = decodeMap("output", resp.GetOutputs(), look, !lend); err == nil {
-		res.State, err = decodeMap("state", resp.GetState(), look, !lend)
+		res.State, err = decodeMap("state", resp.GetState(), look, true)
 	}
 	c.finish("Forward", own, adopted, true, res.Handle, mapBytes(res.Outputs)+mapBytes(res.State), borrowed, lend && err == nil)
 	if err != nil {

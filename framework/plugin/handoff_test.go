@@ -13,9 +13,9 @@ import (
 
 // TestZeroCopyHandoff chains two plugins with LendOutputs, as the model
 // chains its stages: A's output goes to B without a copy (through a hard link
-// into B's session), A's state goes back into A by its region's name, the
-// results are those of copying, and a region pinned under B's handle is not
-// reused by A however often A runs.
+// into B's session), A's output goes back into A by its region's name, state
+// is copied, the results are those of copying, and a region pinned under B's
+// handle is not reused by A however often A runs.
 func TestZeroCopyHandoff(t *testing.T) {
 	ctx := context.Background()
 	cfg := stage.Config{Options: map[string]string{"mode": ""}}
@@ -54,19 +54,30 @@ func TestZeroCopyHandoff(t *testing.T) {
 	}
 	// A runs on: its first region stays pinned by B's handle (B's plugin keeps
 	// its input, which is that region), so it must not be overwritten.
-	state := fa.State
+	state, y := fa.State, randTensor(r, 64, 1024)
+	want0 := y.Clone()
 	for i := 0; i < 3; i++ {
-		f, err := a.Forward(ctx, cfg, &stage.ForwardRequest{Params: w, Inputs: tensor.Map{"x": randTensor(r, 64, 1024)}, State: state})
+		f, err := a.Forward(ctx, cfg, &stage.ForwardRequest{Params: w, Inputs: tensor.Map{"x": y}, State: state})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got := f.State["n"].Data[0]; got != float32(i+2) {
 			t.Fatalf("A's counter after %d calls = %v", i+2, got)
 		}
-		state = f.State
+		hostMu.Lock()
+		if lentAt(uintptrOf(f.State["n"].Data), 4) != nil {
+			t.Error("A's state was lent, not copied")
+		}
+		hostMu.Unlock()
+		state, y = f.State, f.Outputs["y"]
 	}
-	if a.handoff.tensors != 3 || a.handoff.links != 0 {
-		t.Errorf("A: %d state tensors handed back, %d links; want 3 and 0", a.handoff.tensors, a.handoff.links)
+	for i, v := range y.Data {
+		if want := 8 * want0.Data[i]; v != want {
+			t.Fatalf("A∘A∘A: y[%d] = %v, want %v", i, v, want)
+		}
+	}
+	if a.handoff.tensors != 2 || a.handoff.links != 0 {
+		t.Errorf("A: %d outputs handed back to A, %d links; want 2 and 0", a.handoff.tensors, a.handoff.links)
 	}
 	if !reflect.DeepEqual(ya, yaCopy) {
 		t.Fatal("a region pinned under B's handle was reused by A")

@@ -46,12 +46,13 @@ type Options struct {
 	Logger hclog.Logger // host logger; the plugin's log lines appear under it. Default: stderr, warnings and up
 	Stderr io.Writer    // gets the plugin's raw stderr as well; may be nil
 
-	// LendOutputs hands Forward's outputs and state to the caller as views
-	// of shared memory instead of copies. They stay valid until this
-	// Client's next Forward returns (or Close), so a pipeline that calls each
-	// stage once per step, as the model does, may use them; passed as inputs
-	// to any Client of this process they travel without a copy (see
-	// "Zero-copy hand-off" in doc.go). Without shared memory it does nothing.
+	// LendOutputs hands Forward's outputs (not its state, which is small and
+	// may be kept longer) to the caller as views of shared memory instead of
+	// copies. They stay valid until this Client's next Forward returns (or
+	// Close), so a pipeline that consumes each step's outputs before it calls
+	// the stage again, as the model does, may use them; passed as inputs to
+	// any Client of this process they travel without a copy (see "Zero-copy
+	// hand-off" in doc.go). Without shared memory it does nothing.
 	LendOutputs bool
 }
 

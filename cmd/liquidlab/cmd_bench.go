@@ -87,8 +87,16 @@ func cmdBench(e *env, args []string) error {
 			return fmt.Errorf("bench: %s has no bench.lengths", exp.File)
 		}
 		fmt.Fprintf(e.stderr, "measuring sgemm peak...\n")
-		peak := num.SgemmPeak(1024, 5)
-		out, err := r.Run(ctx, exp, runner.Options{Bench: true, Force: true, Prefix: ".bench"})
+		// pprof labels tell the probe from the runs in a -cpuprofile
+		// (`go tool pprof -tagfocus part=bench-run`); goroutines started
+		// inside, such as num.Gemm's halves, inherit them.
+		var peak float64
+		pprof.Do(ctx, pprof.Labels("part", "sgemm-peak"), func(context.Context) { peak = num.SgemmPeak(1024, 5) })
+		var out []runner.CellOutcome
+		var err error
+		pprof.Do(ctx, pprof.Labels("part", "bench-run"), func(ctx context.Context) {
+			out, err = r.Run(ctx, exp, runner.Options{Bench: true, Force: true, Prefix: ".bench"})
+		})
 		if err != nil {
 			return err
 		}

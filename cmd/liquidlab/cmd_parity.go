@@ -115,7 +115,9 @@ func launchBuiltins() (map[string]stage.Stage, func(), error) {
 		}
 	}
 	for kind, name := range defaultNames {
-		c, err := plugin.Launch(context.Background(), plugin.Builtin(kind, name))
+		o := plugin.Builtin(kind, name)
+		o.LendOutputs = true // the model's stages hand their outputs on without copies
+		c, err := plugin.Launch(context.Background(), o)
 		if err != nil {
 			closeAll()
 			return nil, nil, err

@@ -29,7 +29,9 @@ type Client struct {
 	sess        *session // shared memory; nil for the bytes transport
 	dir         string   // sess.dir, or ""
 
-	mu       sync.Mutex
+	// mu is hostMu, shared by every Client of the process: a call may pin
+	// regions of other Clients (zero-copy hand-off, see arena.go).
+	mu       *sync.Mutex
 	regions  map[string]*region
 	pins     map[uint64]*region
 	retire   []string
@@ -37,7 +39,16 @@ type Client struct {
 	replyEst map[string]int
 	dead     error // set once the process is gone or closed
 	closed   bool
+
+	// Zero-copy hand-off (arena.go).
+	lent       []*region            // regions holding the outputs of the last Forward (LendOutputs)
+	borrowPins map[uint64][]*region // other regions a handle's inputs alias
+	links      map[*region]string   // hard links in dir to regions of other Clients
+	handoff    handoffStats
 }
+
+// hostMu guards the shared-memory bookkeeping of every Client in the process.
+var hostMu sync.Mutex
 
 var _ stage.Stage = (*Client)(nil)
 
@@ -103,12 +114,17 @@ func (c *Client) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwa
 	p := &proto.ForwardRequest{Config: configToProto(cfg), NeedGrad: req.NeedGrad}
 	var own *region
 	var w *shmWriter
+	var borrowed []*region
 	if c.dir != "" {
-		r, a, err := c.take("Forward", mapBytes(req.Params)+mapBytes(req.Inputs)+mapBytes(req.State))
+		hand, pinned, decl, saved := c.borrowInputs(req.Inputs, req.State)
+		borrowed = pinned
+		r, a, err := c.take("Forward", mapBytes(req.Params)+mapBytes(req.Inputs)+mapBytes(req.State)-saved)
 		if err != nil {
+			c.releaseBorrows(borrowed)
 			return nil, err
 		}
-		own, w, p.Arena = r, &shmWriter{r: r}, a
+		a.Regions = append(a.Regions, decl...)
+		own, w, p.Arena = r, &shmWriter{r: r, handoffs: hand}, a
 	}
 	var err error
 	if p.Params, err = encodeMap("parameter", req.Params, w); err == nil {
@@ -117,7 +133,7 @@ func (c *Client) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwa
 		}
 	}
 	if err != nil {
-		c.finish("Forward", own, nil, true, 0, 0)
+		c.finish("Forward", own, nil, true, 0, 0, borrowed, false)
 		return nil, fmt.Errorf("%s: Forward: %w", c.who, err)
 	}
 	if w != nil {
@@ -128,20 +144,25 @@ func (c *Client) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwa
 	defer cancel()
 	resp, err := c.rpc.Forward(cctx, p)
 	if err != nil {
-		c.finish("Forward", own, nil, finished(err), 0, 0)
+		c.finish("Forward", own, nil, finished(err), 0, 0, borrowed, false)
 		return nil, c.callError(ctx, cctx, "Forward", err)
 	}
 	adopted, err := c.adopt(resp.GetRegions())
 	if err != nil {
-		c.finish("Forward", own, nil, true, resp.GetHandle(), 0)
+		c.finish("Forward", own, nil, true, resp.GetHandle(), 0, borrowed, false)
 		return nil, fmt.Errorf("%s: Forward sent a reply this host cannot read: %w", c.who, err)
 	}
 	res := &stage.ForwardResult{Handle: resp.GetHandle(), Stats: resp.GetStats()}
 	look := c.lookup(own, adopted)
-	if res.Outputs, err = decodeMap("output", resp.GetOutputs(), look, true); err == nil {
+	// With LendOutputs the outputs stay where the plugin wrote them (see
+	// "Zero-copy hand-off" in arena.go); otherwise they are copied out. State
+	// is always copied: it is small, and a caller may keep it past the next
+	// Forward (a stream keeps its old state when a later stage fails).
+	lend := c.o.LendOutputs && c.dir != ""
+	if res.Outputs, err = decodeMap("output", resp.GetOutputs(), look, !lend); err == nil {
 		res.State, err = decodeMap("state", resp.GetState(), look, true)
 	}
-	c.finish("Forward", own, adopted, true, res.Handle, mapBytes(res.Outputs)+mapBytes(res.State))
+	c.finish("Forward", own, adopted, true, res.Handle, mapBytes(res.Outputs)+mapBytes(res.State), borrowed, lend && err == nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: Forward sent a bad reply: %w: fix the plugin", c.who, err)
 	}
@@ -165,7 +186,7 @@ func (c *Client) Backward(ctx context.Context, handle uint64, outGrads tensor.Ma
 	}
 	var err error
 	if p.OutGrads, err = encodeMap("output gradient", outGrads, w); err != nil {
-		c.finish("Backward", own, nil, true, 0, 0)
+		c.finish("Backward", own, nil, true, 0, 0, nil, false)
 		return nil, fmt.Errorf("%s: Backward: %w", c.who, err)
 	}
 	if w != nil {
@@ -176,14 +197,14 @@ func (c *Client) Backward(ctx context.Context, handle uint64, outGrads tensor.Ma
 	resp, err := c.rpc.Backward(cctx, p)
 	if err != nil {
 		done := finished(err)
-		c.finish("Backward", own, nil, done, 0, 0)
+		c.finish("Backward", own, nil, done, 0, 0, nil, false)
 		c.unpin(handle, done)
 		return nil, c.callError(ctx, cctx, "Backward", err)
 	}
 	c.unpin(handle, true)
 	adopted, err := c.adopt(resp.GetRegions())
 	if err != nil {
-		c.finish("Backward", own, nil, true, 0, 0)
+		c.finish("Backward", own, nil, true, 0, 0, nil, false)
 		return nil, fmt.Errorf("%s: Backward sent a reply this host cannot read: %w", c.who, err)
 	}
 	res := &stage.BackwardResult{}
@@ -191,7 +212,7 @@ func (c *Client) Backward(ctx context.Context, handle uint64, outGrads tensor.Ma
 	if res.InputGrads, err = decodeMap("input gradient", resp.GetInputGrads(), look, true); err == nil {
 		res.ParamGrads, err = decodeMap("parameter gradient", resp.GetParamGrads(), look, true)
 	}
-	c.finish("Backward", own, adopted, true, 0, mapBytes(res.InputGrads)+mapBytes(res.ParamGrads))
+	c.finish("Backward", own, adopted, true, 0, mapBytes(res.InputGrads)+mapBytes(res.ParamGrads), nil, false)
 	if err != nil {
 		return nil, fmt.Errorf("%s: Backward sent a bad reply: %w: fix the plugin", c.who, err)
 	}

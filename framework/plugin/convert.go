@@ -87,10 +87,13 @@ func descriptionFromProto(p *proto.StageDescription) *stage.Description {
 	return d
 }
 
-// shmWriter places tensors in a region from off on.
+// shmWriter places tensors in a region from off on; tensors found in
+// handoffs (by their first element) already lie in shared memory and are
+// sent as descriptors to where they are.
 type shmWriter struct {
-	r   *region
-	off int
+	r        *region
+	off      int
+	handoffs map[*float32]handoff
 }
 
 // encodeMap turns a map into descriptors: written into w's region, or, with w
@@ -109,6 +112,8 @@ func encodeMap(what string, m tensor.Map, w *shmWriter) ([]*proto.Tensor, error)
 		p := &proto.Tensor{Name: name, Shape: intsToProto(t.Shape), Dtype: proto.DType_DTYPE_FLOAT32}
 		if w == nil {
 			p.Data = rawBytes(t.Data)
+		} else if h, ok := w.handoff(t.Data); ok {
+			p.Region, p.Offset = h.name, h.off
 		} else {
 			n := 4 * len(t.Data)
 			if w.off+n > len(w.r.mem) {
@@ -121,6 +126,14 @@ func encodeMap(what string, m tensor.Map, w *shmWriter) ([]*proto.Tensor, error)
 		out = append(out, p)
 	}
 	return out, nil
+}
+
+func (w *shmWriter) handoff(data []float32) (handoff, bool) {
+	if len(data) == 0 || w.handoffs == nil {
+		return handoff{}, false
+	}
+	h, ok := w.handoffs[&data[0]]
+	return h, ok
 }
 
 func checkShape(shape []int, n int) error {

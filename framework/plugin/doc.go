@@ -59,6 +59,16 @@
 //   - Aliasing, host side: results are copied out of shared memory; the caller
 //     owns them. Parameters are rewritten on every call (they are small next to
 //     activations, and a region may be pinned by an earlier handle).
+//   - Zero-copy hand-off (Options.LendOutputs, which the runner sets): Forward's
+//     outputs (not its state, which is copied) stay where the plugin wrote
+//     them, lent to the caller until that Client's next Forward returns. An input or state that lies in
+//     a lent region goes to any Client of the process as a descriptor, not a
+//     copy: to the region's own Client by name, to another through a hard link
+//     in its session directory (the same tmpfs pages; one link per region,
+//     kept while the region lives). The call pins the region, and so does the
+//     handle it returns, exactly as for its own request region. So e goes from
+//     the ode plugin to the attention plugin without passing through the
+//     host's memory. See arena.go.
 //   - A call that fails without the plugin finishing it (timeout, cancelled
 //     context, broken connection) retires its region instead of reusing it.
 //

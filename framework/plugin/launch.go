@@ -45,6 +45,15 @@ type Options struct {
 
 	Logger hclog.Logger // host logger; the plugin's log lines appear under it. Default: stderr, warnings and up
 	Stderr io.Writer    // gets the plugin's raw stderr as well; may be nil
+
+	// LendOutputs hands Forward's outputs (not its state, which is small and
+	// may be kept longer) to the caller as views of shared memory instead of
+	// copies. They stay valid until this Client's next Forward returns (or
+	// Close), so a pipeline that consumes each step's outputs before it calls
+	// the stage again, as the model does, may use them; passed as inputs to
+	// any Client of this process they travel without a copy (see "Zero-copy
+	// hand-off" in doc.go). Without shared memory it does nothing.
+	LendOutputs bool
 }
 
 // Builtin returns Options that start the current executable as
@@ -113,8 +122,8 @@ func Launch(ctx context.Context, o Options) (*Client, error) {
 		secure = &goplugin.SecureConfig{Checksum: want, Hash: sha256.New()}
 	}
 
-	c := &Client{o: o, who: who, stderr: newTailWriter(o.Stderr), regions: map[string]*region{},
-		pins: map[uint64]*region{}, replyEst: map[string]int{}}
+	c := &Client{o: o, who: who, stderr: newTailWriter(o.Stderr), mu: &hostMu, regions: map[string]*region{},
+		pins: map[uint64]*region{}, borrowPins: map[uint64][]*region{}, links: map[*region]string{}, replyEst: map[string]int{}}
 	// The command's context only serves to kill it while it starts (see
 	// start); once started, the plugin lives until Close.
 	startCtx, cancelStart := context.WithCancel(context.Background())
@@ -252,10 +261,21 @@ func (c *Client) Close() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for name, r := range c.regions {
+		r.gone = true // links to it in other sessions go at their next call
+		if r.lent {
+			r.lent = false
+			delete(lentRegions, r)
+		}
 		if !r.inUse { // in-use regions are unmapped when their call ends
 			r.unmap()
 			delete(c.regions, name)
 		}
+	}
+	c.lent = nil
+	// The plugin is gone: the other Clients' regions its handles kept are free.
+	for h, rs := range c.borrowPins {
+		releaseBorrowsLocked(rs, true)
+		delete(c.borrowPins, h)
 	}
 	if err := c.sess.remove(); err != nil {
 		return fmt.Errorf("%s: remove its shared memory: %w", c.who, err)

@@ -42,9 +42,14 @@ type region struct {
 	name string
 	mem  []byte
 
-	// host side
-	handle uint64 // pinned under this forward handle when != 0
-	inUse  bool   // a call is using it
+	// host side (guarded by hostMu)
+	owner   *Client
+	handle  uint64 // pinned under this forward handle when != 0
+	inUse   bool   // a call is using it
+	lent    bool   // holds outputs lent to the caller (Options.LendOutputs)
+	borrows int    // calls and handles whose inputs alias it
+	noReuse bool   // a plugin may still read it: retire, never reuse, once free
+	gone    bool   // retired or closed: links to it are stale
 
 	// plugin side
 	refs    int  // calls using it

@@ -115,6 +115,9 @@ func (l *Launcher) Resolve(ctx context.Context, e *config.Experiment) (*Stages, 
 			}
 			o.CallTimeout = e.Run.CallTimeout
 			o.Stderr = l.Stderr
+			// The model calls each stage once per chunk: its outputs may
+			// stay in shared memory and go on to the next stage uncopied.
+			o.LendOutputs = true
 			c, err := plugin.Launch(ctx, o)
 			if err != nil {
 				s.Close()

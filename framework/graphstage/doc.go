@@ -1,0 +1,66 @@
+// Package graphstage turns a forward pass written as a gorgonia expression
+// graph into a full stage.Stage: Forward runs the graph, Backward runs
+// gorgonia's symbolic gradient of it, Release frees what Forward kept. A
+// component author writes two functions and no backward pass:
+//
+//	var spec = graphstage.Spec{
+//		Describe: func(cfg stage.Config) (*graphstage.Description, error) { … },
+//		Build: func(g *gorgonia.ExprGraph, cfg stage.Config, in, params, state graphstage.Nodes) (out, next graphstage.Nodes, err error) { … },
+//	}
+//	func New() stage.Stage { return graphstage.New(spec) }
+//
+// and serves it in process (framework/registry) or as a plugin binary
+// (plugin.Serve(kind, New())) like any other stage. examples/gatedrec is the
+// component to copy.
+//
+// # Describe
+//
+// Description is a stage.Description plus Shapes, the shape of every input
+// with the symbolic sizes B (batch) and S (chunk length) — the kit checks
+// requests against them and against the declared parameter and state shapes,
+// with errors that name the tensor — and NoGrad, the inputs that receive no
+// gradient by design (timestamps, integration times).
+//
+// # Build
+//
+// Build receives one float32 input node per declared input, parameter and (on
+// chunks after the first) carried state, with the request's shapes, and
+// returns the declared outputs and, for a stateful component, the next state
+// under the state names. Carried state is thus an extra input and an extra
+// output; on the first chunk state is nil and the component starts from zeros
+// or from an input (as the liquid stages start from input "h"). Gradients stop
+// at the chunk boundary (truncated BPTT, as for the fused stages): the state
+// inputs are not differentiated. Helpers Linear and Tokens cover the common
+// PyTorch-layout linear layer over [B,S,D] tensors.
+//
+// # Execution
+//
+// A graph is built and compiled once per configuration and input shapes (and
+// first chunk or not) and cached (at most MaxGraphs per stage, oldest dropped);
+// calls on one cached graph are serialised, so a stage is safe for concurrent
+// use. Inputs and parameters are bound to gorgonia tensors backed by the
+// host's float32 slices (tensor.WithBacking, no copies); outputs and
+// gradients are copied out into fresh tensors.
+//
+// Backward builds (once per shape) a second graph: the forward graph plus one
+// output-gradient input dOut_o per output, the scalar cost Σ_o Σ out_o ⊙ dOut_o
+// and gorgonia.Grad of it with respect to every differentiable input and
+// parameter, whose values are the vector-Jacobian products the contract asks
+// for. It reruns the forward pass inside that graph from the inputs (kept by
+// reference under the handle, parameters copied), so a training step costs two
+// forward passes and one backward pass; an input or parameter the outputs do
+// not depend on gets a zero gradient. With cgo (and without the noopenblas
+// tag) gorgonia's matrix products go through OpenBLAS (gorgonia.Use(netlib)),
+// as framework/num's do.
+//
+// Both graphs run on a new forward-only gorgonia LispMachine per call, every
+// value computed afresh. Not on the TapeMachine: it reuses registers and
+// writes in place into values it believes dead, and gorgonia's Reshape and
+// Slice return views sharing their input's memory, so an in-place op on a view
+// silently overwrites a live tensor (TestViews is such a graph: wrong outputs
+// and gradients on the TapeMachine, correct here). Run stagetest.Run on every
+// component all the same: its finite differences catch a wrong graph.
+//
+// Panics inside Describe or Build (gorgonia's Must panics on shape errors)
+// are recovered and returned as errors naming the component.
+package graphstage

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"liquidlab/examples/gatedrec"
 	"liquidlab/framework/registry"
 	"liquidlab/framework/stage"
 	"liquidlab/plugins/attention/causal"
@@ -26,6 +27,8 @@ var builtinComponents = []registry.Component{
 	{Kind: stage.KindLiquid, Name: "scan", New: func() stage.Stage { return scan.New() }},
 	{Kind: stage.KindLiquid, Name: "cfc", New: func() stage.Stage { return cfc.New() }},
 	{Kind: stage.KindLiquid, Name: "adaptive", New: func() stage.Stage { return adaptive.New() }},
+	// graph components (framework/graphstage): gorgonia forward graphs, symbolic backward
+	{Kind: stage.KindLiquid, Name: "gated-recurrence", New: func() stage.Stage { return gatedrec.New() }},
 }
 
 // builtinRegistry is the registry of builtinComponents, sorted.

@@ -7,6 +7,7 @@ import (
 	"liquidlab/plugins/attention/causal"
 	"liquidlab/plugins/attention/singlequery"
 	"liquidlab/plugins/flows/coupling"
+	"liquidlab/plugins/flows/couplinggraph"
 	"liquidlab/plugins/flows/realnvp"
 	"liquidlab/plugins/liquid/adaptive"
 	"liquidlab/plugins/liquid/cfc"
@@ -29,6 +30,7 @@ var builtinComponents = []registry.Component{
 	{Kind: stage.KindLiquid, Name: "adaptive", New: func() stage.Stage { return adaptive.New() }},
 	// graph components (framework/graphstage): gorgonia forward graphs, symbolic backward
 	{Kind: stage.KindLiquid, Name: "gated-recurrence", New: func() stage.Stage { return gatedrec.New() }},
+	{Kind: stage.KindFlows, Name: couplinggraph.Name, New: func() stage.Stage { return couplinggraph.New() }},
 }
 
 // builtinRegistry is the registry of builtinComponents, sorted.

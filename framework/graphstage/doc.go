@@ -53,14 +53,16 @@
 // tag) gorgonia's matrix products go through OpenBLAS (gorgonia.Use(netlib)),
 // as framework/num's do.
 //
-// Both graphs run on a new forward-only gorgonia LispMachine per call, every
-// value computed afresh. Not on the TapeMachine: it reuses registers and
-// writes in place into values it believes dead, and gorgonia's Reshape and
-// Slice return views sharing their input's memory, so an in-place op on a view
-// silently overwrites a live tensor (TestViews is such a graph: wrong outputs
-// and gradients on the TapeMachine, correct here). Run stagetest.Run on every
-// component all the same: its finite differences catch a wrong graph.
+// Both graphs run on a forward-only gorgonia LispMachine (see Stage.run for
+// why not the TapeMachine: gorgonia's in-place register reuse and its
+// Reshape views together corrupt results; TestViews is such a graph). Run
+// stagetest.Run on every component all the same: its finite differences
+// catch a wrong graph.
 //
 // Panics inside Describe or Build (gorgonia's Must panics on shape errors)
-// are recovered and returned as errors naming the component.
+// are recovered and returned as errors naming the component. A panic inside
+// a gorgonia op while the graph runs cannot be: the LispMachine runs ops on a
+// goroutine of its own. Ops that panicked in gorgonia v0.9.18 during this
+// kit's development (Rectify's gradient, column slices of a matrix) have
+// workarounds in plugins/flows/couplinggraph.
 package graphstage

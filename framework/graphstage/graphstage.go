@@ -455,22 +455,21 @@ func (c *compiled) bindAll(r *request, params tensor.Map) error {
 	return nil
 }
 
-// run runs the machine once from fresh values and hands the results to read;
-// then every node but the inputs and constants drops its value, so the cached
-// graph keeps no intermediate between calls. The caller holds the entry's
-// lock.
+// run runs the graph once and hands the results to read. The caller holds
+// the entry's lock.
 //
-// Fresh values are what make the run safe: gorgonia's Reshape and Slice return
-// views of their input, and both its TapeMachine (which reuses registers and
-// writes in place where it thinks a value is dead) and a LispMachine reusing
-// last run's values can write through such a view into a tensor still in use,
-// silently corrupting results (TestViews shows the case).
+// The machine is a forward-only LispMachine, new for every run (gorgonia's
+// lispMachine.Reset rewinds to the last node instead of the first, so a
+// reused machine recomputes only that one). Nodes keep their values between
+// runs and ops with preallocated outputs write into their own last output;
+// views (Reshape, which shares its input's memory) are always recomputed.
+// Not the TapeMachine: it reuses registers and writes in place into values it
+// believes dead, and through a Reshape view such a write silently overwrites a
+// live tensor (TestViews is such a graph). Nor unbinding the values between
+// runs: gorgonia then returns them to tensor's pools while views still share
+// their headers, and later shapes come out corrupted.
 func (c *compiled) run(read func() error) (err error) {
 	defer recoverTo(&err, "running the graph")
-	defer c.g.UnbindAllNonInputs()
-	c.g.UnbindAllNonInputs()
-	// A new machine per run: gorgonia's lispMachine.Reset rewinds to the last
-	// node instead of the first, so a reused machine recomputes only that one.
 	vm := G.NewLispMachine(c.g, G.ExecuteFwdOnly())
 	defer vm.Close()
 	if err := vm.RunAll(); err != nil {

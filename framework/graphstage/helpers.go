@@ -9,11 +9,7 @@ import (
 // Linear is PyTorch's nn.Linear on the rows of x: x·Wᵀ + b for x [N,in],
 // w [out,in] and b [out] (b may be nil).
 func Linear(x, w, b *G.Node) (*G.Node, error) {
-	wt, err := G.Transpose(w)
-	if err != nil {
-		return nil, fmt.Errorf("linear: %w", err)
-	}
-	y, err := G.Mul(x, wt)
+	y, err := G.Tensordot([]int{1}, []int{1}, x, w)
 	if err != nil {
 		return nil, fmt.Errorf("linear: %w", err)
 	}

@@ -50,10 +50,10 @@ func TestConformance(t *testing.T) {
 
 // params draws every declared parameter off its trivial value (gates in
 // (0.1, 0.9), adapters near 1) so every path carries gradient.
-func params(t *testing.T, cfg stage.Config, rng *rand.Rand) tensor.Map {
+func params(t testing.TB, cfg stage.Config, rng *rand.Rand) tensor.Map {
 	d, err := coupling.New().Describe(context.Background(), cfg)
 	if err != nil {
-		t.Fatal(err)
+		panic(err) // the test configurations are valid
 	}
 	m := tensor.Map{}
 	for _, p := range d.Params {

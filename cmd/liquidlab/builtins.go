@@ -13,6 +13,7 @@ import (
 	"liquidlab/plugins/liquid/cfc"
 	"liquidlab/plugins/liquid/ltc"
 	"liquidlab/plugins/liquid/scan"
+	"liquidlab/plugins/liquid/scangraph"
 	"liquidlab/plugins/ode/odefunc"
 )
 
@@ -31,6 +32,7 @@ var builtinComponents = []registry.Component{
 	// graph components (framework/graphstage): gorgonia forward graphs, symbolic backward
 	{Kind: stage.KindLiquid, Name: "gated-recurrence", New: func() stage.Stage { return gatedrec.New() }},
 	{Kind: stage.KindFlows, Name: couplinggraph.Name, New: func() stage.Stage { return couplinggraph.New() }},
+	{Kind: stage.KindLiquid, Name: scangraph.Name, New: func() stage.Stage { return scangraph.New() }},
 }
 
 // builtinRegistry is the registry of builtinComponents, sorted.

@@ -64,12 +64,11 @@ func build(g *G.ExprGraph, cfg stage.Config, in, p, state gs.Nodes) (out, next g
 		ct := G.Must(G.Slice(cand, nil, G.S(t)))
 		// h = c + g⊙(h − c), the same as g⊙h + (1−g)⊙c with one product fewer
 		h = G.Must(G.Add(ct, G.Must(G.HadamardProd(gt, G.Must(G.Sub(h, ct))))))
-		ys[t] = h
+		ys[t] = G.Must(G.Reshape(h, []int{Bn, 1, H}))
 	}
 	y := ys[0]
 	if S > 1 {
-		y = G.Must(G.Concat(1, ys...)) // [B,S·H]
+		y = G.Must(G.Concat(1, ys...)) // [B,S,H]
 	}
-	y = G.Must(G.Reshape(y, []int{Bn, S, H}))
 	return gs.Nodes{stage.PortY: y, stage.PortH: h}, gs.Nodes{stage.PortH: h}, nil
 }

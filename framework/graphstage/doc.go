@@ -62,7 +62,23 @@
 // Panics inside Describe or Build (gorgonia's Must panics on shape errors)
 // are recovered and returned as errors naming the component. A panic inside
 // a gorgonia op while the graph runs cannot be: the LispMachine runs ops on a
-// goroutine of its own. Ops that panicked in gorgonia v0.9.18 during this
-// kit's development (Rectify's gradient, column slices of a matrix) have
-// workarounds in plugins/flows/couplinggraph.
+// goroutine of its own.
+//
+// # Pitfalls of gorgonia v0.9.18 met writing the graph components
+//
+// Each was caught by stagetest's finite differences or by a comparison with
+// the fused stage, never by gorgonia; test at realistic sizes (the quickstart's
+// hidden size and a few dozen tokens), as the components here do.
+//
+//   - Tensor constants: gorgonia merges constant nodes whose printed values
+//     agree and prints long tensors abbreviated, so different constants can
+//     become one node. Use Const (a named, value-bound node) for tensors.
+//   - Concatenating many [B,H] pieces along axis 1 gives wrong gradients once
+//     the result is longer than about 256 per row; concatenate [B,1,H] pieces
+//     (Reshape first) instead, as examples/gatedrec does.
+//   - Rectify's gradient and slices of a column range of a matrix panic on
+//     some shapes; plugins/flows/couplinggraph writes ReLU as (x+|x|)/2 and
+//     splits halves through a [N,2,H] reshape.
+//   - A slice of a [1,S] matrix at one column comes out as a scalar value; read
+//     a column with a product by a one-hot Const (plugins/liquid/scangraph).
 package graphstage

@@ -4,12 +4,17 @@ import (
 	"fmt"
 
 	G "gorgonia.org/gorgonia"
+	T "gorgonia.org/tensor"
 )
 
 // Linear is PyTorch's nn.Linear on the rows of x: x·Wᵀ + b for x [N,in],
 // w [out,in] and b [out] (b may be nil).
 func Linear(x, w, b *G.Node) (*G.Node, error) {
-	y, err := G.Tensordot([]int{1}, []int{1}, x, w)
+	wt, err := G.Transpose(w)
+	if err != nil {
+		return nil, fmt.Errorf("linear: %w", err)
+	}
+	y, err := G.Mul(x, wt)
 	if err != nil {
 		return nil, fmt.Errorf("linear: %w", err)
 	}
@@ -29,4 +34,15 @@ func Tokens(x *G.Node) (*G.Node, error) {
 		return nil, fmt.Errorf("tokens: %s has shape %v, want [B,S,D]", x.Name(), sh)
 	}
 	return G.Reshape(x, []int{sh[0] * sh[1], sh[2]})
+}
+
+// Const adds a constant float32 tensor of the given shape to g as a named,
+// value-bound node that is never differentiated. Use it instead of
+// gorgonia.NewConstant for tensors: gorgonia merges constant nodes whose
+// printed values agree, and it prints long tensors abbreviated, so two
+// different constants (one-hot columns, say) can silently become one. Names
+// must be unique within the graph.
+func Const(g *G.ExprGraph, name string, data []float32, shape ...int) *G.Node {
+	v := T.New(T.WithShape(shape...), T.WithBacking(data))
+	return G.NodeFromAny(g, v, G.WithName("const."+name))
 }

@@ -14,7 +14,6 @@ import (
 	"strconv"
 
 	G "gorgonia.org/gorgonia"
-	T "gorgonia.org/tensor"
 
 	gs "liquidlab/framework/graphstage"
 	"liquidlab/framework/stage"
@@ -46,12 +45,12 @@ func boolOpt(cfg stage.Config, name string, def bool) bool {
 
 // selector is the constant [n,k] matrix whose product keeps the first k of n
 // columns (exactly: one product by 1 and sums of zeros per element).
-func selector(n, k int) *G.Node {
+func selector(g *G.ExprGraph, n, k int) *G.Node {
 	m := make([]float32, n*k)
 	for j := 0; j < k; j++ {
 		m[j*k+j] = 1
 	}
-	return G.NewConstant(T.New(T.WithShape(n, k), T.WithBacking(m)))
+	return gs.Const(g, fmt.Sprintf("selector%dx%d", n, k), m, n, k)
 }
 
 // scalar returns the one value of a [1] parameter as a scalar node.
@@ -128,11 +127,11 @@ func build(g *G.ExprGraph, cfg stage.Config, in, p, _ gs.Nodes) (gs.Nodes, gs.No
 	case L == H:
 		z = G.Must(G.Add(a, G.Must(G.Mul(res, x0a))))
 	case L < H:
-		z = G.Must(G.Mul(a, selector(H, L)))
+		z = G.Must(G.Mul(a, selector(g, H, L)))
 	case L == D:
 		z = G.Must(G.Concat(1, a, b))
 	default:
-		z = G.Must(G.Concat(1, a, G.Must(G.Mul(b, selector(H, L-H)))))
+		z = G.Must(G.Concat(1, a, G.Must(G.Mul(b, selector(g, H, L-H)))))
 	}
 	return gs.Nodes{
 		stage.PortZ:   G.Must(G.Reshape(z, []int{Bn, S, L})),

@@ -3,6 +3,7 @@ package graphstage
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -173,4 +174,64 @@ func viewBuild(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes,
 func TestViews(t *testing.T) {
 	stagetest.Run(t, New(toy(viewBuild)), stagetest.Config{Dims: toyConfig().Dims, B: 2, S: 4, Seed: 4,
 		Inputs: tensor.Map{"u": tensor.New(2, 4)}})
+}
+
+// TestConcurrent runs forward and backward passes of two shapes from several
+// goroutines on one stage (go test -race checks the locking) and compares
+// each with a sequential run.
+func TestConcurrent(t *testing.T) {
+	s := New(toy(toyBuild))
+	ctx := context.Background()
+	mk := func(S int, v float32) *stage.ForwardRequest {
+		x := tensor.New(2, S, 5)
+		for i := range x.Data {
+			x.Data[i] = v * float32(i%7-3) / 7
+		}
+		return &stage.ForwardRequest{NeedGrad: true, Params: tensor.Map{
+			"w": tensor.From([]float32{.1, .2, .3, .4, .5, -.1, -.2, -.3, -.4, -.5, .3, .1, -.2, .4, 0}, 3, 5),
+			"b": tensor.From([]float32{.1, -.1, .2}, 3), "a": tensor.From([]float32{0.9}), "frozen": tensor.From([]float32{1, 2, 3}, 3)},
+			Inputs: tensor.Map{stage.PortX: x, "u": tensor.New(2, S)}}
+	}
+	want := map[int]float32{}
+	for i := 0; i < 4; i++ {
+		req := mk(3+i%2, float32(i+1))
+		res, err := s.Forward(ctx, toyConfig(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := s.Backward(ctx, res.Handle, tensor.Map{stage.PortZ: res.Outputs[stage.PortZ]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = res.Outputs[stage.PortLDJ].Data[1] + g.ParamGrads["w"].Data[2]
+	}
+	errs := make(chan error, 16)
+	for k := 0; k < 16; k++ {
+		go func(i int) {
+			req := mk(3+i%2, float32(i+1))
+			res, err := s.Forward(ctx, toyConfig(), req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			g, err := s.Backward(ctx, res.Handle, tensor.Map{stage.PortZ: res.Outputs[stage.PortZ]})
+			if err != nil {
+				errs <- err
+				return
+			}
+			if got := res.Outputs[stage.PortLDJ].Data[1] + g.ParamGrads["w"].Data[2]; got != want[i] {
+				errs <- fmt.Errorf("request %d: %v concurrently, %v sequentially", i, got, want[i])
+				return
+			}
+			errs <- nil
+		}(k % 4)
+	}
+	for k := 0; k < 16; k++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := s.Live(); n != 0 {
+		t.Errorf("%d live handles", n)
+	}
 }

@@ -38,7 +38,11 @@
 // A graph is built and compiled once per configuration and input shapes (and
 // first chunk or not) and cached (at most MaxGraphs per stage, oldest dropped);
 // calls on one cached graph are serialised, so a stage is safe for concurrent
-// use. Inputs and parameters are bound to gorgonia tensors backed by the
+// use. A cached graph keeps the values of its last run (its intermediates,
+// and references to the last request's inputs and parameters, which it never
+// reads again), so memory is bounded by MaxGraphs times one forward and one
+// forward+backward of the largest shape. Inputs and parameters are bound to
+// gorgonia tensors backed by the
 // host's float32 slices (tensor.WithBacking, no copies); outputs and
 // gradients are copied out into fresh tensors.
 //

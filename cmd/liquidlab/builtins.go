@@ -15,6 +15,7 @@ import (
 	"liquidlab/plugins/liquid/scan"
 	"liquidlab/plugins/liquid/scangraph"
 	"liquidlab/plugins/ode/odefunc"
+	"liquidlab/plugins/ode/odefuncgraph"
 )
 
 // builtinComponents are the stage implementations compiled into this binary. Add
@@ -33,6 +34,7 @@ var builtinComponents = []registry.Component{
 	{Kind: stage.KindLiquid, Name: "gated-recurrence", New: func() stage.Stage { return gatedrec.New() }},
 	{Kind: stage.KindFlows, Name: couplinggraph.Name, New: func() stage.Stage { return couplinggraph.New() }},
 	{Kind: stage.KindLiquid, Name: scangraph.Name, New: func() stage.Stage { return scangraph.New() }},
+	{Kind: stage.KindODE, Name: odefuncgraph.Name, New: func() stage.Stage { return odefuncgraph.New() }},
 }
 
 // builtinRegistry is the registry of builtinComponents, sorted.

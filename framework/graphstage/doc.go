@@ -19,7 +19,9 @@
 // with the symbolic sizes B (batch) and S (chunk length) — the kit checks
 // requests against them and against the declared parameter and state shapes,
 // with errors that name the tensor — and NoGrad, the inputs that receive no
-// gradient by design (timestamps, integration times).
+// gradient by design (timestamps, integration times). Shapes may also use Any
+// (any size ≥ 1). Spec.Check, optional, validates input values a graph cannot
+// refuse (odefunc-graph: integration times that do not increase).
 //
 // # Build
 //

@@ -18,10 +18,12 @@ import (
 )
 
 // Symbolic sizes in Description.Shapes: the batch size and the chunk's number
-// of tokens, read from the request (consistent across inputs).
+// of tokens, read from the request (consistent across inputs), and Any, any
+// size ≥ 1 (e.g. the number of integration times).
 const (
-	B = -1
-	S = -2
+	B   = -1
+	S   = -2
+	Any = -3
 )
 
 // Nodes maps tensor names to graph nodes.
@@ -47,6 +49,10 @@ type Spec struct {
 	// every declared output and, when the component declares state, the next
 	// state under the state names. Output and state nodes must be float32.
 	Build func(g *G.ExprGraph, cfg stage.Config, in, params, state Nodes) (out, next Nodes, err error)
+	// Check, when set, validates the values of a request's inputs (after the
+	// kit checked their shapes) before the graph runs: what a graph cannot
+	// refuse, such as integration times that do not increase.
+	Check func(cfg stage.Config, in tensor.Map) error
 }
 
 // MaxGraphs bounds the compiled graphs a stage keeps (oldest dropped first).
@@ -158,6 +164,10 @@ func (s *Stage) check(cfg stage.Config, req *stage.ForwardRequest) (*request, er
 		for i, p := range pat {
 			n := v.Shape[i]
 			switch p {
+			case Any:
+				if n < 1 {
+					return nil, fmt.Errorf("%s: input %q has shape %v, want %s", name, in, v.Shape, patString(pat))
+				}
 			case B, S:
 				at := &b
 				if p == S {
@@ -205,6 +215,11 @@ func (s *Stage) check(cfg stage.Config, req *stage.ForwardRequest) (*request, er
 		key.WriteString("|state")
 	}
 	r.key = key.String()
+	if s.spec.Check != nil {
+		if err := s.spec.Check(cfg, r.in); err != nil {
+			return nil, err
+		}
+	}
 	return r, nil
 }
 
@@ -234,6 +249,8 @@ func patString(p []int) string {
 			parts[i] = "B"
 		case S:
 			parts[i] = "S"
+		case Any:
+			parts[i] = "*"
 		default:
 			parts[i] = strconv.Itoa(v)
 		}

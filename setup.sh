@@ -17,4 +17,6 @@ go build -o bin/liquidlab ./cmd/liquidlab
 for kind in flows ode attention liquid; do
 	go build -o "bin/plugins/$kind" "./plugins/$kind"
 done
-echo "setup: done (bin/liquidlab, bin/plugins/{flows,ode,attention,liquid})" >&2
+# the graph-stage example (examples/gatedrec), run by experiments/graph-example.toml
+go build -o bin/plugins/gated-recurrence ./examples/gatedrec/plugin
+echo "setup: done (bin/liquidlab, bin/plugins/{flows,ode,attention,liquid,gated-recurrence})" >&2

@@ -1,17 +1,21 @@
 package main
 
 import (
+	"liquidlab/examples/gatedrec"
 	"liquidlab/framework/registry"
 	"liquidlab/framework/stage"
 	"liquidlab/plugins/attention/causal"
 	"liquidlab/plugins/attention/singlequery"
 	"liquidlab/plugins/flows/coupling"
+	"liquidlab/plugins/flows/couplinggraph"
 	"liquidlab/plugins/flows/realnvp"
 	"liquidlab/plugins/liquid/adaptive"
 	"liquidlab/plugins/liquid/cfc"
 	"liquidlab/plugins/liquid/ltc"
 	"liquidlab/plugins/liquid/scan"
+	"liquidlab/plugins/liquid/scangraph"
 	"liquidlab/plugins/ode/odefunc"
+	"liquidlab/plugins/ode/odefuncgraph"
 )
 
 // builtinComponents are the stage implementations compiled into this binary. Add
@@ -26,6 +30,11 @@ var builtinComponents = []registry.Component{
 	{Kind: stage.KindLiquid, Name: "scan", New: func() stage.Stage { return scan.New() }},
 	{Kind: stage.KindLiquid, Name: "cfc", New: func() stage.Stage { return cfc.New() }},
 	{Kind: stage.KindLiquid, Name: "adaptive", New: func() stage.Stage { return adaptive.New() }},
+	// graph components (framework/graphstage): gorgonia forward graphs, symbolic backward
+	{Kind: stage.KindLiquid, Name: "gated-recurrence", New: func() stage.Stage { return gatedrec.New() }},
+	{Kind: stage.KindFlows, Name: couplinggraph.Name, New: func() stage.Stage { return couplinggraph.New() }},
+	{Kind: stage.KindLiquid, Name: scangraph.Name, New: func() stage.Stage { return scangraph.New() }},
+	{Kind: stage.KindODE, Name: odefuncgraph.Name, New: func() stage.Stage { return odefuncgraph.New() }},
 }
 
 // builtinRegistry is the registry of builtinComponents, sorted.

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"liquidlab/framework/model"
 	"liquidlab/framework/plugin"
@@ -43,7 +44,12 @@ func cmdParity(e *env, args []string) error {
 	gradTol := fs.Float64("grad-tol", 1e-3, "relative tolerance of gradients")
 	quiet := fs.Bool("q", false, "print only failures and the summary line")
 	viaPlugins := fs.Bool("plugins", false, "run the stages as plugin subprocesses (shared memory) instead of in process")
+	implFlag := fs.String("impl", "", "KIND=NAME[,…]: run these built-ins instead of the seed's (whole-model fixtures) or the one the metadata names (stage fixtures of that kind), e.g. flows=coupling-graph")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	impls, err := parseImplFlag(*implFlag)
+	if err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -53,7 +59,7 @@ func cmdParity(e *env, args []string) error {
 	failed := 0
 	for _, path := range fs.Args() {
 		if raw, err := safetensors.ReadFile(path); err == nil && stagefix.IsStage(raw) {
-			ok, err := parityStage(e, path, raw, *viaPlugins, *outTol, *gradTol, *quiet)
+			ok, err := parityStage(e, path, raw, impls, *viaPlugins, *outTol, *gradTol, *quiet)
 			if err != nil {
 				return err
 			}
@@ -66,7 +72,7 @@ func cmdParity(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		rep, err := parityOne(fx, *viaPlugins, *outTol, *gradTol)
+		rep, err := parityOne(fx, impls, *viaPlugins, *outTol, *gradTol)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
@@ -91,13 +97,47 @@ func cmdParity(e *env, args []string) error {
 	return nil
 }
 
+// parseImplFlag parses -impl's KIND=NAME list into names by kind, checking
+// each names a built-in.
+func parseImplFlag(v string) (map[string]string, error) {
+	out := map[string]string{}
+	for _, kv := range strings.Split(v, ",") {
+		if strings.TrimSpace(kv) == "" {
+			continue
+		}
+		kind, name, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return nil, fmt.Errorf("parity: -impl %q: want KIND=NAME: %w", kv, errUsage)
+		}
+		if _, err := builtinStage(kind, name); err != nil {
+			return nil, fmt.Errorf("parity: -impl %q: %w", kv, err)
+		}
+		out[kind] = name
+	}
+	return out, nil
+}
+
 // parityOne runs one fixture, on plugin processes that live only as long as it.
-func parityOne(fx *model.Fixture, viaPlugins bool, outTol, gradTol float64) (*model.ParityReport, error) {
-	stages := defaultBuiltins()
+func parityOne(fx *model.Fixture, impls map[string]string, viaPlugins bool, outTol, gradTol float64) (*model.ParityReport, error) {
+	names := map[string]string{}
+	for kind, name := range defaultNames {
+		names[kind] = name
+	}
+	for kind, name := range impls {
+		names[kind] = name
+	}
+	stages := map[string]stage.Stage{}
+	for kind, name := range names {
+		st, err := builtinStage(kind, name)
+		if err != nil {
+			return nil, err
+		}
+		stages[kind] = st
+	}
 	if viaPlugins {
 		var closeAll func()
 		var err error
-		if stages, closeAll, err = launchBuiltins(); err != nil {
+		if stages, closeAll, err = launchBuiltins(names); err != nil {
 			return nil, err
 		}
 		defer closeAll()
@@ -105,8 +145,8 @@ func parityOne(fx *model.Fixture, viaPlugins bool, outTol, gradTol float64) (*mo
 	return model.RunParity(context.Background(), fx, stages, outTol, gradTol)
 }
 
-// launchBuiltins starts the seed's implementations as plugin subprocesses.
-func launchBuiltins() (map[string]stage.Stage, func(), error) {
+// launchBuiltins starts the named built-ins (by kind) as plugin subprocesses.
+func launchBuiltins(names map[string]string) (map[string]stage.Stage, func(), error) {
 	out := map[string]stage.Stage{}
 	var clients []*plugin.Client
 	closeAll := func() {
@@ -114,7 +154,7 @@ func launchBuiltins() (map[string]stage.Stage, func(), error) {
 			_ = c.Close()
 		}
 	}
-	for kind, name := range defaultNames {
+	for kind, name := range names {
 		o := plugin.Builtin(kind, name)
 		o.LendOutputs = true // the model's stages hand their outputs on without copies
 		c, err := plugin.Launch(context.Background(), o)
@@ -130,10 +170,13 @@ func launchBuiltins() (map[string]stage.Stage, func(), error) {
 
 // parityStage checks one stage fixture; ok is false when a tensor is beyond
 // its tolerance.
-func parityStage(e *env, path string, raw *safetensors.File, viaPlugins bool, outTol, gradTol float64, quiet bool) (bool, error) {
+func parityStage(e *env, path string, raw *safetensors.File, impls map[string]string, viaPlugins bool, outTol, gradTol float64, quiet bool) (bool, error) {
 	fx, err := stagefix.FromFile(raw)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	if name, ok := impls[fx.Kind]; ok {
+		fx.Impl = name
 	}
 	fx.Path = path
 	var st stage.Stage

@@ -30,7 +30,7 @@ import (
 func BenchmarkSeedForward4096(b *testing.B) {
 	b.Run("mode=inprocess", func(b *testing.B) { benchSeedForward(b, defaultBuiltins()) })
 	b.Run("mode=plugin", func(b *testing.B) {
-		st, closeAll, err := launchBuiltins()
+		st, closeAll, err := launchBuiltins(defaultNames)
 		if err != nil {
 			b.Fatal(err)
 		}

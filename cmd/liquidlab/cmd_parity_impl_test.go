@@ -1,0 +1,32 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+)
+
+// TestParityImpl runs the seed fixture (rk4) through the gorgonia-graph flows
+// and ODE (-impl flows=coupling-graph,ode=odefunc-graph) and checks that -impl
+// refuses a bad value; a built-in of the wrong architecture fails to load the
+// fixture, which shows the flag does swap the stage.
+func TestParityImpl(t *testing.T) {
+	fixture := "../../testdata/fixtures/seed_rk4.safetensors"
+	var out bytes.Buffer
+	if err := run(&env{stdout: &out, stderr: &out}, []string{"parity", "-q", "-impl", "flows=coupling-graph,ode=odefunc-graph", fixture}); err != nil {
+		t.Fatalf("parity -impl flows=coupling-graph,ode=odefunc-graph: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "PASS") {
+		t.Errorf("no PASS line:\n%s", out.String())
+	}
+	for _, bad := range []string{"flows", "flows=nope", "nokind=coupling"} {
+		out.Reset()
+		if err := run(&env{stdout: &out, stderr: &out}, []string{"parity", "-impl", bad, fixture}); err == nil {
+			t.Errorf("-impl %q accepted", bad)
+		}
+	}
+	out.Reset()
+	if err := run(&env{stdout: &out, stderr: &out}, []string{"parity", "-q", "-impl", "flows=realnvp", fixture}); err == nil {
+		t.Errorf("-impl flows=realnvp passed the coupling fixture; the flag does not swap the stage")
+	}
+}

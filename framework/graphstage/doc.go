@@ -1,0 +1,90 @@
+// Package graphstage turns a forward pass written as a gorgonia expression
+// graph into a full stage.Stage: Forward runs the graph, Backward runs
+// gorgonia's symbolic gradient of it, Release frees what Forward kept. A
+// component author writes two functions and no backward pass:
+//
+//	var spec = graphstage.Spec{
+//		Describe: func(cfg stage.Config) (*graphstage.Description, error) { … },
+//		Build: func(g *gorgonia.ExprGraph, cfg stage.Config, in, params, state graphstage.Nodes) (out, next graphstage.Nodes, err error) { … },
+//	}
+//	func New() stage.Stage { return graphstage.New(spec) }
+//
+// and serves it in process (framework/registry) or as a plugin binary
+// (plugin.Serve(kind, New())) like any other stage. examples/gatedrec is the
+// component to copy.
+//
+// # Describe
+//
+// Description is a stage.Description plus Shapes, the shape of every input
+// with the symbolic sizes B (batch) and S (chunk length) — the kit checks
+// requests against them and against the declared parameter and state shapes,
+// with errors that name the tensor — and NoGrad, the inputs that receive no
+// gradient by design (timestamps, integration times). Shapes may also use Any
+// (any size ≥ 1). Spec.Check, optional, validates input values a graph cannot
+// refuse (odefunc-graph: integration times that do not increase).
+//
+// # Build
+//
+// Build receives one float32 input node per declared input, parameter and (on
+// chunks after the first) carried state, with the request's shapes, and
+// returns the declared outputs and, for a stateful component, the next state
+// under the state names. Carried state is thus an extra input and an extra
+// output; on the first chunk state is nil and the component starts from zeros
+// or from an input (as the liquid stages start from input "h"). Gradients stop
+// at the chunk boundary (truncated BPTT, as for the fused stages): the state
+// inputs are not differentiated. Helpers Linear and Tokens cover the common
+// PyTorch-layout linear layer over [B,S,D] tensors.
+//
+// # Execution
+//
+// A graph is built and compiled once per configuration and input shapes (and
+// first chunk or not) and cached (at most MaxGraphs per stage, oldest dropped);
+// calls on one cached graph are serialised, so a stage is safe for concurrent
+// use. A cached graph keeps the values of its last run (its intermediates,
+// and references to the last request's inputs and parameters, which it never
+// reads again), so memory is bounded by MaxGraphs times one forward and one
+// forward+backward of the largest shape. Inputs and parameters are bound to
+// gorgonia tensors backed by the
+// host's float32 slices (tensor.WithBacking, no copies); outputs and
+// gradients are copied out into fresh tensors.
+//
+// Backward builds (once per shape) a second graph: the forward graph plus one
+// output-gradient input dOut_o per output, the scalar cost Σ_o Σ out_o ⊙ dOut_o
+// and gorgonia.Grad of it with respect to every differentiable input and
+// parameter, whose values are the vector-Jacobian products the contract asks
+// for. It reruns the forward pass inside that graph from the inputs (kept by
+// reference under the handle, parameters copied), so a training step costs two
+// forward passes and one backward pass; an input or parameter the outputs do
+// not depend on gets a zero gradient. With cgo (and without the noopenblas
+// tag) gorgonia's matrix products go through OpenBLAS (gorgonia.Use(netlib)),
+// as framework/num's do.
+//
+// Both graphs run on a forward-only gorgonia LispMachine (see Stage.run for
+// why not the TapeMachine: gorgonia's in-place register reuse and its
+// Reshape views together corrupt results; TestViews is such a graph). Run
+// stagetest.Run on every component all the same: its finite differences
+// catch a wrong graph.
+//
+// Panics inside Describe or Build (gorgonia's Must panics on shape errors)
+// are recovered and returned as errors naming the component. A panic inside
+// a gorgonia op while the graph runs cannot be: the LispMachine runs ops on a
+// goroutine of its own.
+//
+// # Pitfalls of gorgonia v0.9.18 met writing the graph components
+//
+// Each was caught by stagetest's finite differences or by a comparison with
+// the fused stage, never by gorgonia; test at realistic sizes (the quickstart's
+// hidden size and a few dozen tokens), as the components here do.
+//
+//   - Tensor constants: gorgonia merges constant nodes whose printed values
+//     agree and prints long tensors abbreviated, so different constants can
+//     become one node. Use Const (a named, value-bound node) for tensors.
+//   - Concatenating many [B,H] pieces along axis 1 gives wrong gradients once
+//     the result is longer than about 256 per row; concatenate [B,1,H] pieces
+//     (Reshape first) instead, as examples/gatedrec does.
+//   - Rectify's gradient and slices of a column range of a matrix panic on
+//     some shapes; plugins/flows/couplinggraph writes ReLU as (x+|x|)/2 and
+//     splits halves through a [N,2,H] reshape.
+//   - A slice of a [1,S] matrix at one column comes out as a scalar value; read
+//     a column with a product by a one-hot Const (plugins/liquid/scangraph).
+package graphstage

@@ -1,0 +1,706 @@
+package graphstage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+
+	G "gorgonia.org/gorgonia"
+	T "gorgonia.org/tensor"
+
+	"liquidlab/framework/stage"
+	"liquidlab/framework/tensor"
+)
+
+// Symbolic sizes in Description.Shapes: the batch size and the chunk's number
+// of tokens, read from the request (consistent across inputs), and Any, any
+// size ≥ 1 (e.g. the number of integration times).
+const (
+	B   = -1
+	S   = -2
+	Any = -3
+)
+
+// Nodes maps tensor names to graph nodes.
+type Nodes map[string]*G.Node
+
+// Description is what a graph component declares: the stage's description
+// plus the shape of every input, written with B and S for the batch size and
+// the chunk length, and the inputs it does not differentiate by design.
+type Description struct {
+	stage.Description
+	Shapes map[string][]int // by input name
+	NoGrad []string         // inputs that receive no gradient (e.g. timestamps)
+}
+
+// Spec is a graph component: Describe and Build are all an author writes.
+type Spec struct {
+	// Describe returns the component's description for cfg, or an error
+	// naming the bad dimension or option.
+	Describe func(cfg stage.Config) (*Description, error)
+	// Build adds the forward pass to g: in holds every declared input, params
+	// every declared parameter, state the carried state, or nil on a first
+	// chunk (the component then starts from zeros or from an input). It returns
+	// every declared output and, when the component declares state, the next
+	// state under the state names. Output and state nodes must be float32.
+	Build func(g *G.ExprGraph, cfg stage.Config, in, params, state Nodes) (out, next Nodes, err error)
+	// Check, when set, validates the values of a request's inputs (after the
+	// kit checked their shapes) before the graph runs: what a graph cannot
+	// refuse, such as integration times that do not increase.
+	Check func(cfg stage.Config, in tensor.Map) error
+}
+
+// MaxGraphs bounds the compiled graphs a stage keeps (oldest dropped first).
+const MaxGraphs = 16
+
+// Stage runs a Spec as a stage.Stage. Use New.
+type Stage struct {
+	spec    Spec
+	handles stage.Handles
+
+	mu     sync.Mutex
+	graphs map[string]*entry
+	order  []string // keys, oldest first
+}
+
+var _ stage.Stage = (*Stage)(nil)
+
+// New returns the stage of spec.
+func New(spec Spec) *Stage { return &Stage{spec: spec, graphs: map[string]*entry{}} }
+
+// Live is the number of live handles.
+func (s *Stage) Live() int { return s.handles.Len() }
+
+// Graphs is the number of compiled graphs cached (tests use it).
+func (s *Stage) Graphs() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, e := range s.graphs {
+		e.mu.Lock()
+		if e.fwd != nil {
+			n++
+		}
+		if e.full != nil {
+			n++
+		}
+		e.mu.Unlock()
+	}
+	return n
+}
+
+// Describe implements stage.Stage.
+func (s *Stage) Describe(ctx context.Context, cfg stage.Config) (*stage.Description, error) {
+	d, err := s.describe(cfg)
+	if err != nil {
+		return nil, err
+	}
+	out := d.Description
+	return &out, nil
+}
+
+func (s *Stage) describe(cfg stage.Config) (d *Description, err error) {
+	if s.spec.Describe == nil || s.spec.Build == nil {
+		return nil, errors.New("graphstage: Spec needs Describe and Build")
+	}
+	defer recoverTo(&err, "Describe")
+	d, err = s.spec.Describe(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if d == nil {
+		return nil, errors.New("graphstage: Describe returned no description")
+	}
+	for _, in := range d.Inputs {
+		if _, ok := d.Shapes[in]; !ok {
+			return nil, fmt.Errorf("graphstage: %s: input %q has no shape in Description.Shapes", d.Name, in)
+		}
+	}
+	return d, nil
+}
+
+func recoverTo(err *error, what string) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("graphstage: %s panicked: %v", what, r)
+	}
+}
+
+// request is a checked forward request.
+type request struct {
+	d      *Description
+	in     tensor.Map // by input name
+	params tensor.Map
+	state  tensor.Map // nil on a first chunk
+	key    string
+}
+
+func (s *Stage) check(cfg stage.Config, req *stage.ForwardRequest) (*request, error) {
+	if req == nil {
+		return nil, errors.New("graphstage: nil request")
+	}
+	d, err := s.describe(cfg)
+	if err != nil {
+		return nil, err
+	}
+	name := d.Name
+	r := &request{d: d, in: tensor.Map{}, params: tensor.Map{}}
+	b, sq := -1, -1
+	var key strings.Builder
+	key.WriteString(cfg.String())
+	for _, in := range d.Inputs {
+		pat := d.Shapes[in]
+		v := req.Inputs[in]
+		if v == nil {
+			return nil, fmt.Errorf("%s: input %q is missing", name, in)
+		}
+		if len(v.Shape) != len(pat) || len(v.Data) != tensor.Numel(v.Shape) {
+			return nil, fmt.Errorf("%s: input %q has shape %v (%d values), want %s", name, in, v.Shape, len(v.Data), patString(pat))
+		}
+		for i, p := range pat {
+			n := v.Shape[i]
+			switch p {
+			case Any:
+				if n < 1 {
+					return nil, fmt.Errorf("%s: input %q has shape %v, want %s", name, in, v.Shape, patString(pat))
+				}
+			case B, S:
+				at := &b
+				if p == S {
+					at = &sq
+				}
+				if n < 1 || (*at >= 0 && *at != n) {
+					return nil, fmt.Errorf("%s: input %q has shape %v, want %s with the batch and chunk length of the other inputs", name, in, v.Shape, patString(pat))
+				}
+				*at = n
+			default:
+				if n != p {
+					return nil, fmt.Errorf("%s: input %q has shape %v, want %s", name, in, v.Shape, patString(pat))
+				}
+			}
+		}
+		r.in[in] = v
+		fmt.Fprintf(&key, "|%s%v", in, v.Shape)
+	}
+	for _, p := range d.Params {
+		v := req.Params[p.Name]
+		if v == nil {
+			return nil, fmt.Errorf("%s: parameter %q is missing", name, p.Name)
+		}
+		if !tensor.SameShape(v.Shape, p.Shape) || len(v.Data) != tensor.Numel(p.Shape) {
+			return nil, fmt.Errorf("%s: parameter %q has shape %v (%d values), want %v", name, p.Name, v.Shape, len(v.Data), p.Shape)
+		}
+		r.params[p.Name] = v
+	}
+	if len(d.State) > 0 && len(req.State) > 0 {
+		if b < 0 {
+			return nil, fmt.Errorf("%s: carried state needs a batch size, but no input has one", name)
+		}
+		r.state = tensor.Map{}
+		for _, st := range d.State {
+			v := req.State[st.Name]
+			want := stateShape(st, b)
+			if v == nil {
+				return nil, fmt.Errorf("%s: carried state %q is missing (carry all of %v or none)", name, st.Name, stateNames(d))
+			}
+			if !tensor.SameShape(v.Shape, want) || len(v.Data) != tensor.Numel(want) {
+				return nil, fmt.Errorf("%s: carried state %q has shape %v (%d values), want %v", name, st.Name, v.Shape, len(v.Data), want)
+			}
+			r.state[st.Name] = v
+		}
+		key.WriteString("|state")
+	}
+	r.key = key.String()
+	if s.spec.Check != nil {
+		if err := s.spec.Check(cfg, r.in); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+func stateShape(st stage.StateSpec, b int) []int {
+	out := slices.Clone(st.Shape)
+	for i, v := range out {
+		if v == -1 {
+			out[i] = b
+		}
+	}
+	return out
+}
+
+func stateNames(d *Description) []string {
+	var out []string
+	for _, st := range d.State {
+		out = append(out, st.Name)
+	}
+	return out
+}
+
+func patString(p []int) string {
+	parts := make([]string, len(p))
+	for i, v := range p {
+		switch v {
+		case B:
+			parts[i] = "B"
+		case S:
+			parts[i] = "S"
+		case Any:
+			parts[i] = "*"
+		default:
+			parts[i] = strconv.Itoa(v)
+		}
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// entry holds the graphs of one configuration and input shape.
+type entry struct {
+	mu   sync.Mutex
+	fwd  *compiled // forward only
+	full *compiled // forward and symbolic gradients
+}
+
+// compiled is one graph with its machine.
+type compiled struct {
+	g                   *G.ExprGraph
+	in, params, state   Nodes
+	out, next           Nodes
+	dOut                Nodes // output-gradient inputs (full only)
+	inGrads, paramGrads Nodes // by name; absent when the cost does not depend on it
+}
+
+func (s *Stage) entry(key string) *entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e, ok := s.graphs[key]; ok {
+		return e
+	}
+	if len(s.order) >= MaxGraphs {
+		delete(s.graphs, s.order[0])
+		s.order = s.order[1:]
+	}
+	e := &entry{}
+	s.graphs[key] = e
+	s.order = append(s.order, key)
+	return e
+}
+
+// newNode makes an input node of shape sh.
+func newNode(g *G.ExprGraph, name string, sh []int) *G.Node {
+	if len(sh) == 0 {
+		return G.NewScalar(g, T.Float32, G.WithName(name))
+	}
+	return G.NewTensor(g, T.Float32, len(sh), G.WithShape(sh...), G.WithName(name))
+}
+
+// build compiles the graph of r, with gradients when grad is set.
+func (s *Stage) build(cfg stage.Config, r *request, grad bool) (c *compiled, err error) {
+	defer recoverTo(&err, r.d.Name+": building the graph")
+	d := r.d
+	g := G.NewGraph()
+	c = &compiled{g: g, in: Nodes{}, params: Nodes{}}
+	for _, name := range d.Inputs {
+		c.in[name] = newNode(g, "in."+name, r.in[name].Shape)
+	}
+	for _, p := range d.Params {
+		c.params[p.Name] = newNode(g, "param."+p.Name, p.Shape)
+	}
+	if r.state != nil {
+		c.state = Nodes{}
+		for _, st := range d.State {
+			c.state[st.Name] = newNode(g, "state."+st.Name, r.state[st.Name].Shape)
+		}
+	}
+	c.out, c.next, err = s.spec.Build(g, cfg, c.in, c.params, c.state)
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range d.Outputs {
+		if c.out[o] == nil {
+			return nil, fmt.Errorf("%s: Build returned no output %q", d.Name, o)
+		}
+	}
+	for name := range c.out {
+		if !slices.Contains(d.Outputs, name) {
+			return nil, fmt.Errorf("%s: Build returned output %q, which Describe does not list", d.Name, name)
+		}
+	}
+	b := batchOf(r)
+	for _, st := range d.State {
+		n := c.next[st.Name]
+		if n == nil {
+			return nil, fmt.Errorf("%s: Build returned no next state %q", d.Name, st.Name)
+		}
+		if want := stateShape(st, b); !tensor.SameShape(shapeOf(n), want) {
+			return nil, fmt.Errorf("%s: Build's next state %q has shape %v, want %v", d.Name, st.Name, shapeOf(n), want)
+		}
+	}
+	if grad {
+		if err := c.addGrads(d); err != nil {
+			return nil, fmt.Errorf("%s: %w", d.Name, err)
+		}
+	}
+	return c, nil
+}
+
+func batchOf(r *request) int {
+	for _, in := range r.d.Inputs {
+		for i, p := range r.d.Shapes[in] {
+			if p == B {
+				return r.in[in].Shape[i]
+			}
+		}
+	}
+	return -1
+}
+
+func shapeOf(n *G.Node) []int {
+	if n.IsScalar() {
+		return []int{}
+	}
+	return []int(n.Shape())
+}
+
+// addGrads adds the output-gradient inputs, the cost Σ_o Σ out_o ⊙ dOut_o and
+// its symbolic gradient with respect to every differentiable input and
+// parameter.
+func (c *compiled) addGrads(d *Description) error {
+	c.dOut = Nodes{}
+	var cost *G.Node
+	for _, o := range d.Outputs {
+		out := c.out[o]
+		dn := newNode(c.g, "grad."+o, shapeOf(out))
+		c.dOut[o] = dn
+		var term *G.Node
+		var err error
+		if out.IsScalar() {
+			term, err = G.Mul(out, dn)
+		} else {
+			var prod *G.Node
+			if prod, err = G.HadamardProd(out, dn); err == nil {
+				term, err = G.Sum(prod)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("cost term of output %q: %w", o, err)
+		}
+		if cost == nil {
+			cost = term
+		} else if cost, err = G.Add(cost, term); err != nil {
+			return fmt.Errorf("cost: %w", err)
+		}
+	}
+	var names []string
+	var wrt G.Nodes
+	for _, in := range d.Inputs {
+		if !slices.Contains(d.NoGrad, in) {
+			names, wrt = append(names, "in."+in), append(wrt, c.in[in])
+		}
+	}
+	for _, p := range d.Params {
+		if !p.NoGrad {
+			names, wrt = append(names, "param."+p.Name), append(wrt, c.params[p.Name])
+		}
+	}
+	// Gorgonia refuses to differentiate with respect to nodes the cost does not
+	// depend on; those get zero gradients.
+	for len(wrt) > 0 {
+		grads, err := G.Grad(cost, wrt...)
+		if err == nil {
+			c.inGrads, c.paramGrads = Nodes{}, Nodes{}
+			for i, n := range names {
+				if rest, ok := strings.CutPrefix(n, "in."); ok {
+					c.inGrads[rest] = grads[i]
+				} else {
+					c.paramGrads[strings.TrimPrefix(n, "param.")] = grads[i]
+				}
+			}
+			return nil
+		}
+		var sd G.SymDiffError
+		if !errors.As(err, &sd) || len(sd.Nodes()) == 0 {
+			return fmt.Errorf("symbolic gradient: %w", err)
+		}
+		drop := map[*G.Node]bool{}
+		for _, n := range sd.Nodes() {
+			drop[n] = true
+		}
+		k := 0
+		for i, n := range wrt {
+			if !drop[n] {
+				wrt[k], names[k] = n, names[i]
+				k++
+			}
+		}
+		if k == len(wrt) {
+			return fmt.Errorf("symbolic gradient: %w", err)
+		}
+		wrt, names = wrt[:k], names[:k]
+	}
+	return nil
+}
+
+// bind lets every input node of c take the host's data (no copy).
+func bind(n *G.Node, v *tensor.Tensor) error {
+	if n.IsScalar() {
+		return G.Let(n, G.NewF32(v.Data[0]))
+	}
+	return G.Let(n, T.New(T.WithShape(v.Shape...), T.WithBacking(v.Data)))
+}
+
+func (c *compiled) bindAll(r *request, params tensor.Map) error {
+	for name, n := range c.in {
+		if err := bind(n, r.in[name]); err != nil {
+			return fmt.Errorf("binding input %q: %w", name, err)
+		}
+	}
+	for name, n := range c.params {
+		if err := bind(n, params[name]); err != nil {
+			return fmt.Errorf("binding parameter %q: %w", name, err)
+		}
+	}
+	for name, n := range c.state {
+		if err := bind(n, r.state[name]); err != nil {
+			return fmt.Errorf("binding state %q: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// run runs the graph once and hands the results to read. The caller holds
+// the entry's lock.
+//
+// The machine is a forward-only LispMachine, new for every run (gorgonia's
+// lispMachine.Reset rewinds to the last node instead of the first, so a
+// reused machine recomputes only that one). Nodes keep their values between
+// runs and ops with preallocated outputs write into their own last output;
+// views (Reshape, which shares its input's memory) are always recomputed.
+// Not the TapeMachine: it reuses registers and writes in place into values it
+// believes dead, and through a Reshape view such a write silently overwrites a
+// live tensor (TestViews is such a graph). Nor unbinding the values between
+// runs: gorgonia then returns them to tensor's pools while views still share
+// their headers, and later shapes come out corrupted.
+func (c *compiled) run(read func() error) (err error) {
+	defer recoverTo(&err, "running the graph")
+	vm := G.NewLispMachine(c.g, G.ExecuteFwdOnly())
+	defer vm.Close()
+	if err := vm.RunAll(); err != nil {
+		return err
+	}
+	return read()
+}
+
+// read copies a node's value into a new tensor of the node's shape.
+func read(n *G.Node) (*tensor.Tensor, error) {
+	sh := shapeOf(n)
+	out := tensor.New(sh...)
+	if out.Shape == nil {
+		out.Shape = []int{}
+	}
+	switch v := n.Value().(type) {
+	case *G.F32:
+		out.Data[0] = float32(*v)
+		return out, nil
+	case *T.Dense:
+		if v.IsMaterializable() {
+			v = v.Materialize().(*T.Dense)
+		}
+		switch data := v.Data().(type) {
+		case []float32:
+			if len(data) != len(out.Data) {
+				return nil, fmt.Errorf("node %s holds %d values, want %d for shape %v", n.Name(), len(data), len(out.Data), sh)
+			}
+			copy(out.Data, data)
+			return out, nil
+		case float32:
+			out.Data[0] = data
+			return out, nil
+		}
+	case nil:
+		return nil, fmt.Errorf("node %s has no value", n.Name())
+	}
+	return nil, fmt.Errorf("node %s holds %T (%v), want float32", n.Name(), n.Value(), n.Dtype())
+}
+
+func readAll(ns Nodes) (tensor.Map, error) {
+	m := tensor.Map{}
+	for name, n := range ns {
+		v, err := read(n)
+		if err != nil {
+			return nil, fmt.Errorf("%q: %w", name, err)
+		}
+		m[name] = v
+	}
+	return m, nil
+}
+
+// saved is what a handle keeps: the checked request (inputs by reference,
+// parameters and state copied).
+type saved struct {
+	cfg stage.Config
+	r   *request
+	out map[string][]int // output shapes
+}
+
+// Forward implements stage.Stage.
+func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.ForwardRequest) (*stage.ForwardResult, error) {
+	r, err := s.check(cfg, req)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	e := s.entry(r.key)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.fwd == nil {
+		if e.fwd, err = s.build(cfg, r, false); err != nil {
+			return nil, err
+		}
+	}
+	c := e.fwd
+	if err := c.bindAll(r, r.params); err != nil {
+		return nil, fmt.Errorf("%s: %w", r.d.Name, err)
+	}
+	res := &stage.ForwardResult{}
+	err = c.run(func() (err error) {
+		if res.Outputs, err = readAll(c.out); err != nil {
+			return fmt.Errorf("output %w", err)
+		}
+		if len(r.d.State) > 0 {
+			if res.State, err = readAll(c.next); err != nil {
+				return fmt.Errorf("next state %w", err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", r.d.Name, err)
+	}
+	if req.NeedGrad {
+		sv := &saved{cfg: cfg, r: r, out: map[string][]int{}}
+		keep := *r
+		keep.params, keep.state = clone(r.params), clone(r.state)
+		sv.r = &keep
+		for name, v := range res.Outputs {
+			sv.out[name] = v.Shape
+		}
+		res.Handle = s.handles.Put(sv)
+	}
+	return res, nil
+}
+
+func clone(m tensor.Map) tensor.Map {
+	if m == nil {
+		return nil
+	}
+	out := tensor.Map{}
+	for k, v := range m {
+		out[k] = v.Clone()
+	}
+	return out
+}
+
+// Backward implements stage.Stage: it runs the graph with its symbolic
+// gradients (recomputing the forward pass) and consumes the handle.
+func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map) (*stage.BackwardResult, error) {
+	v, err := s.handles.Take(handle)
+	if err != nil {
+		return nil, fmt.Errorf("graphstage: %w", err)
+	}
+	sv := v.(*saved)
+	r := sv.r
+	name := r.d.Name
+	names := make([]string, 0, len(outGrads))
+	for k := range outGrads {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, o := range names {
+		want, ok := sv.out[o]
+		if !ok {
+			return nil, fmt.Errorf("%s: gradient of %q, which is not an output (outputs %v)", name, o, r.d.Outputs)
+		}
+		g := outGrads[o]
+		if g == nil {
+			continue
+		}
+		if !tensor.SameShape(g.Shape, want) || len(g.Data) != tensor.Numel(want) {
+			return nil, fmt.Errorf("%s: gradient of output %q has shape %v (%d values), want %v", name, o, g.Shape, len(g.Data), want)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	e := s.entry(r.key)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.full == nil {
+		if e.full, err = s.build(sv.cfg, r, true); err != nil {
+			return nil, err
+		}
+	}
+	c := e.full
+	if err := c.bindAll(r, r.params); err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	for o, n := range c.dOut {
+		g := outGrads[o]
+		if g == nil {
+			g = tensor.New(sv.out[o]...)
+			if g.Shape == nil {
+				g.Shape = []int{}
+			}
+		}
+		if err := bind(n, g); err != nil {
+			return nil, fmt.Errorf("%s: binding the gradient of %q: %w", name, o, err)
+		}
+	}
+	res := &stage.BackwardResult{InputGrads: tensor.Map{}, ParamGrads: tensor.Map{}}
+	err = c.run(func() (err error) {
+		for in, n := range c.inGrads {
+			if res.InputGrads[in], err = read(n); err != nil {
+				return fmt.Errorf("gradient of input %q: %w", in, err)
+			}
+		}
+		for p, n := range c.paramGrads {
+			if res.ParamGrads[p], err = read(n); err != nil {
+				return fmt.Errorf("gradient of parameter %q: %w", p, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	for _, in := range r.d.Inputs {
+		if !slices.Contains(r.d.NoGrad, in) && res.InputGrads[in] == nil {
+			res.InputGrads[in] = tensor.New(r.in[in].Shape...)
+		}
+	}
+	for _, p := range r.d.Params {
+		if p.NoGrad || res.ParamGrads[p.Name] != nil {
+			continue
+		}
+		{
+			z := tensor.New(p.Shape...)
+			if z.Shape == nil {
+				z.Shape = []int{}
+			}
+			res.ParamGrads[p.Name] = z
+		}
+	}
+	return res, nil
+}
+
+// Release implements stage.Stage.
+func (s *Stage) Release(ctx context.Context, handle uint64) error {
+	s.handles.Drop(handle)
+	return nil
+}

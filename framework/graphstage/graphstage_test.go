@@ -1,0 +1,237 @@
+package graphstage
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+
+	"liquidlab/framework/stage"
+	"liquidlab/framework/stage/stagetest"
+	"liquidlab/framework/tensor"
+)
+
+// toy is z = tanh(x·Wᵀ + b)·a over [B,S,D] → [B,S,L] with a scalar a, plus
+// ldj = Σ_l z per token; the timestamps-like input "u" is unused.
+func toy(build func(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes, error)) Spec {
+	return Spec{
+		Describe: func(cfg stage.Config) (*Description, error) {
+			D, err := cfg.Dim("embedding_dim")
+			if err != nil {
+				return nil, err
+			}
+			L, err := cfg.Dim("latent_dim")
+			if err != nil {
+				return nil, err
+			}
+			return &Description{
+				Description: stage.Description{Kind: stage.KindFlows, Name: "toy", Version: "0",
+					Params: []stage.ParamSpec{
+						{Name: "w", Shape: []int{L, D}, Init: "linear_weight", FanIn: D},
+						{Name: "b", Shape: []int{L}, Init: "linear_bias", FanIn: D},
+						{Name: "a", Shape: []int{}, Init: "ones"},
+						{Name: "frozen", Shape: []int{L}, Init: "ones", NoGrad: true},
+					},
+					Inputs: []string{stage.PortX, "u"}, Outputs: []string{stage.PortZ, stage.PortLDJ}},
+				Shapes: map[string][]int{stage.PortX: {B, S, D}, "u": {B, S}},
+			}, nil
+		},
+		Build: build,
+	}
+}
+
+func toyBuild(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes, error) {
+	x := in[stage.PortX]
+	sh := x.Shape()
+	y, err := Linear(G.Must(Tokens(x)), p["w"], p["b"])
+	if err != nil {
+		return nil, nil, err
+	}
+	z := G.Must(G.Mul(G.Must(G.Tanh(y)), p["a"]))
+	z = G.Must(G.HadamardProd(z, G.Must(G.BroadcastAdd(z, p["frozen"], nil, []byte{0}))))
+	ldj := G.Must(G.Reshape(G.Must(G.Sum(z, 1)), []int{sh[0], sh[1]}))
+	z = G.Must(G.Reshape(z, []int{sh[0], sh[1], z.Shape()[1]}))
+	return Nodes{stage.PortZ: z, stage.PortLDJ: ldj}, nil, nil
+}
+
+func toyConfig() stage.Config {
+	return stage.Config{Dims: map[string]int{"embedding_dim": 5, "latent_dim": 3}}
+}
+
+// TestConformance runs the stage contract's kit on a stateless component with
+// a scalar parameter, a NoGrad parameter and an input the outputs ignore (its
+// gradient is zero, which the kit's finite differences confirm).
+func TestConformance(t *testing.T) {
+	s := New(toy(toyBuild))
+	stagetest.Run(t, s, stagetest.Config{Dims: toyConfig().Dims, B: 2, S: 4, Seed: 1,
+		Inputs: tensor.Map{"u": tensor.New(2, 4)}})
+	stagetest.Run(t, s, stagetest.Config{Dims: toyConfig().Dims, B: 1, S: 3, Seed: 2,
+		Inputs: tensor.Map{"u": tensor.New(1, 3)}})
+}
+
+func run(t *testing.T, s *Stage, B, S int, needGrad bool) *stage.ForwardResult {
+	t.Helper()
+	req := &stage.ForwardRequest{NeedGrad: needGrad, Params: tensor.Map{
+		"w": tensor.New(3, 5), "b": tensor.New(3), "a": tensor.From([]float32{1}), "frozen": tensor.New(3)},
+		Inputs: tensor.Map{stage.PortX: tensor.New(B, S, 5), "u": tensor.New(B, S)}}
+	res, err := s.Forward(context.Background(), toyConfig(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// TestGraphCache checks that graphs are built once per shape and that the
+// gradient graph is built only when Backward runs.
+func TestGraphCache(t *testing.T) {
+	s := New(toy(toyBuild))
+	run(t, s, 2, 4, false)
+	run(t, s, 2, 4, false)
+	if n := s.Graphs(); n != 1 {
+		t.Fatalf("%d graphs after two forward passes of one shape, want 1", n)
+	}
+	res := run(t, s, 2, 5, true)
+	if n := s.Graphs(); n != 2 {
+		t.Fatalf("%d graphs after a second shape, want 2", n)
+	}
+	if _, err := s.Backward(context.Background(), res.Handle, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := s.Graphs(); n != 3 {
+		t.Fatalf("%d graphs after a backward pass, want 3", n)
+	}
+	for i := 1; i <= MaxGraphs+3; i++ {
+		run(t, s, 1, i, false)
+	}
+	if n := s.Graphs(); n > MaxGraphs*2 {
+		t.Fatalf("%d graphs cached, want at most %d", n, 2*MaxGraphs)
+	}
+}
+
+// TestBuildErrors checks that a Build that fails or panics, or returns too
+// few outputs, gives an error naming the component instead of a panic.
+func TestBuildErrors(t *testing.T) {
+	for name, b := range map[string]func(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes, error){
+		"no such output": func(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes, error) {
+			return Nodes{stage.PortZ: in[stage.PortX]}, nil, nil
+		},
+		"panicked": func(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes, error) {
+			G.Must(G.Mul(in[stage.PortX], p["w"])) // [B,S,D]×[L,D]: gorgonia panics in Must
+			return nil, nil, nil
+		},
+		"my error": func(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes, error) {
+			return nil, nil, errors.New("my error")
+		},
+	} {
+		s := New(toy(b))
+		req := &stage.ForwardRequest{Params: tensor.Map{
+			"w": tensor.New(3, 5), "b": tensor.New(3), "a": tensor.From([]float32{1}), "frozen": tensor.New(3)},
+			Inputs: tensor.Map{stage.PortX: tensor.New(2, 4, 5), "u": tensor.New(2, 4)}}
+		_, err := s.Forward(context.Background(), toyConfig(), req)
+		if err == nil || !strings.Contains(err.Error(), name) && !strings.Contains(err.Error(), "output") {
+			t.Errorf("%s: Forward error %v", name, err)
+		}
+	}
+}
+
+// TestShapes checks the symbolic-size checks: inconsistent B or S between
+// inputs is an error naming the input.
+func TestShapes(t *testing.T) {
+	s := New(toy(toyBuild))
+	req := &stage.ForwardRequest{Params: tensor.Map{
+		"w": tensor.New(3, 5), "b": tensor.New(3), "a": tensor.From([]float32{1}), "frozen": tensor.New(3)},
+		Inputs: tensor.Map{stage.PortX: tensor.New(2, 4, 5), "u": tensor.New(2, 3)}}
+	if _, err := s.Forward(context.Background(), toyConfig(), req); err == nil || !strings.Contains(err.Error(), `"u"`) {
+		t.Errorf("S mismatch: error %v, want one naming input \"u\"", err)
+	}
+	if s := patString([]int{B, S, 7}); s != "[B,S,7]" {
+		t.Errorf("patString = %s", s)
+	}
+}
+
+// viewBuild computes z ⊙ (reshape(z) + frozen): gorgonia's Reshape returns a
+// view of z, and a machine that adds in place into that view corrupts z
+// (gorgonia's TapeMachine does; TestViews guards the kit's machine against it).
+func viewBuild(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes, error) {
+	x := in[stage.PortX]
+	sh := x.Shape()
+	y, err := Linear(G.Must(Tokens(x)), p["w"], p["b"])
+	if err != nil {
+		return nil, nil, err
+	}
+	z := G.Must(G.Mul(G.Must(G.Tanh(y)), p["a"]))
+	z = G.Must(G.HadamardProd(z, G.Must(G.BroadcastAdd(G.Must(G.Reshape(z, z.Shape())), p["frozen"], nil, []byte{0}))))
+	ldj := G.Must(G.Reshape(G.Must(G.Sum(z, 1)), []int{sh[0], sh[1]}))
+	z = G.Must(G.Reshape(z, []int{sh[0], sh[1], z.Shape()[1]}))
+	return Nodes{stage.PortZ: z, stage.PortLDJ: ldj}, nil, nil
+}
+
+// TestViews runs the contract kit (finite differences included) on a graph
+// whose results a machine writing in place through a view would corrupt.
+func TestViews(t *testing.T) {
+	stagetest.Run(t, New(toy(viewBuild)), stagetest.Config{Dims: toyConfig().Dims, B: 2, S: 4, Seed: 4,
+		Inputs: tensor.Map{"u": tensor.New(2, 4)}})
+}
+
+// TestConcurrent runs forward and backward passes of two shapes from several
+// goroutines on one stage (go test -race checks the locking) and compares
+// each with a sequential run.
+func TestConcurrent(t *testing.T) {
+	s := New(toy(toyBuild))
+	ctx := context.Background()
+	mk := func(S int, v float32) *stage.ForwardRequest {
+		x := tensor.New(2, S, 5)
+		for i := range x.Data {
+			x.Data[i] = v * float32(i%7-3) / 7
+		}
+		return &stage.ForwardRequest{NeedGrad: true, Params: tensor.Map{
+			"w": tensor.From([]float32{.1, .2, .3, .4, .5, -.1, -.2, -.3, -.4, -.5, .3, .1, -.2, .4, 0}, 3, 5),
+			"b": tensor.From([]float32{.1, -.1, .2}, 3), "a": tensor.From([]float32{0.9}), "frozen": tensor.From([]float32{1, 2, 3}, 3)},
+			Inputs: tensor.Map{stage.PortX: x, "u": tensor.New(2, S)}}
+	}
+	want := map[int]float32{}
+	for i := 0; i < 4; i++ {
+		req := mk(3+i%2, float32(i+1))
+		res, err := s.Forward(ctx, toyConfig(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := s.Backward(ctx, res.Handle, tensor.Map{stage.PortZ: res.Outputs[stage.PortZ]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[i] = res.Outputs[stage.PortLDJ].Data[1] + g.ParamGrads["w"].Data[2]
+	}
+	errs := make(chan error, 16)
+	for k := 0; k < 16; k++ {
+		go func(i int) {
+			req := mk(3+i%2, float32(i+1))
+			res, err := s.Forward(ctx, toyConfig(), req)
+			if err != nil {
+				errs <- err
+				return
+			}
+			g, err := s.Backward(ctx, res.Handle, tensor.Map{stage.PortZ: res.Outputs[stage.PortZ]})
+			if err != nil {
+				errs <- err
+				return
+			}
+			if got := res.Outputs[stage.PortLDJ].Data[1] + g.ParamGrads["w"].Data[2]; got != want[i] {
+				errs <- fmt.Errorf("request %d: %v concurrently, %v sequentially", i, got, want[i])
+				return
+			}
+			errs <- nil
+		}(k % 4)
+	}
+	for k := 0; k < 16; k++ {
+		if err := <-errs; err != nil {
+			t.Error(err)
+		}
+	}
+	if n := s.Live(); n != 0 {
+		t.Errorf("%d live handles", n)
+	}
+}

@@ -98,7 +98,7 @@ func randomBatch(d model.Dims, b, s int, seed uint64) *model.Batch {
 // plugins', from getrusage and /proc/<pid>/stat), so drifting load from other
 // processes cancels out in each pair. Run it with e.g. -benchtime 10x.
 func BenchmarkSeedForward4096Paired(b *testing.B) {
-	st, closeAll, err := launchBuiltins()
+	st, closeAll, err := launchBuiltins(defaultNames)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -264,7 +264,11 @@ func TestLargeTensor(t *testing.T) {
 	}
 	for _, tr := range []string{TransportShm, TransportBytes} {
 		t.Run(tr, func(t *testing.T) {
-			c := launch(t, testOptions(tr))
+			o := testOptions(tr)
+			// 64 MiB through gRPC bytes takes seconds, tens of them when the
+			// machine is loaded: the call timeout is not what this test checks.
+			o.CallTimeout = 5 * time.Minute
+			c := launch(t, o)
 			for range 2 { // the second call reuses the grown region
 				res, err := c.Forward(context.Background(), stage.Config{},
 					&stage.ForwardRequest{Params: tensor.Map{"w": tensor.From([]float32{2})}, Inputs: tensor.Map{"x": x}})

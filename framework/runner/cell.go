@@ -164,6 +164,9 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 			}
 		}
 		eta := time.Duration(float64(el) / float64(step+1) * float64(e.Train.Steps-step-1))
+		if budget > 0 {
+			eta = min(eta, max(0, budget-el))
+		}
 		prog.Update("step %d/%d loss %.4f lr %.2e |g| %.3g ETA %s", step+1, e.Train.Steps, loss, lr, norm, eta.Round(time.Second))
 		if log != nil && (step == 0 || (step+1)%max(1, e.Train.Steps/20) == 0 || step+1 == e.Train.Steps) {
 			fmt.Fprintf(log, "step %d/%d loss %.5f lr %.3e grad_norm %.4g elapsed %.1fs\n", step+1, e.Train.Steps, loss, lr, norm, el.Seconds())

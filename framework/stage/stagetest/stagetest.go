@@ -122,6 +122,17 @@ func Randn(r *rand.Rand, n int, std float64) []float32 {
 	return out
 }
 
+// RelErr is max|a−b| / max(max|b|, 1e-6) over two tensors of the same size:
+// the error of a against the reference b, relative to b's largest element.
+func RelErr(a, b *tensor.Tensor) float64 {
+	var num, den float64
+	for i := range b.Data {
+		num = math.Max(num, math.Abs(float64(a.Data[i]-b.Data[i])))
+		den = math.Max(den, math.Abs(float64(b.Data[i])))
+	}
+	return num / math.Max(den, 1e-6)
+}
+
 // unknownHandle is a handle no stage has handed out in a test.
 const unknownHandle = 1<<62 + 12345
 

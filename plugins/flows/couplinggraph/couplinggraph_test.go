@@ -76,16 +76,6 @@ func params(t testing.TB, cfg stage.Config, rng *rand.Rand) tensor.Map {
 	return m
 }
 
-// relErr is max|a−b| / max(max|b|, 1e-6) over two tensors.
-func relErr(a, b *tensor.Tensor) float64 {
-	var num, den float64
-	for i := range b.Data {
-		num = math.Max(num, math.Abs(float64(a.Data[i]-b.Data[i])))
-		den = math.Max(den, math.Abs(float64(b.Data[i])))
-	}
-	return num / math.Max(den, 1e-6)
-}
-
 // TestMatchesFused is the oracle check both ways: the graph's outputs match
 // the fused stage's to 1e-4 relative, and the fused hand-written backward
 // matches gorgonia's symbolic gradient to 1e-3 relative (per tensor, relative
@@ -112,7 +102,7 @@ func TestMatchesFused(t *testing.T) {
 				if !tensor.SameShape(rg.Outputs[o].Shape, rf.Outputs[o].Shape) {
 					t.Fatalf("output %s: shape %v, fused %v", o, rg.Outputs[o].Shape, rf.Outputs[o].Shape)
 				}
-				if e := relErr(rg.Outputs[o], rf.Outputs[o]); e > 1e-4 {
+				if e := stagetest.RelErr(rg.Outputs[o], rf.Outputs[o]); e > 1e-4 {
 					t.Errorf("output %s: relative error %.3g > 1e-4", o, e)
 				}
 			}
@@ -128,7 +118,7 @@ func TestMatchesFused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e := relErr(bf.InputGrads[stage.PortX], bg.InputGrads[stage.PortX]); e > 1e-3 {
+			if e := stagetest.RelErr(bf.InputGrads[stage.PortX], bg.InputGrads[stage.PortX]); e > 1e-3 {
 				t.Errorf("gradient of x: fused vs symbolic relative error %.3g > 1e-3", e)
 			}
 			if len(bf.ParamGrads) != len(bg.ParamGrads) {
@@ -140,7 +130,7 @@ func TestMatchesFused(t *testing.T) {
 					t.Errorf("fused gives no gradient for %s", name)
 					continue
 				}
-				if e := relErr(got, want); e > 1e-3 {
+				if e := stagetest.RelErr(got, want); e > 1e-3 {
 					t.Errorf("gradient of %s: fused vs symbolic relative error %.3g > 1e-3", name, e)
 				}
 			}

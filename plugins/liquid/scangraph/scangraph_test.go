@@ -37,15 +37,6 @@ func TestRefusesOtherModes(t *testing.T) {
 	}
 }
 
-func relErr(a, b *tensor.Tensor) float64 {
-	var num, den float64
-	for i := range b.Data {
-		num = math.Max(num, math.Abs(float64(a.Data[i]-b.Data[i])))
-		den = math.Max(den, math.Abs(float64(b.Data[i])))
-	}
-	return num / math.Max(den, 1e-6)
-}
-
 // TestMatchesFused is the oracle check both ways at several shapes, on a first
 // chunk and on a second chunk carrying the state: outputs and next state match
 // the fused scan to 1e-4 relative, and the fused backward matches the
@@ -91,12 +82,12 @@ func TestMatchesFused(t *testing.T) {
 					t.Fatal(err)
 				}
 				for _, o := range []string{"y", "h"} {
-					if e := relErr(rg.Outputs[o], rf.Outputs[o]); e > 1e-4 {
+					if e := stagetest.RelErr(rg.Outputs[o], rf.Outputs[o]); e > 1e-4 {
 						t.Errorf("chunk %d: output %s: relative error %.3g > 1e-4", chunk, o, e)
 					}
 				}
 				for _, s := range []string{"h", "last_ts"} {
-					if e := relErr(rg.State[s], rf.State[s]); e > 1e-4 {
+					if e := stagetest.RelErr(rg.State[s], rf.State[s]); e > 1e-4 {
 						t.Errorf("chunk %d: state %s: relative error %.3g > 1e-4", chunk, s, e)
 					}
 				}
@@ -115,12 +106,12 @@ func TestMatchesFused(t *testing.T) {
 					grads = append(grads, "h") // later chunks: see the package comment
 				}
 				for _, n := range grads {
-					if e := relErr(bf.InputGrads[n], bg.InputGrads[n]); e > 1e-3 {
+					if e := stagetest.RelErr(bf.InputGrads[n], bg.InputGrads[n]); e > 1e-3 {
 						t.Errorf("chunk %d: gradient of input %s: fused vs symbolic relative error %.3g > 1e-3", chunk, n, e)
 					}
 				}
 				for n, want := range bg.ParamGrads {
-					if e := relErr(bf.ParamGrads[n], want); e > 1e-3 {
+					if e := stagetest.RelErr(bf.ParamGrads[n], want); e > 1e-3 {
 						t.Errorf("chunk %d: gradient of %s: fused vs symbolic relative error %.3g > 1e-3", chunk, n, e)
 					}
 				}

@@ -3,7 +3,6 @@ package odefuncgraph
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"testing"
 
@@ -48,15 +47,6 @@ func TestRefusesAdaptive(t *testing.T) {
 	}
 }
 
-func relErr(a, b *tensor.Tensor) float64 {
-	var num, den float64
-	for i := range b.Data {
-		num = math.Max(num, math.Abs(float64(a.Data[i]-b.Data[i])))
-		den = math.Max(den, math.Abs(float64(b.Data[i])))
-	}
-	return num / math.Max(den, 1e-6)
-}
-
 // TestMatchesFused is the oracle check both ways: outputs match odefunc to
 // 1e-4 relative and odefunc's backward matches the symbolic gradient of z and
 // every parameter to 1e-3, for every fixed-step method at several shapes.
@@ -96,7 +86,7 @@ func TestMatchesFused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e := relErr(rg.Outputs[odefunc.OutputE], rf.Outputs[odefunc.OutputE]); e > 1e-4 {
+			if e := stagetest.RelErr(rg.Outputs[odefunc.OutputE], rf.Outputs[odefunc.OutputE]); e > 1e-4 {
 				t.Errorf("output e: relative error %.3g > 1e-4", e)
 			}
 			dOut := tensor.Map{odefunc.OutputE: tensor.From(stagetest.Randn(rng, c.B*c.S*c.H, 1), c.B, c.S, c.H)}
@@ -108,14 +98,14 @@ func TestMatchesFused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if e := relErr(bf.InputGrads[odefunc.InputZ], bg.InputGrads[odefunc.InputZ]); e > 1e-3 {
+			if e := stagetest.RelErr(bf.InputGrads[odefunc.InputZ], bg.InputGrads[odefunc.InputZ]); e > 1e-3 {
 				t.Errorf("gradient of z: fused vs symbolic relative error %.3g > 1e-3", e)
 			}
 			if len(bf.ParamGrads) != len(bg.ParamGrads) {
 				t.Errorf("%d parameter gradients, symbolic %d", len(bf.ParamGrads), len(bg.ParamGrads))
 			}
 			for n, want := range bg.ParamGrads {
-				if e := relErr(bf.ParamGrads[n], want); e > 1e-3 {
+				if e := stagetest.RelErr(bf.ParamGrads[n], want); e > 1e-3 {
 					t.Errorf("gradient of %s: fused vs symbolic relative error %.3g > 1e-3", n, e)
 				}
 			}

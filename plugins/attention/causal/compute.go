@@ -3,7 +3,6 @@ package causal
 import (
 	"liquidlab/framework/num"
 	"liquidlab/framework/tensor"
-	"math"
 )
 
 // saved is what a forward pass keeps for its backward pass. The buffers come
@@ -31,11 +30,15 @@ type saved struct {
 }
 
 // scaleRows multiplies row t of each sequence's [Sc,H] block of x by
-// ln(pos0+t+1): qscale "log" on the queries, and on their gradient.
-func scaleRows(x []float32, B, Sc, H, pos0 int) {
+// o.qscale(pos0+t): qscale "log" or "loglen" on the queries, and on their
+// gradient.
+func scaleRows(o *options, x []float32, B, Sc, H, pos0 int) {
 	for b := 0; b < B; b++ {
 		for t := 0; t < Sc; t++ {
-			s := float32(math.Log(float64(pos0 + t + 1)))
+			s := o.qscale(pos0 + t)
+			if s == 1 {
+				continue
+			}
 			row := x[(b*Sc+t)*H : (b*Sc+t+1)*H]
 			for i := range row {
 				row[i] *= s
@@ -93,7 +96,7 @@ func forward(o *options, p params, e []float32, B, Sc int, st *carry, need []flo
 	num.LinearForward(f.q, e, p.wq, p.bq, N, H, H)
 	if o.logScale {
 		f.pos0 = st.abs
-		scaleRows(f.q, B, Sc, H, f.pos0)
+		scaleRows(o, f.q, B, Sc, H, f.pos0)
 	}
 	tmp := num.GetBuf(N * H)
 	f.kc, f.vc = getRows(B*T*H, B*f.tRows*H), getRows(B*T*H, B*f.tRows*H)
@@ -322,7 +325,7 @@ func backward(f *saved, dy, dc []float32) *grads {
 		}
 	}
 	if o.logScale {
-		scaleRows(dq, B, Sc, H, f.pos0)
+		scaleRows(o, dq, B, Sc, H, f.pos0)
 	}
 	num.LinearBackward(g.de, false, g.dp[0], g.dp[1], dq, f.e, p.wq, N, H, H)
 	if o.pattern != LSH {

@@ -125,8 +125,12 @@ func dense(o *options, p [8][]float64, e []float64, B, S int, cy, cc []float64) 
 		q[b] = lin(p[0], p[1], x)
 		if o.logScale { // Scalable-Softmax: the query at position s times ln(s+1)
 			for s := 0; s < S; s++ {
+				f := math.Log(float64(s + 1))
+				if o.qLen > 0 { // loglen: max(1, log_qLen(s+1))
+					f = math.Max(1, f/math.Log(float64(o.qLen)))
+				}
 				for c := 0; c < H; c++ {
-					q[b][s*H+c] *= math.Log(float64(s + 1))
+					q[b][s*H+c] *= f
 				}
 			}
 		}
@@ -255,6 +259,8 @@ func denseCases() []denseCase {
 		{2, 13, 8, m("pattern", "window", "window", "4", "heads", "2")},
 		{2, 13, 8, m("pattern", "full", "heads", "2", "qscale", "log")},
 		{1, 12, 6, m("pattern", "window", "window", "5", "heads", "3", "qscale", "log")},
+		{2, 13, 8, m("pattern", "full", "heads", "2", "qscale", "loglen", "qscale_len", "4")},
+		{1, 14, 6, m("pattern", "window", "window", "5", "heads", "3", "qscale", "loglen", "qscale_len", "3")},
 		{1, 11, 6, m("pattern", "window", "window", "1")},
 		{2, 17, 8, m("pattern", "dilated", "window", "3", "dilation", "3", "heads", "2")},
 		{1, 12, 4, m("pattern", "dilated", "window", "20", "dilation", "2", "heads", "4")},
@@ -484,6 +490,10 @@ func TestPatternErrors(t *testing.T) {
 		{map[string]string{"pattern": "bigbird", "block": "x"}, "block"},
 		{map[string]string{"pattern": "bigbird", "seed": "1.5"}, "seed"},
 		{map[string]string{"pattern": "full", "stride": "2"}, "stride"},
+		{map[string]string{"pattern": "full", "qscale": "loglen"}, "qscale_len"},
+		{map[string]string{"pattern": "full", "qscale": "loglen", "qscale_len": "1"}, "qscale_len"},
+		{map[string]string{"pattern": "full", "qscale": "log", "qscale_len": "128"}, "qscale_len"},
+		{map[string]string{"pattern": "lsh", "qscale": "loglen", "qscale_len": "128"}, "qscale"},
 	} {
 		_, err := New().Describe(context.Background(), patternConfig(H, tc.opts))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {

@@ -2,6 +2,7 @@ package causal
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 
 	"liquidlab/framework/stage"
@@ -45,14 +46,16 @@ var optionSpecs = []stage.OptionSpec{
 	{Name: "n_hashes", Type: "int", Default: "2", Help: "lsh: rounds of hashing; a token attends to the union of its rounds' candidates"},
 	{Name: "buckets", Type: "int", Default: "8", Help: "lsh: buckets per round (even)"},
 	{Name: "chunk", Type: "int", Default: "64", Help: "lsh: a token sees its bucket's tokens in its chunk and the previous one, chunks of this many tokens of the bucket"},
-	{Name: "qscale", Type: "string", Default: QScaleNone, Choices: []string{QScaleNone, QScaleLog},
-		Help: "full, window, dilated, global, bigbird: log multiplies the query of the token at position t (from 0) by ln(t+1), Scalable-Softmax (Nakanishi 2025), so a matching key keeps its weight as the sequence grows; none: plain softmax"},
+	{Name: "qscale", Type: "string", Default: QScaleNone, Choices: []string{QScaleNone, QScaleLog, QScaleLogLen},
+		Help: "full, window, dilated, global, bigbird: log multiplies the query of the token at position t (from 0) by ln(t+1), Scalable-Softmax (Nakanishi 2025), so a matching key keeps its weight as the sequence grows; loglen multiplies it by max(1, ln(t+1)/ln(qscale_len)): plain softmax up to the training length, sharper beyond it (log-length scaling, Chiang & Cholak 2022); none: plain softmax"},
+	{Name: "qscale_len", Type: "int", Default: "0", Help: "qscale loglen: the length (≥ 2, usually the training sequence length) up to which the queries are left unscaled"},
 }
 
 // Values of option "qscale".
 const (
-	QScaleNone = "none"
-	QScaleLog  = "log"
+	QScaleNone   = "none"
+	QScaleLog    = "log"
+	QScaleLogLen = "loglen"
 )
 
 // options is a parsed stage.Config.
@@ -67,8 +70,23 @@ type options struct {
 	seed                                    uint64
 	// lsh
 	nHashes, buckets, chunk int
-	// qscale "log": queries scaled by ln(position+1)
+	// qscale "log" (qLen 0): queries scaled by ln(position+1); "loglen"
+	// (qLen ≥ 2): by max(1, ln(position+1)/ln(qLen))
 	logScale bool
+	qLen     int
+}
+
+// qscale is the factor of the query at absolute position t under qscale
+// "log" or "loglen".
+func (o *options) qscale(t int) float32 {
+	l := math.Log(float64(t + 1))
+	if o.qLen == 0 {
+		return float32(l)
+	}
+	if t+1 <= o.qLen {
+		return 1
+	}
+	return float32(l / math.Log(float64(o.qLen)))
 }
 
 func parseOptions(cfg stage.Config) (options, error) {
@@ -118,6 +136,7 @@ func parseOptions(cfg stage.Config) (options, error) {
 		{"n_hashes", &o.nHashes, 1, 64},
 		{"buckets", &o.buckets, 2, 1 << 12},
 		{"chunk", &o.chunk, 1, MaxWindow},
+		{"qscale_len", &o.qLen, 0, 1 << 30},
 	}
 	for _, it := range ints {
 		v := cfg.Options[it.name]
@@ -139,13 +158,19 @@ func parseOptions(cfg stage.Config) (options, error) {
 	}
 	switch v := cfg.Options["qscale"]; v {
 	case "", QScaleNone:
-	case QScaleLog:
+	case QScaleLog, QScaleLogLen:
 		if o.pattern == LSH || o.pattern == Linear {
 			return o, fmt.Errorf("causal: option qscale = %q applies to the softmax patterns with separate queries (full, window, dilated, global, bigbird), not %s", v, o.pattern)
 		}
 		o.logScale = true
 	default:
-		return o, fmt.Errorf("causal: option qscale = %q, want %q or %q", v, QScaleNone, QScaleLog)
+		return o, fmt.Errorf("causal: option qscale = %q, want %q, %q or %q", v, QScaleNone, QScaleLog, QScaleLogLen)
+	}
+	switch {
+	case cfg.Options["qscale"] == QScaleLogLen && o.qLen < 2:
+		return o, fmt.Errorf("causal: option qscale = %q needs qscale_len ≥ 2 (the training length), got %d", QScaleLogLen, o.qLen)
+	case cfg.Options["qscale"] != QScaleLogLen && o.qLen != 0:
+		return o, fmt.Errorf("causal: option qscale_len = %d applies only with qscale = %q", o.qLen, QScaleLogLen)
 	}
 	if v := cfg.Options["seed"]; v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)

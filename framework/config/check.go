@@ -120,6 +120,9 @@ func (e *Experiment) check() error {
 	if d.Source == "" {
 		c.bad("data.source", d.Source, "want %q or a path to a text file or directory", SourceBuiltin)
 	}
+	if d.Filler != "" && d.Source != "task:passkey" {
+		c.bad("data.filler", d.Filler, "is the filler of the passkey's training sequences: it needs data.source = %q", "task:passkey")
+	}
 	c.positive("data.seq_len", d.SeqLen)
 	if d.ValidFraction < 0 || d.ValidFraction >= 1 {
 		c.bad("data.valid_fraction", d.ValidFraction, "must be in [0, 1)")

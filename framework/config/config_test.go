@@ -369,6 +369,15 @@ func TestValidate(t *testing.T) {
 	golden.Check(t, "validate.golden", out.Bytes())
 }
 
+func TestFillerNeedsPasskeySource(t *testing.T) {
+	if _, err := Parse("exp.toml", []byte("[data]\nfiller = \"goroot\"\n"), nil); err == nil || !strings.Contains(err.Error(), "data.filler") {
+		t.Errorf("data.filler with the builtin source: %v", err)
+	}
+	if _, err := Parse("exp.toml", []byte("[data]\nsource = \"task:passkey\"\nfiller = \"goroot\"\n[train]\nobjective = \"next_token\"\n"), nil); err != nil {
+		t.Errorf("data.filler with task:passkey: %v", err)
+	}
+}
+
 func TestValidateIdempotent(t *testing.T) {
 	e, err := Parse("exp.toml", []byte("[components.ode]\noptions = { rtol = 1 }\n"), nil)
 	if err != nil {

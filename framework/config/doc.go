@@ -86,6 +86,9 @@
 //	                             #   split (0: the same as seed). Repeats keep it, and -set seed=N
 //	                             #   or a seed grid axis pins it to the file's seed, so repeat 2
 //	                             #   (seed 2) and -set seed=2 train on the same data
+//	filler = ""                  # string, the filler of task:passkey training sequences:
+//	                             #   "" the built-in one, "goroot" the prose of the Go
+//	                             #   tree's comments (training split), or a text file
 //
 //	[train]                      # the seed's recipe
 //	steps = 100                  # int ≥ 0 (0: no training)

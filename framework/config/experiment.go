@@ -133,6 +133,10 @@ type Data struct {
 	// Seed is the data seed: the generated text and the train/valid split
 	// (0: the experiment's seed; see Experiment.DataSeed).
 	Seed int64 `toml:"seed" canonical:"omitzero"`
+	// Filler is the passkey filler of a "task:passkey" source's training
+	// sequences: "" the built-in one, "goroot" the prose of the comments of
+	// the Go tree's training files, else a text file.
+	Filler string `toml:"filler" canonical:"omitzero"`
 }
 
 // DataSeed is the seed of the data: data.seed, or seed when it is 0.

@@ -212,3 +212,48 @@ func (g *GoRoot) Read(d Doc) (string, error) {
 	}
 	return sb.String(), nil
 }
+
+// Comments returns the prose of the split's comments: the text of every line
+// comment ("// …", not directives such as //go:build, nor the "Copyright …"
+// block every file starts with) of its files in hash
+// order, joined by single spaces, up to maxBytes (at least one file's). It is
+// real English text with the Go tree's vocabulary, varied enough that no two
+// passkey training sequences share their filler.
+func (g *GoRoot) Comments(split string, maxBytes int64) (string, error) {
+	files, err := g.Split(split)
+	if err != nil {
+		return "", err
+	}
+	order := append([]File(nil), files...)
+	sort.Slice(order, func(i, j int) bool { return order[i].hash < order[j].hash })
+	var sb strings.Builder
+	for _, f := range order {
+		if maxBytes > 0 && int64(sb.Len()) >= maxBytes {
+			break
+		}
+		b, err := os.ReadFile(filepath.Join(g.Src, filepath.FromSlash(f.Rel)))
+		if err != nil {
+			return "", fmt.Errorf("corpus: %w", err)
+		}
+		license := false // in a "Copyright …" block, which every file repeats
+		for _, line := range strings.Split(string(b), "\n") {
+			c, ok := strings.CutPrefix(strings.TrimSpace(line), "//")
+			license = ok && (license || strings.HasPrefix(strings.TrimSpace(c), "Copyright "))
+			if !ok || license || strings.HasPrefix(c, "go:") || strings.HasPrefix(c, "line ") {
+				continue
+			}
+			if c = strings.Join(strings.Fields(c), " "); c == "" {
+				continue
+			}
+			if sb.Len() > 0 {
+				sb.WriteByte(' ')
+			}
+			sb.WriteString(c)
+		}
+	}
+	s := sb.String()
+	if maxBytes > 0 && int64(len(s)) > maxBytes {
+		s = strings.ToValidUTF8(s[:maxBytes], "")
+	}
+	return s, nil
+}

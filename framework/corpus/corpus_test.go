@@ -134,3 +134,28 @@ func TestMeterBitsPerByte(t *testing.T) {
 		t.Error("no bytes gives a number")
 	}
 }
+
+func TestComments(t *testing.T) {
+	root := t.TempDir()
+	src := "// Copyright 2009 The Go Authors.\n// Use of this source code\npackage a\n\n//go:build linux\n\n// Hello,   world.\n//\n// It reads\tfiles.\nfunc f() {} // trailing comments are code lines\n  // indented one\n"
+	if err := os.MkdirAll(filepath.Join(root, "src", "a"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(root, "src", "a", "a.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Open(root, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := g.Comments("train", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Hello, world. It reads files. indented one"; got != want {
+		t.Errorf("Comments = %q, want %q", got, want)
+	}
+	if got, _ := g.Comments("train", 8); got != "Hello, w" {
+		t.Errorf("Comments bounded to 8 bytes = %q", got)
+	}
+}

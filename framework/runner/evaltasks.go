@@ -221,7 +221,10 @@ func loadCorpus(e *config.Experiment, tok *tokenizer.Tokenizer) (*data.Corpus, e
 	if err != nil {
 		return nil, err
 	}
-	o.Filler = "" // training always uses the built-in filler; eval.filler is for evaluation
+	// eval.filler is for evaluation; training uses data.filler.
+	if o.Filler, err = trainFiller(e.Data.Filler, o.ValidFraction); err != nil {
+		return nil, err
+	}
 	t, err := newTask(name, o, tok, e.Model.VocabSize)
 	if err != nil {
 		return nil, fmt.Errorf("data.source = %q: %w", e.Data.Source, err)
@@ -252,6 +255,44 @@ func loadCorpus(e *config.Experiment, tok *tokenizer.Tokenizer) (*data.Corpus, e
 		return nil, err
 	}
 	return c, nil
+}
+
+// trainFiller is the passkey filler of data.filler: "" the built-in one,
+// "goroot" the prose of the comments of the Go tree's training files (split
+// as the goroot task splits it), else a file's text (at most
+// tasks.MaxFillerBytes of either).
+func trainFiller(src string, validFraction float64) (string, error) {
+	switch src {
+	case "":
+		return "", nil
+	case "goroot":
+		root, err := corpus.Root()
+		if err != nil {
+			return "", fmt.Errorf("data.filler = %q: %w", src, err)
+		}
+		g, err := corpus.Open(root, validFraction)
+		if err != nil {
+			return "", fmt.Errorf("data.filler = %q: %w", src, err)
+		}
+		s, err := g.Comments("train", tasks.MaxFillerBytes)
+		if err != nil {
+			return "", fmt.Errorf("data.filler = %q: %w", src, err)
+		}
+		return s, nil
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return "", fmt.Errorf("data.filler: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, tasks.MaxFillerBytes))
+	if err != nil {
+		return "", fmt.Errorf("data.filler: %w", err)
+	}
+	if strings.TrimSpace(string(b)) == "" {
+		return "", fmt.Errorf("data.filler: %s has no text", src)
+	}
+	return string(b), nil
 }
 
 // EvalTasks evaluates m on every task × length × row, sample by sample

@@ -2,6 +2,7 @@ package runner
 
 import (
 	"math"
+	"os"
 	"strings"
 	"testing"
 
@@ -115,4 +116,50 @@ func TestEvalMetricsAndTable(t *testing.T) {
 	if err != nil || !strings.Contains(string(b), `"acc":null`) {
 		t.Errorf("NaN accuracy as JSON: %s %v", b, err)
 	}
+}
+
+// TestTrainFiller checks data.filler: the training sequences of task:passkey
+// take their filler from a file or the Go tree's comments, and a missing file
+// is an error.
+func TestTrainFiller(t *testing.T) {
+	tok := tokenizer.Default()
+	dir := t.TempDir()
+	path := dir + "/filler.txt"
+	if err := os.WriteFile(path, []byte("Zebras quietly xylophone over marmalade.\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	zebra := mustEncode(t, tok, " quietly xylophone over")
+	const base = "[model]\nvocab_size = 2000\n[train]\nsteps = 2\nbatch = 2\nobjective = \"next_token\"\n[eval]\nbatches = 1\n[data]\nsource = \"task:passkey\"\nseq_len = 200\n"
+	contains := func(seq []int64, sub []int64) bool {
+		return strings.Contains(fmtIDs(seq), fmtIDs(sub))
+	}
+	for _, tc := range []struct {
+		filler string
+		zebra  bool
+	}{{"", false}, {path, true}, {"goroot", false}} {
+		e := taskExperiment(t, base+"filler = \""+tc.filler+"\"\n")
+		c, err := loadCorpus(e, tok)
+		if err != nil {
+			t.Fatalf("filler %q: %v", tc.filler, err)
+		}
+		if got := contains(c.Train[0], zebra); got != tc.zebra {
+			t.Errorf("filler %q: the file's words in the training sequence: %v, want %v", tc.filler, got, tc.zebra)
+		}
+		if tc.filler == "goroot" && strings.Contains(fmtIDs(c.Train[0]), fmtIDs(mustEncode(t, tok, " The grass is green. The sky is blue."))) {
+			t.Error("filler goroot: the built-in filler in the training sequence")
+		}
+	}
+	e := taskExperiment(t, base+"filler = \""+dir+"/missing.txt\"\n")
+	if _, err := loadCorpus(e, tok); err == nil || !strings.Contains(err.Error(), "data.filler") {
+		t.Errorf("missing filler file: %v", err)
+	}
+}
+
+func mustEncode(t *testing.T, tok *tokenizer.Tokenizer, s string) []int64 {
+	t.Helper()
+	ids, err := taskEncoder{tok}.Encode(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }

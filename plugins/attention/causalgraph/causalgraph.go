@@ -1,0 +1,231 @@
+// Package causalgraph is the causal attention of plugins/attention/causal,
+// patterns "window" and "full", written as a gorgonia graph with
+// framework/graphstage: a stage of kind "attention", name "causal-graph", with
+// causal's parameters, options, outputs y and c, and carried state (k_cache,
+// v_cache, n_cache, and pos for full), and gradients from gorgonia's symbolic
+// differentiation. Per head h of d = H/heads columns, over the keys K = [cache;
+// chunk] (T = cache rows + S):
+//
+//	scores = (q_h/√d)·K_hᵀ + bias,  bias = 0 where the pattern allows the key, −1e4 elsewhere
+//	a_h = softmax(scores − rowmax)·V_h,  y = Σ_h a_h·(out.weightᵀ)[h] + out.bias
+//
+// Dense [S,T] scores per batch row and head, as a graph must: memory and time
+// grow with S·T, where causal's blocked kernel keeps no S×S matrix. The window
+// mask on a chunk after the first depends on the carried n_cache, a value the
+// graph cannot branch on, so it is computed in the graph by integer arithmetic
+// (step(x) = relu(x+1) − relu(x) is 1 for integers x ≥ 0, else 0), and so is
+// the next cache, the last min(W, n+S) keys and values as the product of a
+// 0/1 selection matrix (exact) with [cache; chunk].
+//
+// Differences from causal: only patterns window and full, and qscale none; the
+// other patterns' options are accepted and ignored, as causal does. Inputs:
+// only "e" is declared (causal also accepts timestamps and h and ignores
+// them; the graph ignores them too); no "rows" shortcut, no Stats. The
+// carried state is a constant input (truncated backpropagation, as causal).
+package causalgraph
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+
+	G "gorgonia.org/gorgonia"
+
+	gs "liquidlab/framework/graphstage"
+	"liquidlab/framework/stage"
+	"liquidlab/plugins/attention/causal"
+)
+
+// Name is the stage's name.
+const Name = "causal-graph"
+
+// big is the score penalty of a masked key: exp(−1e4) is 0 in float32.
+const big = 1e4
+
+// New returns the stage.
+func New() *gs.Stage { return gs.New(gs.Spec{Describe: describe, Build: build}) }
+
+type options struct {
+	pattern     string
+	H, heads, W int
+}
+
+func parse(cfg stage.Config) options {
+	o := options{pattern: cfg.Options["pattern"], H: cfg.Dims["hidden_size"], heads: 1, W: causal.DefaultWindow}
+	if o.pattern == "" {
+		o.pattern = causal.DefaultPattern
+	}
+	if v, err := strconv.Atoi(cfg.Options["heads"]); err == nil {
+		o.heads = v
+	}
+	if v, err := strconv.Atoi(cfg.Options["window"]); err == nil {
+		o.W = v
+	}
+	return o
+}
+
+func describe(cfg stage.Config) (*gs.Description, error) {
+	d, err := causal.New().Describe(context.Background(), cfg) // checks every option
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", Name, err)
+	}
+	o := parse(cfg)
+	if o.pattern != causal.Window && o.pattern != causal.Full {
+		return nil, fmt.Errorf("%s: option pattern = %q: only %q and %q are written as a graph (use impl causal)", Name, o.pattern, causal.Window, causal.Full)
+	}
+	if q := cfg.Options["qscale"]; q != "" && q != causal.QScaleNone {
+		return nil, fmt.Errorf("%s: option qscale = %q: only %q is written as a graph (use impl causal)", Name, q, causal.QScaleNone)
+	}
+	d.Name = Name
+	d.Inputs = []string{stage.PortE}
+	return &gs.Description{Description: *d, Shapes: map[string][]int{stage.PortE: {gs.B, gs.S, o.H}}}, nil
+}
+
+func relu(x *G.Node) *G.Node {
+	return G.Must(G.Mul(G.Must(G.Add(x, G.Must(G.Abs(x)))), G.NewConstant(float32(0.5))))
+}
+
+// step is 1 for integer-valued x ≥ 0, else 0 (exact in float32).
+func step(x *G.Node) *G.Node {
+	return G.Must(G.Sub(relu(G.Must(G.Add(x, G.NewConstant(float32(1))))), relu(x)))
+}
+
+// table is the constant [r,c] matrix of f(i,j).
+func table(g *G.ExprGraph, name string, r, c int, f func(i, j int) float32) *G.Node {
+	m := make([]float32, r*c)
+	for i := 0; i < r; i++ {
+		for j := 0; j < c; j++ {
+			m[i*c+j] = f(i, j)
+		}
+	}
+	return gs.Const(g, name, m, r, c)
+}
+
+func b2f(b bool) float32 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// perRow multiplies sel [R,T] with every batch row of x [B,T,H]: [B,R,H].
+func perRow(sel, x *G.Node) *G.Node {
+	Bn, H := x.Shape()[0], x.Shape()[2]
+	R := sel.Shape()[0]
+	parts := make(G.Nodes, Bn)
+	for b := range parts {
+		parts[b] = G.Must(G.Reshape(G.Must(G.Mul(sel, G.Must(G.Slice(x, G.S(b))))), []int{1, R, H}))
+	}
+	if Bn == 1 {
+		return parts[0]
+	}
+	return G.Must(G.Concat(0, parts...))
+}
+
+func build(g *G.ExprGraph, cfg stage.Config, in, p, state gs.Nodes) (gs.Nodes, gs.Nodes, error) {
+	o := parse(cfg)
+	e := in[stage.PortE]
+	Bn, S, H := e.Shape()[0], e.Shape()[1], e.Shape()[2]
+	n, d := o.heads, H/o.heads
+	N := Bn * S
+	X := G.Must(gs.Tokens(e))
+	Q := G.Must(G.Mul(G.Must(gs.Linear(X, p["query.weight"], p["query.bias"])), G.NewConstant(float32(1/math.Sqrt(float64(d))))))
+	Kn := G.Must(G.Reshape(G.Must(gs.Linear(X, p["key.weight"], p["key.bias"])), []int{Bn, S, H}))
+	Vn := G.Must(G.Reshape(G.Must(gs.Linear(X, p["value.weight"], p["value.bias"])), []int{Bn, S, H}))
+
+	// keys and values [B,T,H]: the cache's rows, then the chunk's; bias [S,T]
+	// is the mask; next is the state after the chunk.
+	K, V := Kn, Vn
+	R := 0 // cache rows
+	var bias *G.Node
+	next := gs.Nodes{}
+	newMask := func(t, s int) bool { // chunk token t sees chunk token s
+		return s <= t && (o.pattern == causal.Full || s > t-o.W)
+	}
+	switch {
+	case state == nil && o.pattern == causal.Full:
+		bias = table(g, "bias", S, S, func(t, s int) float32 { return -big * (1 - b2f(newMask(t, s))) })
+		nS := gs.Const(g, "n", []float32{float32(S)}, 1)
+		next = gs.Nodes{"k_cache": Kn, "v_cache": Vn, "n_cache": nS, "pos": nS}
+	case state == nil: // window, first chunk: keep the last min(W,S) tokens
+		bias = table(g, "bias", S, S, func(t, s int) float32 { return -big * (1 - b2f(newMask(t, s))) })
+		m := min(o.W, S)
+		sel := table(g, "sel", o.W, S, func(r, j int) float32 { return b2f(r < m && j == S-m+r) })
+		next = gs.Nodes{"k_cache": perRow(sel, Kn), "v_cache": perRow(sel, Vn),
+			"n_cache": gs.Const(g, "n", []float32{float32(m)}, 1)}
+	case o.pattern == causal.Full: // the cache holds every earlier token, all visible
+		R = state["k_cache"].Shape()[1]
+		K = G.Must(G.Concat(1, state["k_cache"], Kn))
+		V = G.Must(G.Concat(1, state["v_cache"], Vn))
+		T := R + S
+		bias = table(g, "bias", S, T, func(t, j int) float32 { return -big * (1 - b2f(j < R || newMask(t, j-R))) })
+		add := G.NewConstant(float32(S))
+		next = gs.Nodes{"k_cache": K, "v_cache": V,
+			"n_cache": G.Must(G.Add(state["n_cache"], add)), "pos": G.Must(G.Add(state["pos"], add))}
+	default: // window, later chunk: cache rows 0…n−1 hold positions −n…−1
+		W := o.W
+		R = W
+		T := W + S
+		K = G.Must(G.Concat(1, state["k_cache"], Kn))
+		V = G.Must(G.Concat(1, state["v_cache"], Vn))
+		nc := G.Must(G.Sum(state["n_cache"])) // scalar n
+		// cache column j (position j−n) is seen by token t iff j < n and j−n > t−W
+		seen := G.Must(G.HadamardProd(
+			step(G.Must(G.Sub(nc, table(g, "j+1", S, W, func(_, j int) float32 { return float32(j + 1) })))),
+			step(G.Must(G.Sub(table(g, "j-t+W-1", S, W, func(t, j int) float32 { return float32(j - t + W - 1) }), nc)))))
+		cacheBias := G.Must(G.Mul(G.Must(G.Sub(seen, G.NewConstant(float32(1)))), G.NewConstant(float32(big))))
+		bias = G.Must(G.Concat(1, cacheBias,
+			table(g, "bias", S, S, func(t, s int) float32 { return -big * (1 - b2f(newMask(t, s))) })))
+		// the next cache: row r < n1 = min(W, n+S) holds position S−n1+r,
+		// which is column j with pos_j = j−n (j < W, valid iff j < n) or j−W
+		n1 := G.Must(G.Sub(G.NewConstant(float32(W)), relu(G.Must(G.Sub(G.NewConstant(float32(W-S)), nc)))))
+		isCache := table(g, "iscache", W, T, func(_, j int) float32 { return b2f(j < W) })
+		// x = pos_j − (S − n1 + r)
+		x := G.Must(G.Sub(G.Must(G.Add(table(g, "selx", W, T, func(r, j int) float32 {
+			if j < W {
+				return float32(j - S - r)
+			}
+			return float32(j - W - S - r)
+		}), n1)), G.Must(G.Mul(isCache, nc))))
+		eq := G.Must(G.HadamardProd(step(x), step(G.Must(G.Neg(x)))))
+		valid := step(G.Must(G.Sub(G.Must(G.Mul(isCache, nc)), table(g, "j+1c", W, T, func(_, j int) float32 {
+			if j < W {
+				return float32(j + 1)
+			}
+			return -1
+		}))))
+		rowOK := step(G.Must(G.Sub(n1, table(g, "r+1", W, T, func(r, _ int) float32 { return float32(r + 1) }))))
+		sel := G.Must(G.HadamardProd(G.Must(G.HadamardProd(eq, valid)), rowOK))
+		next = gs.Nodes{"k_cache": perRow(sel, K), "v_cache": perRow(sel, V),
+			"n_cache": G.Must(G.Add(G.Must(G.Mul(state["n_cache"], G.NewConstant(float32(0)))), n1))}
+	}
+	T := R + S
+
+	Wot := G.Must(G.Transpose(p["out.weight"])) // [H,H]: rows h·d… belong to head h
+	var y *G.Node
+	for h := 0; h < n; h++ {
+		q, k, v, wo := Q, K, V, Wot
+		if n > 1 {
+			ph := table(g, fmt.Sprintf("head%d", h), H, d, func(i, j int) float32 { return b2f(i == h*d+j) })
+			q = G.Must(G.Mul(Q, ph))
+			k = G.Must(G.Reshape(G.Must(G.Mul(G.Must(G.Reshape(K, []int{Bn * T, H})), ph)), []int{Bn, T, d}))
+			v = G.Must(G.Reshape(G.Must(G.Mul(G.Must(G.Reshape(V, []int{Bn * T, H})), ph)), []int{Bn, T, d}))
+			wo = G.Must(G.Slice(Wot, G.S(h*d, (h+1)*d)))
+		}
+		q = G.Must(G.Reshape(q, []int{Bn, S, d}))
+		sc := G.Must(G.BroadcastAdd(G.Must(G.BatchedMatMul(q, k, false, true)), bias, nil, []byte{0})) // [B,S,T]
+		ex := G.Must(G.Exp(G.Must(G.BroadcastSub(sc, G.Must(G.Max(sc, 2)), nil, []byte{2}))))
+		w := G.Must(G.BroadcastHadamardDiv(ex, G.Must(G.Sum(ex, 2)), nil, []byte{2}))
+		a := G.Must(G.Reshape(G.Must(G.BatchedMatMul(w, v)), []int{N, d}))
+		yh := G.Must(G.Mul(a, wo))
+		if y == nil {
+			y = yh
+		} else {
+			y = G.Must(G.Add(y, yh))
+		}
+	}
+	y = G.Must(G.Reshape(G.Must(G.BroadcastAdd(y, p["out.bias"], nil, []byte{0})), []int{Bn, S, H}))
+	c := G.Must(G.Slice(y, nil, G.S(S-1)))
+	return gs.Nodes{"y": y, "c": c}, next, nil
+}

@@ -36,6 +36,13 @@ type Description struct {
 	stage.Description
 	Shapes map[string][]int // by input name
 	NoGrad []string         // inputs that receive no gradient (e.g. timestamps)
+	// StateGrads maps an input to the carried state that replaces it on a
+	// chunk after the first (a recurrence's initial "h"): there the input's
+	// gradient is the gradient of that state, dL/d of the chunk's initial
+	// state, as the fused liquid stages return it, so that a host can chain
+	// the chunks' backward passes (full backpropagation through time).
+	// Without it the input gets a zero gradient on later chunks.
+	StateGrads map[string]string
 }
 
 // Spec is a graph component: Describe and Build are all an author writes.
@@ -412,9 +419,17 @@ func (c *compiled) addGrads(d *Description) error {
 	var names []string
 	var wrt G.Nodes
 	for _, in := range d.Inputs {
-		if !slices.Contains(d.NoGrad, in) {
-			names, wrt = append(names, "in."+in), append(wrt, c.in[in])
+		if slices.Contains(d.NoGrad, in) {
+			continue
 		}
+		n := c.in[in]
+		if st, ok := d.StateGrads[in]; ok && c.state != nil {
+			if c.state[st] == nil {
+				return fmt.Errorf("StateGrads: input %q: no carried state %q", in, st)
+			}
+			n = c.state[st]
+		}
+		names, wrt = append(names, "in."+in), append(wrt, n)
 	}
 	for _, p := range d.Params {
 		if !p.NoGrad {

@@ -102,6 +102,22 @@ func table(g *G.ExprGraph, name string, r, c int, f func(i, j int) float32) *G.N
 	return gs.Const(g, name, m, r, c)
 }
 
+// batched is the constant [b,r,c] tensor of f(i,j), the same for every batch
+// row (an elementwise Add then needs no broadcast, which gorgonia
+// materialises with a Repeat).
+func batched(g *G.ExprGraph, name string, b, r, c int, f func(i, j int) float32) *G.Node {
+	m := make([]float32, b*r*c)
+	for i := 0; i < r; i++ {
+		for j := 0; j < c; j++ {
+			m[i*c+j] = f(i, j)
+		}
+	}
+	for k := 1; k < b; k++ {
+		copy(m[k*r*c:(k+1)*r*c], m[:r*c])
+	}
+	return gs.Const(g, name, m, b, r, c)
+}
+
 func b2f(b bool) float32 {
 	if b {
 		return 1
@@ -145,11 +161,11 @@ func build(g *G.ExprGraph, cfg stage.Config, in, p, state gs.Nodes) (gs.Nodes, g
 	}
 	switch {
 	case state == nil && o.pattern == causal.Full:
-		bias = table(g, "bias", S, S, func(t, s int) float32 { return -big * (1 - b2f(newMask(t, s))) })
+		bias = batched(g, "bias", Bn, S, S, func(t, s int) float32 { return -big * (1 - b2f(newMask(t, s))) })
 		nS := gs.Const(g, "n", []float32{float32(S)}, 1)
 		next = gs.Nodes{"k_cache": Kn, "v_cache": Vn, "n_cache": nS, "pos": nS}
 	case state == nil: // window, first chunk: keep the last min(W,S) tokens
-		bias = table(g, "bias", S, S, func(t, s int) float32 { return -big * (1 - b2f(newMask(t, s))) })
+		bias = batched(g, "bias", Bn, S, S, func(t, s int) float32 { return -big * (1 - b2f(newMask(t, s))) })
 		m := min(o.W, S)
 		sel := table(g, "sel", o.W, S, func(r, j int) float32 { return b2f(r < m && j == S-m+r) })
 		next = gs.Nodes{"k_cache": perRow(sel, Kn), "v_cache": perRow(sel, Vn),
@@ -159,7 +175,7 @@ func build(g *G.ExprGraph, cfg stage.Config, in, p, state gs.Nodes) (gs.Nodes, g
 		K = G.Must(G.Concat(1, state["k_cache"], Kn))
 		V = G.Must(G.Concat(1, state["v_cache"], Vn))
 		T := R + S
-		bias = table(g, "bias", S, T, func(t, j int) float32 { return -big * (1 - b2f(j < R || newMask(t, j-R))) })
+		bias = batched(g, "bias", Bn, S, T, func(t, j int) float32 { return -big * (1 - b2f(j < R || newMask(t, j-R))) })
 		add := G.NewConstant(float32(S))
 		next = gs.Nodes{"k_cache": K, "v_cache": V,
 			"n_cache": G.Must(G.Add(state["n_cache"], add)), "pos": G.Must(G.Add(state["pos"], add))}
@@ -214,10 +230,16 @@ func build(g *G.ExprGraph, cfg stage.Config, in, p, state gs.Nodes) (gs.Nodes, g
 			wo = G.Must(G.Slice(Wot, G.S(h*d, (h+1)*d)))
 		}
 		q = G.Must(G.Reshape(q, []int{Bn, S, d}))
-		sc := G.Must(G.BroadcastAdd(G.Must(G.BatchedMatMul(q, k, false, true)), bias, nil, []byte{0})) // [B,S,T]
+		sc := G.Must(G.BatchedMatMul(q, k, false, true)) // [B,S,T]
+		if bias.Dims() == 3 {
+			sc = G.Must(G.Add(sc, bias))
+		} else {
+			sc = G.Must(G.BroadcastAdd(sc, bias, nil, []byte{0}))
+		}
 		ex := G.Must(G.Exp(G.Must(G.BroadcastSub(sc, G.Must(G.Max(sc, 2)), nil, []byte{2}))))
-		w := G.Must(G.BroadcastHadamardDiv(ex, G.Must(G.Sum(ex, 2)), nil, []byte{2}))
-		a := G.Must(G.Reshape(G.Must(G.BatchedMatMul(w, v)), []int{N, d}))
+		// normalised after the product by V: a [B,S,d] division, not [B,S,T]
+		a := G.Must(G.BroadcastHadamardDiv(G.Must(G.BatchedMatMul(ex, v)), G.Must(G.Sum(ex, 2)), nil, []byte{2}))
+		a = G.Must(G.Reshape(a, []int{N, d}))
 		yh := G.Must(G.Mul(a, wo))
 		if y == nil {
 			y = yh

@@ -42,6 +42,8 @@ var cases = []tcase{
 	{pattern: causal.Window, H: 64, heads: 2, W: 16, B: 2, chunks: []int{40, 24}}, // the quickstart's hidden size
 	{pattern: causal.Full, H: 8, heads: 2, W: 64, B: 2, chunks: []int{3, 6, 1}},
 	{pattern: causal.Full, H: 32, heads: 1, W: 64, B: 1, chunks: []int{20, 12}},
+	{pattern: causal.Window, H: 4, heads: 1, W: 2, B: 1, chunks: []int{1, 1, 1, 3, 1}}, // token by token, as streaming generation
+	{pattern: causal.Full, H: 4, heads: 2, W: 64, B: 1, chunks: []int{1, 1, 2, 1}},
 }
 
 // params draws every parameter non-zero (out.* included), scaled so the

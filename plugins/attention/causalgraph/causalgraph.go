@@ -159,13 +159,20 @@ func build(g *G.ExprGraph, cfg stage.Config, in, p, state gs.Nodes) (gs.Nodes, g
 	newMask := func(t, s int) bool { // chunk token t sees chunk token s
 		return s <= t && (o.pattern == causal.Full || s > t-o.W)
 	}
+	// window over chunks of at least 3 windows, cut into whole windows: block
+	// i's queries see only blocks i−1 (block 0: the cache) and i, so the
+	// scores are [B,S/W,W,2W] instead of [B,S,W+S]
+	blocked := o.pattern == causal.Window && S%o.W == 0 && S/o.W >= 3
+	var nc *G.Node // window, later chunk: n_cache as a scalar
 	switch {
 	case state == nil && o.pattern == causal.Full:
 		bias = batched(g, "bias", Bn, S, S, func(t, s int) float32 { return -big * (1 - b2f(newMask(t, s))) })
 		nS := gs.Const(g, "n", []float32{float32(S)}, 1)
 		next = gs.Nodes{"k_cache": Kn, "v_cache": Vn, "n_cache": nS, "pos": nS}
 	case state == nil: // window, first chunk: keep the last min(W,S) tokens
-		bias = batched(g, "bias", Bn, S, S, func(t, s int) float32 { return -big * (1 - b2f(newMask(t, s))) })
+		if !blocked {
+			bias = batched(g, "bias", Bn, S, S, func(t, s int) float32 { return -big * (1 - b2f(newMask(t, s))) })
+		}
 		m := min(o.W, S)
 		sel := table(g, "sel", o.W, S, func(r, j int) float32 { return b2f(r < m && j == S-m+r) })
 		next = gs.Nodes{"k_cache": perRow(sel, Kn), "v_cache": perRow(sel, Vn),
@@ -185,14 +192,11 @@ func build(g *G.ExprGraph, cfg stage.Config, in, p, state gs.Nodes) (gs.Nodes, g
 		T := W + S
 		K = G.Must(G.Concat(1, state["k_cache"], Kn))
 		V = G.Must(G.Concat(1, state["v_cache"], Vn))
-		nc := G.Must(G.Sum(state["n_cache"])) // scalar n
-		// cache column j (position j−n) is seen by token t iff j < n and j−n > t−W
-		seen := G.Must(G.HadamardProd(
-			step(G.Must(G.Sub(nc, table(g, "j+1", S, W, func(_, j int) float32 { return float32(j + 1) })))),
-			step(G.Must(G.Sub(table(g, "j-t+W-1", S, W, func(t, j int) float32 { return float32(j - t + W - 1) }), nc)))))
-		cacheBias := G.Must(G.Mul(G.Must(G.Sub(seen, G.NewConstant(float32(1)))), G.NewConstant(float32(big))))
-		bias = G.Must(G.Concat(1, cacheBias,
-			table(g, "bias", S, S, func(t, s int) float32 { return -big * (1 - b2f(newMask(t, s))) })))
+		nc = G.Must(G.Sum(state["n_cache"])) // scalar n
+		if !blocked {
+			bias = G.Must(G.Concat(1, cacheBias(g, nc, S, W),
+				table(g, "bias", S, S, func(t, s int) float32 { return -big * (1 - b2f(newMask(t, s))) })))
+		}
 		// the next cache: row r < n1 = min(W, n+S) holds position S−n1+r,
 		// which is column j with pos_j = j−n (j < W, valid iff j < n) or j−W
 		n1 := G.Must(G.Sub(G.NewConstant(float32(W)), relu(G.Must(G.Sub(G.NewConstant(float32(W-S)), nc)))))
@@ -216,18 +220,32 @@ func build(g *G.ExprGraph, cfg stage.Config, in, p, state gs.Nodes) (gs.Nodes, g
 		next = gs.Nodes{"k_cache": perRow(sel, K), "v_cache": perRow(sel, V),
 			"n_cache": G.Must(G.Add(G.Must(G.Mul(state["n_cache"], G.NewConstant(float32(0)))), n1))}
 	}
-	T := R + S
+	if blocked {
+		bias = blockBias(g, Bn, S/o.W, o.W, nc)
+	}
 
 	Wot := G.Must(G.Transpose(p["out.weight"])) // [H,H]: rows h·d… belong to head h
 	var y *G.Node
 	for h := 0; h < n; h++ {
 		q, k, v, wo := Q, K, V, Wot
+		// head picks head h's columns of x [B,r,H]: [B,r,d]
+		head := func(x *G.Node) *G.Node { return x }
 		if n > 1 {
 			ph := table(g, fmt.Sprintf("head%d", h), H, d, func(i, j int) float32 { return b2f(i == h*d+j) })
+			head = func(x *G.Node) *G.Node {
+				r := x.Shape()[1]
+				return G.Must(G.Reshape(G.Must(G.Mul(G.Must(G.Reshape(x, []int{Bn * r, H})), ph)), []int{Bn, r, d}))
+			}
 			q = G.Must(G.Mul(Q, ph))
-			k = G.Must(G.Reshape(G.Must(G.Mul(G.Must(G.Reshape(K, []int{Bn * T, H})), ph)), []int{Bn, T, d}))
-			v = G.Must(G.Reshape(G.Must(G.Mul(G.Must(G.Reshape(V, []int{Bn * T, H})), ph)), []int{Bn, T, d}))
 			wo = G.Must(G.Slice(Wot, G.S(h*d, (h+1)*d)))
+		}
+		if blocked {
+			a := attendBlocked(g, G.Must(G.Reshape(q, []int{Bn, S, d})), head, Kn, Vn, state, o.W, bias)
+			y = addHead(y, G.Must(G.Mul(G.Must(G.Reshape(a, []int{N, d})), wo)))
+			continue
+		}
+		if n > 1 {
+			k, v = head(K), head(V)
 		}
 		q = G.Must(G.Reshape(q, []int{Bn, S, d}))
 		sc := G.Must(G.BatchedMatMul(q, k, false, true)) // [B,S,T]
@@ -240,14 +258,88 @@ func build(g *G.ExprGraph, cfg stage.Config, in, p, state gs.Nodes) (gs.Nodes, g
 		// normalised after the product by V: a [B,S,d] division, not [B,S,T]
 		a := G.Must(G.BroadcastHadamardDiv(G.Must(G.BatchedMatMul(ex, v)), G.Must(G.Sum(ex, 2)), nil, []byte{2}))
 		a = G.Must(G.Reshape(a, []int{N, d}))
-		yh := G.Must(G.Mul(a, wo))
-		if y == nil {
-			y = yh
-		} else {
-			y = G.Must(G.Add(y, yh))
-		}
+		y = addHead(y, G.Must(G.Mul(a, wo)))
 	}
 	y = G.Must(G.Reshape(G.Must(G.BroadcastAdd(y, p["out.bias"], nil, []byte{0})), []int{Bn, S, H}))
 	c := G.Must(G.Slice(y, nil, G.S(S-1)))
 	return gs.Nodes{"y": y, "c": c}, next, nil
+}
+
+func addHead(y, yh *G.Node) *G.Node {
+	if y == nil {
+		return yh
+	}
+	return G.Must(G.Add(y, yh))
+}
+
+// cacheBias is the mask bias [rows,W] of the window cache's columns for chunk
+// tokens 0…rows−1: cache row j holds position j−n and is seen by token t iff
+// j < n and j−n > t−W; n is the scalar node nc.
+func cacheBias(g *G.ExprGraph, nc *G.Node, rows, W int) *G.Node {
+	seen := G.Must(G.HadamardProd(
+		step(G.Must(G.Sub(nc, table(g, fmt.Sprintf("j+1.%d", rows), rows, W, func(_, j int) float32 { return float32(j + 1) })))),
+		step(G.Must(G.Sub(table(g, fmt.Sprintf("j-t+W-1.%d", rows), rows, W, func(t, j int) float32 { return float32(j - t + W - 1) }), nc)))))
+	return G.Must(G.Mul(G.Must(G.Sub(seen, G.NewConstant(float32(1)))), G.NewConstant(float32(big))))
+}
+
+// blockBias is the mask bias of the blocked window: [B,nb,W,2W] on a first
+// chunk (block 0 sees no earlier block), else [nb,W,2W] with block 0's first
+// W columns, the cache, from cacheBias. Column c < W of block i is position
+// (i−1)·W + c, seen by row r iff c > r; column W + c' is iW + c', seen iff c' ≤ r.
+func blockBias(g *G.ExprGraph, Bn, nb, W int, nc *G.Node) *G.Node {
+	f := func(i, r, c int) float32 {
+		if c < W {
+			return -big * (1 - b2f(i > 0 && c > r))
+		}
+		return -big * (1 - b2f(c-W <= r))
+	}
+	one := make([]float32, nb*W*2*W)
+	for i := 0; i < nb; i++ {
+		for r := 0; r < W; r++ {
+			for c := 0; c < 2*W; c++ {
+				one[(i*W+r)*2*W+c] = f(i, r, c)
+			}
+		}
+	}
+	if nc == nil {
+		all := make([]float32, 0, Bn*len(one))
+		for b := 0; b < Bn; b++ {
+			all = append(all, one...)
+		}
+		return gs.Const(g, "blockbias", all, Bn, nb, W, 2*W)
+	}
+	own := table(g, "blockbias.own", W, W, func(r, c int) float32 { return f(0, r, W+c) })
+	first := G.Must(G.Reshape(G.Must(G.Concat(1, cacheBias(g, nc, W, W), own)), []int{1, W, 2 * W}))
+	rest := gs.Const(g, "blockbias.rest", one[W*2*W:], nb-1, W, 2*W)
+	return G.Must(G.Concat(0, first, rest))
+}
+
+// attendBlocked is one head of the blocked window attention: q [B,S,d]
+// (scaled), head picks the head's columns of [B,r,H] keys and values; the
+// result is [B,nb,W,d].
+func attendBlocked(g *G.ExprGraph, q *G.Node, head func(*G.Node) *G.Node, Kn, Vn *G.Node, state gs.Nodes, W int, bias *G.Node) *G.Node {
+	Bn, S, d := q.Shape()[0], q.Shape()[1], q.Shape()[2]
+	nb := S / W
+	// blocks returns [B,nb,2W,d]: block i−1's rows (block 0: the cache, or
+	// zeros, masked, on a first chunk), then block i's
+	blocks := func(xn *G.Node, cache string) *G.Node {
+		x4 := G.Must(G.Reshape(head(xn), []int{Bn, nb, W, d}))
+		var first *G.Node
+		if state != nil {
+			first = G.Must(G.Reshape(head(state[cache]), []int{Bn, 1, W, d}))
+		} else {
+			first = gs.Const(g, fmt.Sprintf("zeros.%s.%p", cache, head), make([]float32, Bn*W*d), Bn, 1, W, d)
+		}
+		prev := G.Must(G.Concat(1, first, G.Must(G.Slice(x4, nil, G.S(0, nb-1)))))
+		return G.Must(G.Concat(2, prev, x4))
+	}
+	kb, vb := blocks(Kn, "k_cache"), blocks(Vn, "v_cache")
+	sc := G.Must(G.BatchedMatMul(G.Must(G.Reshape(q, []int{Bn, nb, W, d})), kb, false, true)) // [B,nb,W,2W]
+	if bias.Dims() == 4 {
+		sc = G.Must(G.Add(sc, bias))
+	} else {
+		sc = G.Must(G.BroadcastAdd(sc, bias, nil, []byte{0}))
+	}
+	ex := G.Must(G.Exp(G.Must(G.BroadcastSub(sc, G.Must(G.Max(sc, 3)), nil, []byte{3}))))
+	return G.Must(G.BroadcastHadamardDiv(G.Must(G.BatchedMatMul(ex, vb)), G.Must(G.Sum(ex, 3)), nil, []byte{3}))
 }

@@ -43,6 +43,10 @@ var cases = []tcase{
 	{pattern: causal.Full, H: 8, heads: 2, W: 64, B: 2, chunks: []int{3, 6, 1}},
 	{pattern: causal.Full, H: 32, heads: 1, W: 64, B: 1, chunks: []int{20, 12}},
 	{pattern: causal.Window, H: 4, heads: 1, W: 2, B: 1, chunks: []int{1, 1, 1, 3, 1}}, // token by token, as streaming generation
+	// blocked (chunks of ≥ 3 whole windows): first chunk, full cache, cache not full
+	{pattern: causal.Window, H: 8, heads: 2, W: 4, B: 2, chunks: []int{16, 12, 5, 16}},
+	{pattern: causal.Window, H: 16, heads: 1, W: 8, B: 3, chunks: []int{3, 24, 32}},
+	{pattern: causal.Window, H: 64, heads: 4, W: 16, B: 2, chunks: []int{64, 48}},
 	{pattern: causal.Full, H: 4, heads: 2, W: 64, B: 1, chunks: []int{1, 1, 2, 1}},
 }
 
@@ -72,6 +76,8 @@ func TestConformance(t *testing.T) {
 			stagetest.Run(t, New(), stagetest.Config{Dims: c.config().Dims, Options: c.config().Options, B: c.B, S: c.S(), Seed: 4})
 		})
 	}
+	blocked := tcase{pattern: causal.Window, H: 8, heads: 2, W: 4}.config() // S = 12: three blocks
+	stagetest.Run(t, New(), stagetest.Config{Dims: blocked.Dims, Options: blocked.Options, B: 2, S: 12, Seed: 4})
 	// Not full: stagetest reads every −1 of a declared state shape as the batch
 	// size, and full's cache grows ([B,n,H]); TestMatchesFused and
 	// TestChunkedFull cover it.

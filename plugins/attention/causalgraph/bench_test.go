@@ -13,15 +13,16 @@ import (
 
 // BenchmarkVsFused times causal-graph against the fused causal stage, forward
 // and forward+backward of one chunk, pattern window (W=64, one head, causal's
-// defaults), at the quickstart's size (H=32, batch 8 × 128 tokens) and the
-// seed's hidden size (H=256, batch 8 × 512 tokens, as scan-graph's):
+// defaults), at the quickstart's size (H=32, batch 8 × 128 tokens), the
+// seed's hidden size (H=256, batch 8 × 512 tokens, as scan-graph's) and a long
+// chunk (H=256, 1 × 2048 tokens: 32 windows, blocked):
 //
 //	nice -n 19 go test -run '^$' -bench VsFused -benchtime 5x -count 3 ./plugins/attention/causalgraph/
 func BenchmarkVsFused(b *testing.B) {
 	for _, size := range []struct {
 		name    string
 		H, B, S int
-	}{{"quickstart", 32, 8, 128}, {"seed", 256, 8, 512}} {
+	}{{"quickstart", 32, 8, 128}, {"seed", 256, 8, 512}, {"long", 256, 1, 2048}} {
 		c := tcase{pattern: causal.Window, H: size.H, heads: 1, W: causal.DefaultWindow, B: size.B, chunks: []int{size.S}}
 		cfg := c.config()
 		rng := rand.New(rand.NewPCG(3, 3))

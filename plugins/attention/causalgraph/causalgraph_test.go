@@ -43,7 +43,7 @@ var cases = []tcase{
 	{pattern: causal.Full, H: 8, heads: 2, W: 64, B: 2, chunks: []int{3, 6, 1}},
 	{pattern: causal.Full, H: 32, heads: 1, W: 64, B: 1, chunks: []int{20, 12}},
 	{pattern: causal.Window, H: 4, heads: 1, W: 2, B: 1, chunks: []int{1, 1, 1, 3, 1}}, // token by token, as streaming generation
-	// blocked (chunks of ≥ 3 whole windows): first chunk, full cache, cache not full
+	// blocked with minBlocks = 3 (chunks of ≥ 3 whole windows): first chunk, full cache, cache not full
 	{pattern: causal.Window, H: 8, heads: 2, W: 4, B: 2, chunks: []int{16, 12, 5, 16}},
 	{pattern: causal.Window, H: 16, heads: 1, W: 8, B: 3, chunks: []int{3, 24, 32}},
 	{pattern: causal.Window, H: 64, heads: 4, W: 16, B: 2, chunks: []int{64, 48}},
@@ -76,6 +76,8 @@ func TestConformance(t *testing.T) {
 			stagetest.Run(t, New(), stagetest.Config{Dims: c.config().Dims, Options: c.config().Options, B: c.B, S: c.S(), Seed: 4})
 		})
 	}
+	defer func(m int) { minBlocks = m }(minBlocks)
+	minBlocks = 3
 	blocked := tcase{pattern: causal.Window, H: 8, heads: 2, W: 4}.config() // S = 12: three blocks
 	stagetest.Run(t, New(), stagetest.Config{Dims: blocked.Dims, Options: blocked.Options, B: 2, S: 12, Seed: 4})
 	// Not full: stagetest reads every −1 of a declared state shape as the batch
@@ -144,6 +146,13 @@ func TestRefuses(t *testing.T) {
 // causal's hand-written backward matches gorgonia's symbolic gradient of e and
 // of every parameter to 1e-3, at several shapes, head counts and chunkings.
 func TestMatchesFused(t *testing.T) {
+	defer func(m int) { minBlocks = m }(minBlocks)
+	for _, minBlocks = range []int{3, minBlocks} { // 3: the blocked path on chunks of ≥ 3 windows
+		t.Run(fmt.Sprint("minBlocks=", minBlocks), matchesFused)
+	}
+}
+
+func matchesFused(t *testing.T) {
 	ctx := context.Background()
 	for ci, c := range cases {
 		t.Run(fmt.Sprint(c), func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"liquidlab/framework/registry"
 	"liquidlab/framework/stage"
 	"liquidlab/plugins/attention/causal"
+	"liquidlab/plugins/attention/causalgraph"
 	"liquidlab/plugins/attention/singlequery"
 	"liquidlab/plugins/flows/coupling"
 	"liquidlab/plugins/flows/couplinggraph"
@@ -35,6 +36,7 @@ var builtinComponents = []registry.Component{
 	{Kind: stage.KindFlows, Name: couplinggraph.Name, New: func() stage.Stage { return couplinggraph.New() }},
 	{Kind: stage.KindLiquid, Name: scangraph.Name, New: func() stage.Stage { return scangraph.New() }},
 	{Kind: stage.KindODE, Name: odefuncgraph.Name, New: func() stage.Stage { return odefuncgraph.New() }},
+	{Kind: stage.KindAttention, Name: causalgraph.Name, New: func() stage.Stage { return causalgraph.New() }},
 }
 
 // builtinRegistry is the registry of builtinComponents, sorted.

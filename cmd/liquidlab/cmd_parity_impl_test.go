@@ -30,3 +30,25 @@ func TestParityImpl(t *testing.T) {
 		t.Errorf("-impl flows=realnvp passed the coupling fixture; the flag does not swap the stage")
 	}
 }
+
+// TestParityImplAttentionGraph runs the attention stage fixtures (window, and
+// full with two heads, chunked) through the gorgonia-graph attention
+// (-impl attention=causal-graph), and checks that the pattern it does not
+// write as a graph (linear) is refused with an error naming the option.
+func TestParityImplAttentionGraph(t *testing.T) {
+	for _, f := range []string{"attn_window", "attn_full_h2"} {
+		fixture := "../../testdata/fixtures/attention/" + f + ".safetensors"
+		var out bytes.Buffer
+		if err := run(&env{stdout: &out, stderr: &out}, []string{"parity", "-impl", "attention=causal-graph", fixture}); err != nil {
+			t.Fatalf("parity -impl attention=causal-graph %s: %v\n%s", f, err, out.String())
+		}
+		if !strings.Contains(out.String(), "PASS") || !strings.Contains(out.String(), "attention/causal-graph") || !strings.Contains(out.String(), "chunked") {
+			t.Errorf("%s: no PASS line through causal-graph with a chunked pass:\n%s", f, out.String())
+		}
+	}
+	var out bytes.Buffer
+	err := run(&env{stdout: &out, stderr: &out}, []string{"parity", "-impl", "attention=causal-graph", "../../testdata/fixtures/attention/attn_linear_h2.safetensors"})
+	if err == nil || !strings.Contains(err.Error(), "pattern") {
+		t.Errorf("linear fixture through causal-graph: err %v, want a refusal naming option pattern", err)
+	}
+}

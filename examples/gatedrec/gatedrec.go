@@ -42,7 +42,7 @@ func describe(cfg stage.Config) (*gs.Description, error) {
 			Outputs: []string{stage.PortY, stage.PortH},
 		},
 		Shapes: map[string][]int{stage.PortE: {gs.B, gs.S, H}, stage.PortTimestamps: {gs.B, gs.S}, stage.PortH: {gs.B, H}},
-		NoGrad: []string{stage.PortTimestamps},
+		NoGrad: []string{stage.PortTimestamps}, StateGrads: map[string]string{stage.PortH: stage.PortH},
 	}, nil
 }
 

@@ -32,8 +32,16 @@
 // output; on the first chunk state is nil and the component starts from zeros
 // or from an input (as the liquid stages start from input "h"). Gradients stop
 // at the chunk boundary (truncated BPTT, as for the fused stages): the state
-// inputs are not differentiated. Helpers Linear and Tokens cover the common
-// PyTorch-layout linear layer over [B,S,D] tensors.
+// inputs are not differentiated, except that Description.StateGrads can name
+// an input that a carried state replaces on later chunks (the liquid stages'
+// "h"), whose gradient is then that state's — dL/d of the chunk's initial
+// state, as the fused liquid stages return it, so a host that adds it to the
+// previous chunk's output gradient gets full backpropagation through time
+// (plugins/liquid/scangraph's TestChunkedBackward). A state declared with −1
+// after the batch dimension has a size that varies from chunk to chunk (a
+// cache that grows with the sequence; plugins/attention/causalgraph's full
+// pattern); graphs are keyed by the state shapes too. Helpers Linear and
+// Tokens cover the common PyTorch-layout linear layer over [B,S,D] tensors.
 //
 // # Execution
 //

@@ -36,6 +36,13 @@ type Description struct {
 	stage.Description
 	Shapes map[string][]int // by input name
 	NoGrad []string         // inputs that receive no gradient (e.g. timestamps)
+	// StateGrads maps an input to the carried state that replaces it on a
+	// chunk after the first (a recurrence's initial "h"): there the input's
+	// gradient is the gradient of that state, dL/d of the chunk's initial
+	// state, as the fused liquid stages return it, so that a host can chain
+	// the chunks' backward passes (full backpropagation through time).
+	// Without it the input gets a zero gradient on later chunks.
+	StateGrads map[string]string
 }
 
 // Spec is a graph component: Describe and Build are all an author writes.
@@ -207,12 +214,12 @@ func (s *Stage) check(cfg stage.Config, req *stage.ForwardRequest) (*request, er
 			if v == nil {
 				return nil, fmt.Errorf("%s: carried state %q is missing (carry all of %v or none)", name, st.Name, stateNames(d))
 			}
-			if !tensor.SameShape(v.Shape, want) || len(v.Data) != tensor.Numel(want) {
+			if !fits(v.Shape, want) || len(v.Data) != tensor.Numel(v.Shape) {
 				return nil, fmt.Errorf("%s: carried state %q has shape %v (%d values), want %v", name, st.Name, v.Shape, len(v.Data), want)
 			}
 			r.state[st.Name] = v
+			fmt.Fprintf(&key, "|state.%s%v", st.Name, v.Shape)
 		}
-		key.WriteString("|state")
 	}
 	r.key = key.String()
 	if s.spec.Check != nil {
@@ -223,14 +230,28 @@ func (s *Stage) check(cfg stage.Config, req *stage.ForwardRequest) (*request, er
 	return r, nil
 }
 
+// stateShape is a state's declared shape with the batch size b for a
+// leading −1; a −1 further on is a size that varies from chunk to chunk (a
+// cache that grows with the sequence) and stays −1.
 func stateShape(st stage.StateSpec, b int) []int {
 	out := slices.Clone(st.Shape)
-	for i, v := range out {
-		if v == -1 {
-			out[i] = b
-		}
+	if len(out) > 0 && out[0] == -1 {
+		out[0] = b
 	}
 	return out
+}
+
+// fits reports whether shape sh matches want, where −1 in want is any size.
+func fits(sh, want []int) bool {
+	if len(sh) != len(want) {
+		return false
+	}
+	for i, w := range want {
+		if sh[i] != w && (w != -1 || sh[i] < 0) {
+			return false
+		}
+	}
+	return true
 }
 
 func stateNames(d *Description) []string {
@@ -336,7 +357,7 @@ func (s *Stage) build(cfg stage.Config, r *request, grad bool) (c *compiled, err
 		if n == nil {
 			return nil, fmt.Errorf("%s: Build returned no next state %q", d.Name, st.Name)
 		}
-		if want := stateShape(st, b); !tensor.SameShape(shapeOf(n), want) {
+		if want := stateShape(st, b); !fits(shapeOf(n), want) {
 			return nil, fmt.Errorf("%s: Build's next state %q has shape %v, want %v", d.Name, st.Name, shapeOf(n), want)
 		}
 	}
@@ -398,9 +419,17 @@ func (c *compiled) addGrads(d *Description) error {
 	var names []string
 	var wrt G.Nodes
 	for _, in := range d.Inputs {
-		if !slices.Contains(d.NoGrad, in) {
-			names, wrt = append(names, "in."+in), append(wrt, c.in[in])
+		if slices.Contains(d.NoGrad, in) {
+			continue
 		}
+		n := c.in[in]
+		if st, ok := d.StateGrads[in]; ok && c.state != nil {
+			if c.state[st] == nil {
+				return fmt.Errorf("StateGrads: input %q: no carried state %q", in, st)
+			}
+			n = c.state[st]
+		}
+		names, wrt = append(names, "in."+in), append(wrt, n)
 	}
 	for _, p := range d.Params {
 		if !p.NoGrad {

@@ -235,3 +235,94 @@ func TestConcurrent(t *testing.T) {
 		t.Errorf("%d live handles", n)
 	}
 }
+
+// growSpec is a stateful toy: y_t = w ⊙ (h + x_t), h = input "h0" on the first
+// chunk and the carried "h" later, next h = h + Σ_t x_t, and state "hist"
+// [B,n,D], every x so far (a cache that grows: −1 after the batch). With
+// stateGrads, input h0's gradient on a later chunk is the carried h's.
+func growSpec(stateGrads bool) Spec {
+	const D = 3
+	sg := map[string]string{}
+	if stateGrads {
+		sg["h0"] = "h"
+	}
+	return Spec{
+		Describe: func(cfg stage.Config) (*Description, error) {
+			return &Description{
+				Description: stage.Description{Kind: stage.KindLiquid, Name: "grow", Version: "0",
+					Params:  []stage.ParamSpec{{Name: "w", Shape: []int{D}, Init: "ones"}},
+					State:   []stage.StateSpec{{Name: "h", Shape: []int{-1, D}}, {Name: "hist", Shape: []int{-1, -1, D}}},
+					Inputs:  []string{stage.PortX, "h0"},
+					Outputs: []string{"y"}},
+				Shapes:     map[string][]int{stage.PortX: {B, S, D}, "h0": {B, D}},
+				StateGrads: sg,
+			}, nil
+		},
+		Build: func(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes, error) {
+			x := in[stage.PortX]
+			b := x.Shape()[0]
+			h, hist := in["h0"], x
+			if st != nil {
+				h, hist = st["h"], G.Must(G.Concat(1, st["hist"], x))
+			}
+			y := G.Must(G.BroadcastAdd(x, G.Must(G.Reshape(h, []int{b, 1, D})), nil, []byte{1}))
+			y = G.Must(G.BroadcastHadamardProd(y, p["w"], nil, []byte{0, 1}))
+			next := G.Must(G.Add(h, G.Must(G.Sum(x, 1))))
+			return Nodes{"y": y}, Nodes{"h": next, "hist": hist}, nil
+		},
+	}
+}
+
+// TestGrowingStateAndStateGrads checks a state whose size varies from chunk
+// to chunk (graphs keyed by it), a wrong carried shape refused by name, and
+// Description.StateGrads: on a later chunk, input h0's gradient is Σ_t w⊙dy_t
+// (the carried h's) with it, zero without.
+func TestGrowingStateAndStateGrads(t *testing.T) {
+	ctx := context.Background()
+	const Bn, D = 2, 3
+	w := tensor.From([]float32{1, 2, 3}, D)
+	for _, withSG := range []bool{false, true} {
+		s := New(growSpec(withSG))
+		var state tensor.Map
+		n := 0
+		for _, S := range []int{2, 3, 3} {
+			x := tensor.New(Bn, S, D)
+			for i := range x.Data {
+				x.Data[i] = float32(i%5) - 1
+			}
+			res, err := s.Forward(ctx, stage.Config{}, &stage.ForwardRequest{Params: tensor.Map{"w": w}, State: state, NeedGrad: true,
+				Inputs: tensor.Map{stage.PortX: x, "h0": tensor.New(Bn, D)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += S
+			if got := res.State["hist"].Shape; !tensor.SameShape(got, []int{Bn, n, D}) {
+				t.Fatalf("hist after %d tokens has shape %v", n, got)
+			}
+			dy := tensor.New(Bn, S, D)
+			for i := range dy.Data {
+				dy.Data[i] = 1
+			}
+			g, err := s.Backward(ctx, res.Handle, tensor.Map{"y": dy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range g.InputGrads["h0"].Data {
+				want := float32(S) * w.Data[i%D] // Σ_t w⊙dy_t
+				if state != nil && !withSG {
+					want = 0
+				}
+				if v != want {
+					t.Fatalf("StateGrads %v, chunk of %d after %v: gradient of h0[%d] = %v, want %v", withSG, S, state != nil, i, v, want)
+				}
+			}
+			state = res.State
+		}
+		bad := tensor.Map{"h": state["h"], "hist": tensor.New(Bn, 2, D+1)}
+		_, err := s.Forward(ctx, stage.Config{}, &stage.ForwardRequest{Params: tensor.Map{"w": w}, State: bad,
+			Inputs: tensor.Map{stage.PortX: tensor.New(Bn, 1, D), "h0": tensor.New(Bn, D)}})
+		if err == nil || !strings.Contains(err.Error(), `"hist"`) {
+			t.Errorf("state hist of shape [2 2 4]: error %v, want one naming it", err)
+		}
+	}
+}

@@ -10,9 +10,10 @@
 //
 // Differences from scan: other solver methods and dt_mode "constant" are
 // refused; timestamps that make Δ negative are not an error (the graph cannot
-// check data); on a chunk after the first the gradient of input "h" is zero
-// (the carried state is a constant input), where scan returns the gradient of
-// the carried state there.
+// check data). As scan, the gradient of input "h" is dL/d of the chunk's
+// initial state, on a chunk after the first the carried h
+// (Description.StateGrads), so chaining the chunks' backward passes through
+// it gives the unchunked gradients.
 package scangraph
 
 import (
@@ -47,7 +48,7 @@ func describe(cfg stage.Config) (*gs.Description, error) {
 	}
 	d.Name = Name
 	H := cfg.Dims["hidden_size"]
-	return &gs.Description{Description: *d, NoGrad: []string{stage.PortTimestamps},
+	return &gs.Description{Description: *d, NoGrad: []string{stage.PortTimestamps}, StateGrads: map[string]string{stage.PortH: "h"},
 		Shapes: map[string][]int{stage.PortE: {gs.B, gs.S, H}, stage.PortTimestamps: {gs.B, gs.S}, stage.PortH: {gs.B, H}}}, nil
 }
 

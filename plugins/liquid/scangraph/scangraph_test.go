@@ -101,11 +101,7 @@ func TestMatchesFused(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				grads := []string{"e"}
-				if chunk == 0 {
-					grads = append(grads, "h") // later chunks: see the package comment
-				}
-				for _, n := range grads {
+				for _, n := range []string{"e", "h"} {
 					if e := stagetest.RelErr(bf.InputGrads[n], bg.InputGrads[n]); e > 1e-3 {
 						t.Errorf("chunk %d: gradient of input %s: fused vs symbolic relative error %.3g > 1e-3", chunk, n, e)
 					}
@@ -121,5 +117,101 @@ func TestMatchesFused(t *testing.T) {
 				stF, stG = rf.State, rg.State
 			}
 		})
+	}
+}
+
+// TestChunkedBackward checks that the gradient of input "h" on a later chunk
+// is that of the carried state: backward passes chained from the last chunk
+// to the first (chunk k's gradient of h added to chunk k−1's output h) give
+// the unchunked gradients of e, h and every parameter to 1e-3.
+func TestChunkedBackward(t *testing.T) {
+	ctx := context.Background()
+	const H, B = 8, 2
+	chunks := []int{5, 3, 7}
+	S := 15
+	cfg := config(H)
+	rng := rand.New(rand.NewPCG(7, 7))
+	p := tensor.Map{
+		"input.weight":     tensor.From(stagetest.Randn(rng, H*H, 1/math.Sqrt(H)), H, H),
+		"input.bias":       tensor.From(stagetest.Randn(rng, H, 0.3), H),
+		"recurrent.weight": tensor.From(stagetest.Randn(rng, H*H, 1/math.Sqrt(H)), H, H),
+		"tau_raw":          tensor.From(stagetest.Randn(rng, H, 0.5), H),
+		"A":                tensor.From(stagetest.Randn(rng, H, 1), H),
+	}
+	ts := make([]float32, B*S)
+	for i := range ts {
+		ts[i] = 3 * rng.Float32()
+	}
+	for b := 0; b < B; b++ {
+		slices.Sort(ts[b*S : (b+1)*S])
+	}
+	e := tensor.From(stagetest.Randn(rng, B*S*H, 1), B, S, H)
+	h0 := tensor.From(stagetest.Randn(rng, B*H, 1), B, H)
+	dy := tensor.From(stagetest.Randn(rng, B*S*H, 1), B, S, H)
+	dh := tensor.From(stagetest.Randn(rng, B*H, 1), B, H)
+	// cut returns columns [t0, t0+n) of a [B,S,k…] tensor.
+	cut := func(x *tensor.Tensor, t0, n int) *tensor.Tensor {
+		k := len(x.Data) / (B * S)
+		sh := slices.Clone(x.Shape)
+		sh[1] = n
+		out := tensor.New(sh...)
+		for b := 0; b < B; b++ {
+			copy(out.Data[b*n*k:(b+1)*n*k], x.Data[(b*S+t0)*k:(b*S+t0+n)*k])
+		}
+		return out
+	}
+	st := New()
+	whole, err := st.Forward(ctx, cfg, &stage.ForwardRequest{Params: p, NeedGrad: true,
+		Inputs: tensor.Map{stage.PortE: e, stage.PortTimestamps: tensor.From(ts, B, S), stage.PortH: h0}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := st.Backward(ctx, whole.Handle, tensor.Map{"y": dy, "h": dh})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handles []uint64
+	var state tensor.Map
+	t0 := 0
+	for _, n := range chunks {
+		r, err := st.Forward(ctx, cfg, &stage.ForwardRequest{Params: p, State: state, NeedGrad: true,
+			Inputs: tensor.Map{stage.PortE: cut(e, t0, n), stage.PortTimestamps: cut(tensor.From(ts, B, S), t0, n), stage.PortH: h0}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		handles, state, t0 = append(handles, r.Handle), r.State, t0+n
+	}
+	de := tensor.New(B, S, H)
+	dp := tensor.Map{}
+	carry := dh
+	for k := len(chunks) - 1; k >= 0; k-- {
+		t0 -= chunks[k]
+		g, err := st.Backward(ctx, handles[k], tensor.Map{"y": cut(dy, t0, chunks[k]), "h": carry})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for b := 0; b < B; b++ {
+			copy(de.Data[(b*S+t0)*H:(b*S+t0+chunks[k])*H], g.InputGrads["e"].Data[b*chunks[k]*H:(b+1)*chunks[k]*H])
+		}
+		for n, v := range g.ParamGrads {
+			if dp[n] == nil {
+				dp[n] = tensor.New(v.Shape...)
+			}
+			for i, x := range v.Data {
+				dp[n].Data[i] += x
+			}
+		}
+		carry = g.InputGrads["h"]
+	}
+	if e := stagetest.RelErr(de, want.InputGrads["e"]); e > 1e-3 {
+		t.Errorf("gradient of e: chunked vs unchunked relative error %.3g > 1e-3", e)
+	}
+	if e := stagetest.RelErr(carry, want.InputGrads["h"]); e > 1e-3 {
+		t.Errorf("gradient of h: chunked vs unchunked relative error %.3g > 1e-3", e)
+	}
+	for n, v := range want.ParamGrads {
+		if e := stagetest.RelErr(dp[n], v); e > 1e-3 {
+			t.Errorf("gradient of %s: chunked vs unchunked relative error %.3g > 1e-3", n, e)
+		}
 	}
 }

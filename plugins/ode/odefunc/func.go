@@ -120,39 +120,40 @@ func (f *Func) AddGrads(dGamma, dBeta []float32) {
 	}
 }
 
-// sumSq is Σv² with four independent accumulators (latency, not accuracy).
-func sumSq(v []float32) float32 {
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(v); i += 4 {
-		a, b, c, d := v[i], v[i+1], v[i+2], v[i+3]
-		s0 += a * a
-		s1 += b * b
-		s2 += c * c
-		s3 += d * d
+// lanes is the number of partial sums of every reduction over a token's h
+// values: value i goes to partial sum i mod lanes, in index order, and the
+// partial sums are then added pairwise (laneSum). The C kernel of the cgo build
+// (eval_cgo.go) keeps the partial sums in one 16-float vector, so its results
+// are these bits.
+const lanes = 16
+
+// laneSum adds the partial sums pairwise: p[l] += p[l+w] for w = 8, 4, 2, 1.
+func laneSum(p *[lanes]float32) float32 {
+	for w := lanes / 2; w >= 1; w /= 2 {
+		for l := 0; l < w; l++ {
+			p[l] += p[l+w]
+		}
 	}
-	for ; i < len(v); i++ {
-		s0 += v[i] * v[i]
-	}
-	return (s0 + s1) + (s2 + s3)
+	return p[0]
 }
 
-// sumDev is Σ(v−mu)².
+// sumSq is Σv² in lane order.
+func sumSq(v []float32) float32 {
+	var p [lanes]float32
+	for i, x := range v {
+		p[i%lanes] += float32(x * x)
+	}
+	return laneSum(&p)
+}
+
+// sumDev is Σ(v−mu)² in lane order.
 func sumDev(v []float32, mu float32) float32 {
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(v); i += 4 {
-		a, b, c, d := v[i]-mu, v[i+1]-mu, v[i+2]-mu, v[i+3]-mu
-		s0 += a * a
-		s1 += b * b
-		s2 += c * c
-		s3 += d * d
+	var p [lanes]float32
+	for i, x := range v {
+		a := x - mu
+		p[i%lanes] += float32(a * a)
 	}
-	for ; i < len(v); i++ {
-		a := v[i] - mu
-		s0 += a * a
-	}
-	return (s0 + s1) + (s2 + s3)
+	return laneSum(&p)
 }
 
 // linCoef is the coefficient of y in the pre-LayerNorm vector:
@@ -168,37 +169,40 @@ func rstdOf(sumdev float32, h int) float32 {
 
 func (f *Func) evalBlocks(lo, hi int) {
 	h := f.h
+	r0, r1 := lo*blockRows, min(hi*blockRows, f.rows)
+	if evalRowsC(f.dy[r0*h:r1*h], f.y[r0*h:r1*h], f.gamma, f.beta, r1-r0, h) {
+		return
+	}
 	for b := lo; b < hi; b++ {
 		er := f.scratch[b*3*h : b*3*h+h]
 		for i := b * blockRows; i < min((b+1)*blockRows, f.rows); i++ {
-			yr, dr := f.y[i*h:(i+1)*h], f.dy[i*h:(i+1)*h]
-			f.evalRow(yr, dr, er)
+			evalRow(f.y[i*h:(i+1)*h], f.dy[i*h:(i+1)*h], er, f.gamma, f.beta)
 		}
 	}
 }
 
-// evalRow writes f(y) for one token; er is h floats of scratch.
-func (f *Func) evalRow(yr, dr, er []float32) {
+// evalRow writes f(y) for one token; er is h floats of scratch. It is the
+// reference of the C kernel (eval_cgo.go), which gives the same bits: the same
+// float32 operations in the same order, without fused multiply-adds (the
+// float32 conversions keep Go from fusing), and reductions in lane order.
+func evalRow(yr, dr, er, gamma, beta []float32) {
 	h := len(yr)
 	dr, er = dr[:h], er[:h]
 	c, _ := linCoef(sumSq(yr))
 	num.TanhFastSlice(dr, yr)
 	num.ErfFastSlice(er, yr, invSqrt2)
-	var s0, s1 float32
+	var p [lanes]float32
 	for j, y := range yr {
-		x := c*y + (1-alpha)*dr[j] + (0.5*alpha)*y*(1+er[j])
+		x := float32(c*y) + float32((1-alpha)*dr[j])
+		x += float32(float32((0.5*alpha)*y) * (1 + er[j]))
 		dr[j] = x
-		if j&1 == 0 {
-			s0 += x
-		} else {
-			s1 += x
-		}
+		p[j%lanes] += x
 	}
-	mu := (s0 + s1) / float32(h)
+	mu := laneSum(&p) / float32(h)
 	r := rstdOf(sumDev(dr, mu), h)
-	g, bb := f.gamma[:h], f.beta[:h]
+	g, bb := gamma[:h], beta[:h]
 	for j, x := range dr {
-		dr[j] = (x-mu)*r*g[j] + bb[j]
+		dr[j] = float32(float32((x-mu)*r)*g[j]) + bb[j]
 	}
 }
 
@@ -227,19 +231,15 @@ func (f *Func) vjpRow(yr, gr, gyr, s []float32, acc []float64) {
 	num.TanhFastSlice(sa, yr)          // tanh
 	num.ErfFastSlice(sb, yr, invSqrt2) // erf(y/√2)
 	num.NormPDFFastSlice(sc, yr)       // φ(y)
-	var s0, s1 float32
+	var p [lanes]float32
 	for j, y := range yr {
 		th, cdf := sa[j], 0.5*(1+sb[j])
 		x := c*y + (1-alpha)*th + alpha*y*cdf
 		sa[j] = x
 		sc[j] = c + (1-alpha)*(1-th*th) + alpha*(cdf+y*sc[j]) // ∂x_j/∂y_j without the norm term
-		if j&1 == 0 {
-			s0 += x
-		} else {
-			s1 += x
-		}
+		p[j%lanes] += x
 	}
-	mu := (s0 + s1) / float32(h)
+	mu := laneSum(&p) / float32(h)
 	r := rstdOf(sumDev(sa, mu), h)
 	dg, db := acc[:h], acc[h:2*h]
 	gam := f.gamma[:h]

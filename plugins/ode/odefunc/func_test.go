@@ -106,3 +106,36 @@ func TestNewFuncErrors(t *testing.T) {
 		t.Error("short gamma accepted")
 	}
 }
+
+// TestEvalKernelBits: the cgo build's C kernel gives exactly evalRow's bits
+// (the pure-Go build's path), also for large and extreme values.
+func TestEvalKernelBits(t *testing.T) {
+	for _, h := range []int{16, 48, 256} {
+		rows := 37
+		r := rand.New(rand.NewPCG(uint64(h), 3))
+		y := make([]float32, rows*h)
+		for i := range y {
+			y[i] = float32(r.NormFloat64() * 2)
+		}
+		y[0], y[1], y[2], y[h+3] = 30, -9, 1e-30, -5.5
+		gamma, beta := make([]float32, h), make([]float32, h)
+		for j := range gamma {
+			gamma[j] = 1 + float32(r.NormFloat64()*0.1)
+			beta[j] = float32(r.NormFloat64() * 0.1)
+		}
+		got := make([]float32, rows*h)
+		if !evalRowsC(got, y, gamma, beta, rows, h) {
+			t.Skip("no C kernel in this build")
+		}
+		er := make([]float32, h)
+		want := make([]float32, h)
+		for i := 0; i < rows; i++ {
+			evalRow(y[i*h:(i+1)*h], want, er, gamma, beta)
+			for j, w := range want {
+				if math.Float32bits(got[i*h+j]) != math.Float32bits(w) {
+					t.Fatalf("h=%d row %d [%d]: C %v, Go %v", h, i, j, got[i*h+j], w)
+				}
+			}
+		}
+	}
+}

@@ -13,7 +13,9 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 	rtol, atol := o.RTol, o.ATol
 	fn := float64(n)
 	sol := &Solution{Ys: make([][]float32, len(ts))}
-	sol.Ys[0] = append(num.GetBuf(len(y0))[:0], y0...)
+	if !o.LastOnly {
+		sol.Ys[0] = append(num.GetBuf(len(y0))[:0], y0...)
+	}
 	var tp *tape
 	y := y0
 	if o.Tape {
@@ -130,9 +132,11 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 				mid := rowTerms(terms, tb.mid32, k)
 				for ; oi < len(ts) && ts[oi] <= t1; oi++ {
 					x := (ts[oi] - t0) / (t1 - t0)
-					out := num.GetBuf(n)
-					p.interp(out, y, ynew, k[0], k[s-1], mid, dt, x)
-					sol.Ys[oi] = out
+					if !o.LastOnly || oi == len(ts)-1 {
+						out := num.GetBuf(n)
+						p.interp(out, y, ynew, k[0], k[s-1], mid, dt, x)
+						sol.Ys[oi] = out
+					}
 					if tp != nil {
 						tp.outs = append(tp.outs, outRef{step: len(tp.steps), x: x})
 					}

@@ -33,7 +33,9 @@ func rowTerms(dst []term, c []float32, v [][]float32) []term {
 func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *pool) (*Solution, error) {
 	n, s := len(y0), tb.stages()
 	sol := &Solution{Ys: make([][]float32, len(ts))}
-	sol.Ys[0] = append(num.GetBuf(len(y0))[:0], y0...)
+	if !o.LastOnly {
+		sol.Ys[0] = append(num.GetBuf(len(y0))[:0], y0...)
+	}
 	var tp *tape
 	y := y0
 	if o.Tape {

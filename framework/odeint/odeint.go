@@ -22,7 +22,13 @@ type Options struct {
 	Method     string  // "euler", "midpoint", "heun", "rk4", "bosh3", "dopri5"
 	RTol, ATol float64 // adaptive methods; zero means 1e-3 (the seed's values)
 	Tape       bool    // record what Backward needs
-	MaxSteps   int     // adaptive: error after this many attempted steps (0 = 10000)
+	// LastOnly: the caller reads only the solution at the last time. Ys[0]
+	// is then nil (no copy of y0), and so are the intermediate times of an
+	// adaptive method (no dense output there; a fixed-step method's are its
+	// states and stay). The last one has the same bits either way, and
+	// Backward still accepts gradients for every time.
+	LastOnly bool
+	MaxSteps int // adaptive: error after this many attempted steps (0 = 10000)
 	// Stop, when set, is called before every step; an error ends the solve
 	// with it (a cancelled context: func() error { return ctx.Err() }).
 	Stop func() error
@@ -33,7 +39,7 @@ type Stats struct{ NFE, Accepted, Rejected int }
 
 // Solution is the result of Solve.
 type Solution struct {
-	Ys    [][]float32 // solution at each requested time (Ys[0] is a copy of y0)
+	Ys    [][]float32 // solution at each requested time (Ys[0] is a copy of y0); see Options.LastOnly
 	Stats Stats
 	tape  *tape
 }

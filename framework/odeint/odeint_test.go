@@ -462,3 +462,82 @@ func TestParseOptions(t *testing.T) {
 		t.Error("three solver options expected")
 	}
 }
+
+// TestLastOnly: with Options.LastOnly the last output and the gradient are
+// the bits of a full solve, Ys[0] is nil, and so are an adaptive method's
+// intermediate outputs.
+func TestLastOnly(t *testing.T) {
+	f, y0 := benchSetup(2*blockLen + 77)
+	ts := []float64{0, 0.3, 0.35, 1}
+	for _, m := range []string{"rk4", "dopri5"} {
+		var last [2][]float32
+		var gs [2][]float32
+		for i, only := range []bool{false, true} {
+			sol, err := Solve(f, y0, ts, Options{Method: m, Tape: true, LastOnly: only})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last[i] = sol.Ys[len(ts)-1]
+			if only {
+				if sol.Ys[0] != nil {
+					t.Errorf("%s: LastOnly kept Ys[0]", m)
+				}
+				if m == "dopri5" && (sol.Ys[1] != nil || sol.Ys[2] != nil) {
+					t.Errorf("%s: LastOnly kept intermediate outputs", m)
+				}
+			}
+			g, err := sol.Backward(f, [][]float32{nil, nil, nil, last[i]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gs[i] = g
+		}
+		for j := range last[0] {
+			if math.Float32bits(last[0][j]) != math.Float32bits(last[1][j]) {
+				t.Fatalf("%s: last output [%d] %v vs %v", m, j, last[0][j], last[1][j])
+			}
+		}
+		for j := range gs[0] {
+			if math.Float32bits(gs[0][j]) != math.Float32bits(gs[1][j]) {
+				t.Fatalf("%s: gradient [%d] %v vs %v", m, j, gs[0][j], gs[1][j])
+			}
+		}
+	}
+}
+
+// TestErrorRatioAndInterpCMatchGo: the C kernels of errorRatio and interp
+// give the Go loops' bits, for every term count and ragged ends.
+func TestErrorRatioAndInterpCMatchGo(t *testing.T) {
+	const n = 3*tileLen + 37
+	rng := rand.New(rand.NewPCG(4, 4))
+	mk := func() []float32 { return randVec(rng, n, 2) }
+	y, yn, f0, f1 := mk(), mk(), mk(), mk()
+	y[3], yn[4] = -0, float32(math.Inf(1))
+	for nt := 0; nt <= 7; nt++ {
+		var terms []term
+		for k := 0; k < nt; k++ {
+			terms = append(terms, term{c: float32(k)*0.37 - 1.1, v: mk()})
+		}
+		sumC, accC, ok := errorRatioRangeC(y, yn, 0.0123, terms, 1e-3, 1e-4, 5, n)
+		if !ok {
+			t.Skip("pure-Go build")
+		}
+		sumGo, accGo := errorRatioRangeGo(y, yn, 0.0123, terms, 1e-3, 1e-4, 5, n)
+		if math.Float64bits(sumC) != math.Float64bits(sumGo) || math.Float32bits(accC) != math.Float32bits(accGo) {
+			t.Errorf("errorRatio, %d terms: C %v %v, Go %v %v", nt, sumC, accC, sumGo, accGo)
+		}
+		sumC, _, _ = errorRatioRangeC(y, y, 0.0123, terms, 1e-3, 1e-4, 0, n-3)
+		sumGo, _ = errorRatioRangeGo(y, y, 0.0123, terms, 1e-3, 1e-4, 0, n-3)
+		if math.Float64bits(sumC) != math.Float64bits(sumGo) {
+			t.Errorf("errorRatio (finite), %d terms: C %v, Go %v", nt, sumC, sumGo)
+		}
+		a, b := make([]float32, n), make([]float32, n)
+		interpRangeC(a, y, yn, f0, f1, terms, 0.3, 0.6, 0.4, 0.16, 0.064, 0.0256, 5, n)
+		interpRangeGo(b, y, yn, f0, f1, terms, 0.3, 0.6, 0.4, 0.16, 0.064, 0.0256, 5, n)
+		for i := range a {
+			if math.Float32bits(a[i]) != math.Float32bits(b[i]) && !(a[i] != a[i] && b[i] != b[i]) {
+				t.Fatalf("interp, %d terms: [%d] C %v, Go %v", nt, i, a[i], b[i])
+			}
+		}
+	}
+}

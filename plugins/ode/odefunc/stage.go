@@ -243,7 +243,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	mean, rstd := make([]float32, n), make([]float32, n)
 	num.LayerNormForward(e0, a, lg, lb, n, h, num.LNEps, mean, rstd)
 
-	sol, err := odeint.Solve(fn, e0, ts, odeint.Options{Method: c.method, RTol: c.rtol, ATol: c.atol, Tape: req.NeedGrad, Stop: ctx.Err})
+	sol, err := odeint.Solve(fn, e0, ts, odeint.Options{Method: c.method, RTol: c.rtol, ATol: c.atol, Tape: req.NeedGrad, LastOnly: true, Stop: ctx.Err})
 	if err != nil {
 		return nil, fmt.Errorf("odefunc: integrating %d tokens with %s: %w", n, c.method, err)
 	}

@@ -3,11 +3,9 @@
 package odefunc
 
 /*
-#cgo CFLAGS: -O3 -Wno-psabi
+#cgo CFLAGS: -O3 -Wno-psabi -I${SRCDIR}/../../../framework/num
 #pragma GCC optimize("fp-contract=off")
 #include <math.h>
-#include <stdint.h>
-#include <string.h>
 
 // Func.Eval over a range of rows in one call, 16 values at a time in GCC
 // vector types (one zmm register with AVX-512, two ymm with AVX2): every lane
@@ -16,61 +14,7 @@ package odefunc
 // lane l's partial sum of the values i ≡ l (mod 16), then adds them pairwise
 // (laneSum), so the bits are evalRow's. Rows must have a multiple of 16 values.
 
-typedef float vf __attribute__((vector_size(64), aligned(4)));
-typedef uint32_t vu __attribute__((vector_size(64), aligned(4)));
-#define INL static inline __attribute__((always_inline))
-
-INL vf vload(const float *p) { vf v; memcpy(&v, p, 64); return v; }
-INL void vstore(float *p, vf v) { memcpy(p, &v, 64); }
-
-// |x| limited to the float whose bits are c, sign kept (fastmath.go's clampAbs).
-INL vf vclamp_abs(vf x, uint32_t c) {
-	vu b = (vu)x;
-	vu a = b & 0x7fffffffu;
-	vu cc = (vu){0} + c;
-	vu m = (vu)(a < cc);
-	a = (a & m) | (cc & ~m);
-	return (vf)(a | (b & 0x80000000u));
-}
-
-INL vf vtanh(vf v) {
-	v = vclamp_abs(v, 0x40fcf84fu);
-	vf x2 = v * v;
-	vf p = x2 * -2.76076847742355e-16f + 2.00018790482477e-13f;
-	p = x2 * p + -8.60467152213735e-11f;
-	p = x2 * p + 5.12229709037114e-08f;
-	p = x2 * p + 1.48572235717979e-05f;
-	p = x2 * p + 6.37261928875436e-04f;
-	p = x2 * p + 4.89352455891786e-03f;
-	vf q = x2 * 1.19825839466702e-06f + 1.18534705686654e-04f;
-	q = x2 * q + 2.26843463243900e-03f;
-	q = x2 * q + 4.89352518554385e-03f;
-	return v * p / q;
-}
-
-INL vf verf(vf v) {
-	v = vclamp_abs(v, 0x40800000u);
-	vf x2 = v * v;
-	vf p = x2 * -2.72614225801306e-10f + 2.77068142495902e-08f;
-	p = x2 * p + -2.10102402082508e-06f;
-	p = x2 * p + -5.69250639462346e-05f;
-	p = x2 * p + -7.34990630326855e-04f;
-	p = x2 * p + -2.95459980854025e-03f;
-	p = x2 * p + -1.60960333262415e-02f;
-	vf q = x2 * -1.45660718464996e-05f + -2.13374055278905e-04f;
-	q = x2 * q + -1.68282697438203e-03f;
-	q = x2 * q + -7.37332916720468e-03f;
-	q = x2 * q + -1.42647390514189e-02f;
-	return v * p / q;
-}
-
-INL float lane_sum(vf p) {
-	float a[16];
-	memcpy(a, &p, 64);
-	for (int w = 8; w >= 1; w /= 2)
-		for (int l = 0; l < w; l++) a[l] += a[l + w];
-	return a[0];
-}
+#include "vecf.h"
 
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void ll_odef_eval(float *dy, const float *y, const float *gamma, const float *beta,

@@ -179,8 +179,8 @@ func errorRatioRangeGo(y, yn []float32, dt float32, terms []term, rtol, atol flo
 			if b > a {
 				a = b
 			}
-			r := e / (atol + rtol*float64(a))
-			part[i%8] += r * r
+			r := e / (atol + float64(rtol*float64(a)))
+			part[i%8] += float64(r * r)
 			acc += y1[i] * 0
 		}
 	}
@@ -257,19 +257,15 @@ func (p *pool) axpyInto(dst []float32, add bool, c float32, g []float32) {
 	})
 }
 
-// initNorms returns Σ(y0/s)² and Σ(f0/s)² with s = atol + |y0|·rtol, and whether y0 is finite.
+// initNorms returns Σ(y0/s)² and Σ(f0/s)² with s = atol + |y0|·rtol, and whether
+// y0 is finite. Within a block, value i goes to partial sum i mod 8 and the
+// partial sums are added pairwise (the C kernel's order, kernels_cgo.go).
 func (p *pool) initNorms(y0, f0 []float32, rtol, atol float64) (float64, float64, bool) {
 	var part1 = make([]float64, p.nb)
 	s0, ok := p.run(4, func(lo, hi int) (float64, float32) {
-		var a, b float64
-		var acc float32
-		for i := lo; i < hi; i++ {
-			y := float64(y0[i])
-			s := atol + math.Abs(y)*rtol
-			u, v := y/s, float64(f0[i])/s
-			a += u * u
-			b += v * v
-			acc += y0[i]*0 + f0[i]*0
+		a, b, acc, ok := initNormsRangeC(y0, f0, rtol, atol, lo, hi)
+		if !ok {
+			a, b, acc = initNormsRangeGo(y0, f0, rtol, atol, lo, hi)
 		}
 		part1[(lo / blockLen)] = b
 		return a, acc
@@ -281,18 +277,50 @@ func (p *pool) initNorms(y0, f0 []float32, rtol, atol float64) (float64, float64
 	return s0, s1, ok
 }
 
-// diffNorm returns Σ((f1−f0)/s)² with s = atol + |y0|·rtol; f1−f0 in float32 as the reference.
+// lanes8 adds eight partial sums pairwise.
+func lanes8(p *[8]float64) float64 {
+	for w := 4; w >= 1; w /= 2 {
+		for l := 0; l < w; l++ {
+			p[l] += p[l+w]
+		}
+	}
+	return p[0]
+}
+
+func initNormsRangeGo(y0, f0 []float32, rtol, atol float64, lo, hi int) (float64, float64, float32) {
+	var a, b [8]float64
+	var acc float32
+	for i := lo; i < hi; i++ {
+		y := float64(y0[i])
+		s := atol + float64(math.Abs(y)*rtol)
+		u, v := y/s, float64(f0[i])/s
+		a[(i-lo)%8] += float64(u * u)
+		b[(i-lo)%8] += float64(v * v)
+		acc += y0[i]*0 + f0[i]*0
+	}
+	return lanes8(&a), lanes8(&b), acc
+}
+
+// diffNorm returns Σ((f1−f0)/s)² with s = atol + |y0|·rtol; f1−f0 in float32 as
+// the reference; the sum in initNorms's order.
 func (p *pool) diffNorm(y0, f0, f1 []float32, rtol, atol float64) float64 {
 	s, _ := p.run(4, func(lo, hi int) (float64, float32) {
-		var a float64
-		for i := lo; i < hi; i++ {
-			s := atol + math.Abs(float64(y0[i]))*rtol
-			u := float64(f1[i]-f0[i]) / s
-			a += u * u
+		if a, ok := diffNormRangeC(y0, f0, f1, rtol, atol, lo, hi); ok {
+			return a, 0
 		}
-		return a, 0
+		return diffNormRangeGo(y0, f0, f1, rtol, atol, lo, hi), 0
 	})
 	return s
+}
+
+func diffNormRangeGo(y0, f0, f1 []float32, rtol, atol float64, lo, hi int) float64 {
+	var a [8]float64
+	for i := lo; i < hi; i++ {
+		s := atol + float64(math.Abs(float64(y0[i]))*rtol)
+		u := float64(f1[i]-f0[i]) / s
+		a[(i-lo)%8] += float64(u * u)
+	}
+	return lanes8(&a)
 }
 
 // allFinite reports whether v holds no NaN or Inf.

@@ -5,6 +5,7 @@ package odeint
 /*
 #cgo CFLAGS: -O3
 #pragma GCC optimize("fp-contract=off")
+#include <math.h>
 
 // lincombRange in C, in the same float32 order as the Go loop (t = c0·v0, then
 // t = t + ck·vk left to right, then dst = base + scale·t) and without fused
@@ -149,6 +150,63 @@ void ll_interp(float *dst, const float *y0, const float *y1, const float *f0, co
 		}
 	}
 }
+
+// initNorms's and diffNorm's block kernels (kernels.go): value i of the block
+// in partial sum i mod 8, the partial sums added pairwise.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+float ll_initnorms(const float *y0, const float *f0, double rtol, double atol, long lo, long hi,
+		double *sa, double *sb) {
+	double a[8] = {0}, b[8] = {0};
+	float acc = 0;
+	long i = lo;
+	for (; i + 8 <= hi; i += 8) {
+		for (int l = 0; l < 8; l++) {
+			double y = (double)y0[i + l];
+			double s = atol + fabs(y) * rtol;
+			double u = y / s, v = (double)f0[i + l] / s;
+			a[l] += u * u;
+			b[l] += v * v;
+			acc += y0[i + l] * 0 + f0[i + l] * 0;
+		}
+	}
+	for (; i < hi; i++) {
+		double y = (double)y0[i];
+		double s = atol + fabs(y) * rtol;
+		double u = y / s, v = (double)f0[i] / s;
+		a[(i - lo) % 8] += u * u;
+		b[(i - lo) % 8] += v * v;
+		acc += y0[i] * 0 + f0[i] * 0;
+	}
+	for (int w = 4; w >= 1; w /= 2)
+		for (int l = 0; l < w; l++) {
+			a[l] += a[l + w];
+			b[l] += b[l + w];
+		}
+	*sa = a[0];
+	*sb = b[0];
+	return acc;
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default")))
+double ll_diffnorm(const float *y0, const float *f0, const float *f1, double rtol, double atol, long lo, long hi) {
+	double a[8] = {0};
+	long i = lo;
+	for (; i + 8 <= hi; i += 8) {
+		for (int l = 0; l < 8; l++) {
+			double s = atol + fabs((double)y0[i + l]) * rtol;
+			double u = (double)(f1[i + l] - f0[i + l]) / s;
+			a[l] += u * u;
+		}
+	}
+	for (; i < hi; i++) {
+		double s = atol + fabs((double)y0[i]) * rtol;
+		double u = (double)(f1[i] - f0[i]) / s;
+		a[(i - lo) % 8] += u * u;
+	}
+	for (int w = 4; w >= 1; w /= 2)
+		for (int l = 0; l < w; l++) a[l] += a[l + w];
+	return a[0];
+}
 */
 import "C"
 
@@ -211,4 +269,20 @@ func interpRangeC(dst, y0, y1, f0, f1 []float32, mid []term, dt32, dt2, x1, x2, 
 		C.float(x1), C.float(x2), C.float(x3), C.float(x4), C.long(lo), C.long(hi),
 		C.int(len(mid)), c[0], v[0], c[1], v[1], c[2], v[2], c[3], v[3], c[4], v[4], c[5], v[5], c[6], v[6])
 	return true
+}
+
+func initNormsRangeC(y0, f0 []float32, rtol, atol float64, lo, hi int) (a, b float64, acc float32, ok bool) {
+	if hi <= lo {
+		return 0, 0, 0, false
+	}
+	var sa, sb C.double
+	r := C.ll_initnorms(fptr(y0), fptr(f0), C.double(rtol), C.double(atol), C.long(lo), C.long(hi), &sa, &sb)
+	return float64(sa), float64(sb), float32(r), true
+}
+
+func diffNormRangeC(y0, f0, f1 []float32, rtol, atol float64, lo, hi int) (float64, bool) {
+	if hi <= lo {
+		return 0, false
+	}
+	return float64(C.ll_diffnorm(fptr(y0), fptr(f0), fptr(f1), C.double(rtol), C.double(atol), C.long(lo), C.long(hi))), true
 }

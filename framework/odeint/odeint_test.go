@@ -541,3 +541,26 @@ func TestErrorRatioAndInterpCMatchGo(t *testing.T) {
 		}
 	}
 }
+
+// TestNormsCMatchGo: the C kernels of initNorms and diffNorm give the Go
+// loops' bits.
+func TestNormsCMatchGo(t *testing.T) {
+	const n = 1003
+	rng := rand.New(rand.NewPCG(6, 6))
+	y, f0, f1 := randVec(rng, n, 2), randVec(rng, n, 2), randVec(rng, n, 2)
+	y[5] = -0
+	for _, lo := range []int{0, 3} {
+		a, b, acc, ok := initNormsRangeC(y, f0, 1e-3, 1e-4, lo, n)
+		if !ok {
+			t.Skip("pure-Go build")
+		}
+		ga, gb, gacc := initNormsRangeGo(y, f0, 1e-3, 1e-4, lo, n)
+		if math.Float64bits(a) != math.Float64bits(ga) || math.Float64bits(b) != math.Float64bits(gb) || acc != gacc {
+			t.Errorf("initNorms from %d: C %v %v %v, Go %v %v %v", lo, a, b, acc, ga, gb, gacc)
+		}
+		d, _ := diffNormRangeC(y, f0, f1, 1e-3, 1e-4, lo, n)
+		if gd := diffNormRangeGo(y, f0, f1, 1e-3, 1e-4, lo, n); math.Float64bits(d) != math.Float64bits(gd) {
+			t.Errorf("diffNorm from %d: C %v, Go %v", lo, d, gd)
+		}
+	}
+}

@@ -66,6 +66,8 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 
 	expo := -1 / float64(tb.order)
 	terms := make([]term, 0, s)
+	var cs []float32 // EvalComb's arguments
+	var vs [][]float32
 	var st [][]float32 // tape mode: stage inputs of the current attempt
 	tc1 := ts[0]
 	oi, attempts := 1, 0
@@ -106,6 +108,11 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 				yj = st[j]
 			}
 			terms = rowTerms(terms, tb.a32[j], k)
+			if tp == nil && j < s-1 {
+				// An intermediate stage input that nothing keeps.
+				evalStage(f, p, stageTime(t0, dt, tb.c[j]), yj, y, dt32, terms, k[j], &cs, &vs)
+				continue
+			}
 			p.lincomb(yj, y, dt32, terms)
 			f.Eval(stageTime(t0, dt, tb.c[j]), yj, k[j])
 			ynew = yj

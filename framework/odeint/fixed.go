@@ -53,6 +53,8 @@ func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *p
 		defer num.PutBuf(scratch)
 	}
 	terms := make([]term, 0, s)
+	var cs []float32 // EvalComb's arguments
+	var vs [][]float32
 	for i := 0; i+1 < len(ts); i++ {
 		if o.Stop != nil {
 			if err := o.Stop(); err != nil {
@@ -76,6 +78,10 @@ func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *p
 					yj = scratch
 				}
 				terms = rowTerms(terms, tb.a32[j], k)
+				if tp == nil {
+					evalStage(f, p, stageTime(t0, dt, tb.c[j]), yj, y, dt32, terms, k[j], &cs, &vs)
+					continue
+				}
 				p.lincomb(yj, y, dt32, terms)
 			}
 			f.Eval(stageTime(t0, dt, tb.c[j]), yj, k[j])

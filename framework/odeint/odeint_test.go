@@ -564,3 +564,62 @@ func TestNormsCMatchGo(t *testing.T) {
 		}
 	}
 }
+
+// combTanh is tanhFunc with EvalComb, which forms the argument in the order
+// CombFunc prescribes and counts its calls.
+type combTanh struct {
+	*tanhFunc
+	nComb int
+}
+
+func (f *combTanh) EvalComb(t float64, base []float32, scale float32, cs []float32, vs [][]float32, dy []float32) {
+	f.nComb++
+	x := make([]float32, len(base))
+	for i := range x {
+		var s float32
+		for k, c := range cs {
+			if k == 0 {
+				s = c * vs[0][i]
+			} else {
+				s += float32(c * vs[k][i])
+			}
+		}
+		x[i] = base[i] + float32(scale*s)
+	}
+	f.Eval(t, x, dy)
+}
+
+// TestCombFunc: a Func with EvalComb gets the same solution, bit for bit, and
+// is asked for the unkept stage inputs only when there is no tape.
+func TestCombFunc(t *testing.T) {
+	ts := []float64{0, 0.3, 1.2}
+	for _, m := range []string{"rk4", "bosh3", "dopri5"} {
+		rng := rand.New(rand.NewPCG(3, 3))
+		plain := newTanhFunc(rng, 4)
+		y0 := randVec(rng, 4*blockLen/2+8, 1)
+		want, err := Solve(plain, y0, ts, Options{Method: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tape := range []bool{false, true} {
+			cf := &combTanh{tanhFunc: &tanhFunc{d: plain.d, W: plain.W, b: plain.b, c: plain.c, gW: plain.gW, gb: plain.gb}}
+			got, err := Solve(cf, y0, ts, Options{Method: m, Tape: tape})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Stats != want.Stats {
+				t.Fatalf("%s: stats %+v, want %+v", m, got.Stats, want.Stats)
+			}
+			for k := range want.Ys {
+				for i := range want.Ys[k] {
+					if math.Float32bits(got.Ys[k][i]) != math.Float32bits(want.Ys[k][i]) {
+						t.Fatalf("%s tape=%v: Ys[%d][%d] = %v, want %v", m, tape, k, i, got.Ys[k][i], want.Ys[k][i])
+					}
+				}
+			}
+			if (cf.nComb > 0) == tape {
+				t.Errorf("%s tape=%v: EvalComb called %d times", m, tape, cf.nComb)
+			}
+		}
+	}
+}

@@ -16,39 +16,67 @@ package odefunc
 
 #include "vecf.h"
 
+// f(y) for one row of h values; dr may be yr (each chunk of 16 is read
+// before it is written).
+INL void eval_row(float *dr, const float *yr, const float *gamma, const float *beta, long h, float scale) {
+	vf s = {0};
+	for (long j = 0; j < h; j += 16) {
+		vf v = vload(yr + j);
+		s += v * v;
+	}
+	float c = (float)(-0.001 * sqrt((double)lane_sum(s)));
+	vf sx = {0};
+	for (long j = 0; j < h; j += 16) {
+		vf v = vload(yr + j);
+		vf t = vtanh(v);
+		vf e = verf(v * scale);
+		vf x = c * v + 0.8f * t;
+		x += (0.1f * v) * (1.0f + e);
+		vstore(dr + j, x);
+		sx += x;
+	}
+	float mu = lane_sum(sx) / (float)h;
+	vf sd = {0};
+	for (long j = 0; j < h; j += 16) {
+		vf a = vload(dr + j) - mu;
+		sd += a * a;
+	}
+	float r = (float)(1.0 / sqrt((double)lane_sum(sd) / (double)h + 1e-5));
+	for (long j = 0; j < h; j += 16) {
+		vf x = vload(dr + j);
+		vstore(dr + j, ((x - mu) * r) * vload(gamma + j) + vload(beta + j));
+	}
+}
+
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void ll_odef_eval(float *dy, const float *y, const float *gamma, const float *beta,
 		long rows, long h, float scale) {
+	for (long i = 0; i < rows; i++) eval_row(dy + i * h, y + i * h, gamma, beta, h, scale);
+}
+
+// Func.EvalComb: each row's argument x = base + sc·s, s = c0·v0 then s + ck·vk
+// (odeint's lincomb order), formed in the output row, then f in place.
+// Offsets are in floats from the start of every vector.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void ll_odef_eval_comb(float *dy, const float *base, float sc, long off, long rows, long h,
+		const float *gamma, const float *beta, float scale,
+		int nt, float c0, const float *v0, float c1, const float *v1, float c2, const float *v2,
+		float c3, const float *v3, float c4, const float *v4, float c5, const float *v5,
+		float c6, const float *v6) {
+	const float *v[7] = {v0, v1, v2, v3, v4, v5, v6};
+	const float c[7] = {c0, c1, c2, c3, c4, c5, c6};
 	for (long i = 0; i < rows; i++) {
-		const float *yr = y + i * h;
-		float *dr = dy + i * h;
-		vf s = {0};
+		long o = off + i * h;
+		float *dr = dy + o;
 		for (long j = 0; j < h; j += 16) {
-			vf v = vload(yr + j);
-			s += v * v;
+			vf t = {0};
+			if (nt > 0) {
+				t = c[0] * vload(v[0] + o + j);
+				for (int k = 1; k < nt; k++) t = t + c[k] * vload(v[k] + o + j);
+			}
+			vstore(dr + j, vload(base + o + j) + sc * t);
 		}
-		float c = (float)(-0.001 * sqrt((double)lane_sum(s)));
-		vf sx = {0};
-		for (long j = 0; j < h; j += 16) {
-			vf v = vload(yr + j);
-			vf t = vtanh(v);
-			vf e = verf(v * scale);
-			vf x = c * v + 0.8f * t;
-			x += (0.1f * v) * (1.0f + e);
-			vstore(dr + j, x);
-			sx += x;
-		}
-		float mu = lane_sum(sx) / (float)h;
-		vf sd = {0};
-		for (long j = 0; j < h; j += 16) {
-			vf a = vload(dr + j) - mu;
-			sd += a * a;
-		}
-		float r = (float)(1.0 / sqrt((double)lane_sum(sd) / (double)h + 1e-5));
-		for (long j = 0; j < h; j += 16) {
-			vf x = vload(dr + j);
-			vstore(dr + j, ((x - mu) * r) * vload(gamma + j) + vload(beta + j));
-		}
+		eval_row(dr, dr, gamma, beta, h, scale);
 	}
 }
 */
@@ -68,5 +96,25 @@ func evalRowsC(dy, y, gamma, beta []float32, rows, h int) bool {
 	C.ll_odef_eval((*C.float)(unsafe.Pointer(&dy[0])), (*C.float)(unsafe.Pointer(&y[0])),
 		(*C.float)(unsafe.Pointer(&gamma[0])), (*C.float)(unsafe.Pointer(&beta[0])),
 		C.long(rows), C.long(h), C.float(float32(invSqrt2)))
+	return true
+}
+
+// evalCombC is Func.EvalComb's kernel for rows [r0, r1); false (nothing
+// written) when h is not a multiple of 16 or there are more than 7 terms.
+func evalCombC(dy, base []float32, sc float32, cs []float32, vs [][]float32, gamma, beta []float32, r0, r1, h int) bool {
+	if h%16 != 0 || len(cs) > 7 || r1 <= r0 {
+		return false
+	}
+	var c [7]C.float
+	var v [7]*C.float
+	for k := range cs {
+		_ = vs[k][r1*h-1]
+		c[k], v[k] = C.float(cs[k]), (*C.float)(unsafe.Pointer(&vs[k][0]))
+	}
+	_, _ = dy[r1*h-1], base[r1*h-1]
+	C.ll_odef_eval_comb((*C.float)(unsafe.Pointer(&dy[0])), (*C.float)(unsafe.Pointer(&base[0])), C.float(sc),
+		C.long(r0*h), C.long(r1-r0), C.long(h),
+		(*C.float)(unsafe.Pointer(&gamma[0])), (*C.float)(unsafe.Pointer(&beta[0])), C.float(float32(invSqrt2)),
+		C.int(len(cs)), c[0], v[0], c[1], v[1], c[2], v[2], c[3], v[3], c[4], v[4], c[5], v[5], c[6], v[6])
 	return true
 }

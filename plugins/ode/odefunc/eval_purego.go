@@ -5,3 +5,8 @@ package odefunc
 // evalRowsC reports false in the pure-Go build: Func.Eval runs evalRow, whose
 // bits the cgo build's C kernel reproduces (eval_cgo.go).
 func evalRowsC(dy, y, gamma, beta []float32, rows, h int) bool { return false }
+
+// evalCombC reports false in the pure-Go build (Func.EvalComb's Go loop).
+func evalCombC(dy, base []float32, sc float32, cs []float32, vs [][]float32, gamma, beta []float32, r0, r1, h int) bool {
+	return false
+}

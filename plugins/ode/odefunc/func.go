@@ -36,7 +36,11 @@ type Func struct {
 
 	// arguments of the call in flight, read by the bound kernels below
 	y, dy, g, gy []float32
+	sc           float32 // EvalComb: y is the base, x = y + sc·Σ cs·vs
+	cs           []float32
+	vs           [][]float32
 	evalFn       func(lo, hi int)
+	combFn       func(lo, hi int)
 	vjpFn        func(lo, hi int)
 }
 
@@ -58,6 +62,7 @@ func NewFunc(rows, h int, gamma, beta []float32) (*Func, error) {
 		scratch: make([]float32, nb*3*h),
 	}
 	f.evalFn = f.evalBlocks
+	f.combFn = f.combBlocks
 	f.vjpFn = f.vjpBlocks
 	return f, nil
 }
@@ -81,6 +86,51 @@ func (f *Func) Eval(_ float64, y, dy []float32) {
 	f.y, f.dy = y, dy
 	num.ParallelRows(f.blocks(), blockRows*f.h*60, f.evalFn)
 	f.y, f.dy = nil, nil
+}
+
+// EvalComb sets dy = f(t, x) for x = base + scale·Σ cs[k]·vs[k], formed as
+// odeint.CombFunc prescribes, without storing x (odeint's solvers call it for
+// the stage inputs they do not keep). dy must not overlap base or vs.
+func (f *Func) EvalComb(_ float64, base []float32, scale float32, cs []float32, vs [][]float32, dy []float32) {
+	f.check("base", base)
+	f.check("dy", dy)
+	for _, v := range vs {
+		f.check("term", v)
+	}
+	f.y, f.dy, f.sc, f.cs, f.vs = base, dy, scale, cs, vs
+	num.ParallelRows(f.blocks(), blockRows*f.h*(60+2*len(cs)), f.combFn)
+	f.y, f.dy, f.cs, f.vs = nil, nil, nil, nil
+}
+
+func (f *Func) combBlocks(lo, hi int) {
+	h := f.h
+	r0, r1 := lo*blockRows, min(hi*blockRows, f.rows)
+	if evalCombC(f.dy, f.y, f.sc, f.cs, f.vs, f.gamma, f.beta, r0, r1, h) {
+		return
+	}
+	for b := lo; b < hi; b++ {
+		er, xr := f.scratch[b*3*h:b*3*h+h], f.scratch[b*3*h+h:b*3*h+2*h]
+		for i := b * blockRows; i < min((b+1)*blockRows, f.rows); i++ {
+			combRow(xr, f.y[i*h:(i+1)*h], f.sc, f.cs, f.vs, i*h)
+			evalRow(xr, f.dy[i*h:(i+1)*h], er, f.gamma, f.beta)
+		}
+	}
+}
+
+// combRow sets x = base + sc·s with s = cs[0]·vs[0][off:], then s + cs[k]·vs[k][off:]
+// (odeint's lincomb order; float32 conversions keep Go from fusing).
+func combRow(x, base []float32, sc float32, cs []float32, vs [][]float32, off int) {
+	for j := range x {
+		var s float32
+		for k, c := range cs {
+			if k == 0 {
+				s = c * vs[0][off+j]
+			} else {
+				s += float32(c * vs[k][off+j])
+			}
+		}
+		x[j] = base[j] + float32(sc*s)
+	}
 }
 
 // VJP adds gᵀ∂f/∂y to gy and accumulates gᵀ∂f/∂gamma and gᵀ∂f/∂beta into the

@@ -42,7 +42,7 @@ type Stage struct {
 
 var (
 	_ stage.Stage = (*Stage)(nil)
-	_ odeint.Func = (*Func)(nil)
+	_ odeint.CombFunc = (*Func)(nil)
 )
 
 // New returns the stage.

@@ -41,7 +41,7 @@ type Stage struct {
 }
 
 var (
-	_ stage.Stage = (*Stage)(nil)
+	_ stage.Stage     = (*Stage)(nil)
 	_ odeint.CombFunc = (*Func)(nil)
 )
 

@@ -79,6 +79,21 @@ void ll_odef_eval_comb(float *dy, const float *base, float sc, long off, long ro
 		eval_row(dr, dr, gamma, beta, h, scale);
 	}
 }
+
+// a[i·h + j] += be[j] over rows rows.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void ll_add_bias(float *a, const float *be, long rows, long h) {
+	for (long i = 0; i < rows; i++) {
+		float *r = a + i * h;
+		for (long j = 0; j < h; j++) r[j] += be[j];
+	}
+}
+
+// e = y + s·e0, element by element.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void ll_residual(float *e, const float *y, const float *e0, long n, float s) {
+	for (long i = 0; i < n; i++) e[i] = y[i] + s * e0[i];
+}
 */
 import "C"
 
@@ -117,4 +132,24 @@ func evalCombC(dy, base []float32, sc float32, cs []float32, vs [][]float32, gam
 		(*C.float)(unsafe.Pointer(&gamma[0])), (*C.float)(unsafe.Pointer(&beta[0])), C.float(float32(invSqrt2)),
 		C.int(len(cs)), c[0], v[0], c[1], v[1], c[2], v[2], c[3], v[3], c[4], v[4], c[5], v[5], c[6], v[6])
 	return true
+}
+
+// addBias adds be to each of the rows rows of a (h values each).
+func addBias(a, be []float32, rows, h int) {
+	if rows*h < 64 {
+		addBiasGo(a, be, rows, h)
+		return
+	}
+	_, _ = a[rows*h-1], be[h-1]
+	C.ll_add_bias((*C.float)(unsafe.Pointer(&a[0])), (*C.float)(unsafe.Pointer(&be[0])), C.long(rows), C.long(h))
+}
+
+// residual sets e = y + s·e0.
+func residual(e, y, e0 []float32, s float32) {
+	if len(e) < 64 {
+		residualGo(e, y, e0, s)
+		return
+	}
+	_, _ = y[len(e)-1], e0[len(e)-1]
+	C.ll_residual((*C.float)(unsafe.Pointer(&e[0])), (*C.float)(unsafe.Pointer(&y[0])), (*C.float)(unsafe.Pointer(&e0[0])), C.long(len(e)), C.float(s))
 }

@@ -10,3 +10,7 @@ func evalRowsC(dy, y, gamma, beta []float32, rows, h int) bool { return false }
 func evalCombC(dy, base []float32, sc float32, cs []float32, vs [][]float32, gamma, beta []float32, r0, r1, h int) bool {
 	return false
 }
+
+func addBias(a, be []float32, rows, h int) { addBiasGo(a, be, rows, h) }
+
+func residual(e, y, e0 []float32, s float32) { residualGo(e, y, e0, s) }

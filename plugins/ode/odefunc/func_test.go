@@ -175,3 +175,23 @@ func TestEvalCombBits(t *testing.T) {
 		}
 	}
 }
+
+// TestBiasResidualBits: the C loops of the stage's bias and residual give the
+// Go loops' bits.
+func TestBiasResidualBits(t *testing.T) {
+	r := rand.New(rand.NewPCG(2, 7))
+	const rows, h = 9, 40
+	a, be := stagetest.Randn(r, rows*h, 1), stagetest.Randn(r, h, 1)
+	b := append([]float32(nil), a...)
+	addBias(a, be, rows, h)
+	addBiasGo(b, be, rows, h)
+	y, e0 := stagetest.Randn(r, rows*h, 1), stagetest.Randn(r, rows*h, 1)
+	e1, e2 := make([]float32, rows*h), make([]float32, rows*h)
+	residual(e1, y, e0, residualScale)
+	residualGo(e2, y, e0, residualScale)
+	for i := range a {
+		if math.Float32bits(a[i]) != math.Float32bits(b[i]) || math.Float32bits(e1[i]) != math.Float32bits(e2[i]) {
+			t.Fatalf("[%d]: bias %v vs %v, residual %v vs %v", i, a[i], b[i], e1[i], e2[i])
+		}
+	}
+}

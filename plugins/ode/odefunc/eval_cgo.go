@@ -80,6 +80,96 @@ void ll_odef_eval_comb(float *dy, const float *base, float sc, long off, long ro
 	}
 }
 
+typedef float vf8 __attribute__((vector_size(32), aligned(4)));
+typedef double vd8 __attribute__((vector_size(64), aligned(8)));
+
+// d[0:16] += (double)x, lane by lane.
+INL void acc_f64(double *d, vf x) {
+	vf8 lo, hi;
+	memcpy(&lo, &x, 32);
+	memcpy(&hi, (char *)&x + 32, 32);
+	vd8 a;
+	memcpy(&a, d, 64);
+	a += __builtin_convertvector(lo, vd8);
+	memcpy(d, &a, 64);
+	memcpy(&a, d + 8, 64);
+	a += __builtin_convertvector(hi, vd8);
+	memcpy(d + 8, &a, 64);
+}
+
+// fastmath.go's NormPDFFast lane by lane.
+INL vf vnormpdf(vf v) {
+	v = vclamp_abs(v, 0x41200000u);
+	v = -0.5f * v * v;
+	return 0.3989422804014327f * vexp(v);
+}
+
+// Func.VJP for the rows of one block (func.go's vjpRow, lane by lane): s is 3h
+// floats of scratch, acc the block's 2h float64 accumulators (dγ, dβ).
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void ll_odef_vjp(const float *y, const float *g, float *gy, const float *gamma, float *s, double *acc,
+		long rows, long h, float scale) {
+	float *sa = s, *sb = s + h, *sc = s + 2 * h;
+	double *dg = acc, *db = acc + h;
+	for (long i = 0; i < rows; i++) {
+		const float *yr = y + i * h, *gr = g + i * h;
+		float *gyr = gy + i * h;
+		vf ss = {0};
+		for (long j = 0; j < h; j += 16) {
+			vf v = vload(yr + j);
+			ss += v * v;
+		}
+		double nn = sqrt((double)lane_sum(ss));
+		float c = (float)(-0.001 * nn), n = (float)nn;
+		vf px = {0};
+		for (long j = 0; j < h; j += 16) {
+			vf v = vload(yr + j);
+			vf th = vtanh(v);
+			vf cdf = 0.5f * (1.0f + verf(v * scale));
+			vf pdf = vnormpdf(v);
+			vf x = c * v + 0.8f * th;
+			x += (0.2f * v) * cdf;
+			vstore(sa + j, x);
+			vf d = c + 0.8f * (1.0f - th * th);
+			vstore(sc + j, d + 0.2f * (cdf + v * pdf));
+			px += x;
+		}
+		float mu = lane_sum(px) / (float)h;
+		vf sd = {0};
+		for (long j = 0; j < h; j += 16) {
+			vf a = vload(sa + j) - mu;
+			sd += a * a;
+		}
+		float r = (float)(1.0 / sqrt((double)lane_sum(sd) / (double)h + 1e-5));
+		vf p1 = {0}, p2 = {0};
+		for (long j = 0; j < h; j += 16) {
+			vf xh = (vload(sa + j) - mu) * r;
+			vf gj = vload(gr + j);
+			acc_f64(dg + j, gj * xh);
+			acc_f64(db + j, gj);
+			vf gx = gj * vload(gamma + j);
+			p1 += gx;
+			p2 += gx * xh;
+			vstore(sa + j, xh);
+			vstore(sb + j, gx);
+		}
+		float a1 = lane_sum(p1) / (float)h, a2 = lane_sum(p2) / (float)h;
+		vf pd = {0};
+		for (long j = 0; j < h; j += 16) {
+			vf dx = r * ((vload(sb + j) - a1) - vload(sa + j) * a2);
+			vstore(sb + j, dx);
+			pd += dx * vload(yr + j);
+		}
+		float dot = lane_sum(pd);
+		float k = 0;
+		if (n > 0) k = -0.001f * dot / n;
+		for (long j = 0; j < h; j += 16) {
+			vf v = vload(yr + j);
+			vstore(gyr + j, vload(gyr + j) + (vload(sb + j) * vload(sc + j) + k * v));
+		}
+	}
+}
+
 // a[i·h + j] += be[j] over rows rows.
 __attribute__((target_clones("avx512f", "avx2", "default")))
 void ll_add_bias(float *a, const float *be, long rows, long h) {
@@ -152,4 +242,18 @@ func residual(e, y, e0 []float32, s float32) {
 	}
 	_, _ = y[len(e)-1], e0[len(e)-1]
 	C.ll_residual((*C.float)(unsafe.Pointer(&e[0])), (*C.float)(unsafe.Pointer(&y[0])), (*C.float)(unsafe.Pointer(&e0[0])), C.long(len(e)), C.float(s))
+}
+
+// vjpRowsC runs vjpRow over rows rows of one block with the C kernel and
+// reports true, or false (nothing done) when h is not a multiple of 16.
+func vjpRowsC(y, g, gy, gamma, s []float32, acc []float64, rows, h int) bool {
+	if h%16 != 0 || rows <= 0 {
+		return false
+	}
+	_, _, _ = y[rows*h-1], g[rows*h-1], gy[rows*h-1]
+	_, _, _ = gamma[h-1], s[3*h-1], acc[2*h-1]
+	C.ll_odef_vjp((*C.float)(unsafe.Pointer(&y[0])), (*C.float)(unsafe.Pointer(&g[0])), (*C.float)(unsafe.Pointer(&gy[0])),
+		(*C.float)(unsafe.Pointer(&gamma[0])), (*C.float)(unsafe.Pointer(&s[0])), (*C.double)(unsafe.Pointer(&acc[0])),
+		C.long(rows), C.long(h), C.float(float32(invSqrt2)))
+	return true
 }

@@ -14,3 +14,6 @@ func evalCombC(dy, base []float32, sc float32, cs []float32, vs [][]float32, gam
 func addBias(a, be []float32, rows, h int) { addBiasGo(a, be, rows, h) }
 
 func residual(e, y, e0 []float32, s float32) { residualGo(e, y, e0, s) }
+
+// vjpRowsC reports false in the pure-Go build (Func.VJP runs vjpRow).
+func vjpRowsC(y, g, gy, gamma, s []float32, acc []float64, rows, h int) bool { return false }

@@ -261,19 +261,25 @@ func (f *Func) vjpBlocks(lo, hi int) {
 	for b := lo; b < hi; b++ {
 		s := f.scratch[b*3*h : (b+1)*3*h]
 		acc := f.acc[b*2*h : (b+1)*2*h]
-		for i := b * blockRows; i < min((b+1)*blockRows, f.rows); i++ {
-			f.vjpRow(f.y[i*h:(i+1)*h], f.g[i*h:(i+1)*h], f.gy[i*h:(i+1)*h], s, acc)
+		r0, r1 := b*blockRows, min((b+1)*blockRows, f.rows)
+		if vjpRowsC(f.y[r0*h:r1*h], f.g[r0*h:r1*h], f.gy[r0*h:r1*h], f.gamma, s, acc, r1-r0, h) {
+			continue
+		}
+		for i := r0; i < r1; i++ {
+			vjpRow(f.y[i*h:(i+1)*h], f.g[i*h:(i+1)*h], f.gy[i*h:(i+1)*h], f.gamma, s, acc)
 		}
 	}
 }
 
 // vjpRow recomputes the forward of one token from y, then adds gᵀ∂f/∂y to gy and
-// gᵀ∂f/∂(γ,β) to acc (2h float64). s is 3h floats of scratch.
+// gᵀ∂f/∂(γ,β) to acc (2h float64). s is 3h floats of scratch. It is the
+// reference of the C kernel (eval_cgo.go): the same operations in the same
+// order, reductions in lane order, conversions that keep Go from fusing.
 //
 // With x = c(n)·y + φ(y), c = −0.001·n, n = ‖y‖, φ = 0.8·tanh + 0.2·gelu, and
 // dx the LayerNorm input gradient:
 // gy_k += dx_k·(c + φ'(y_k)) − 0.001·(Σ_j dx_j·y_j)·y_k/n.
-func (f *Func) vjpRow(yr, gr, gyr, s []float32, acc []float64) {
+func vjpRow(yr, gr, gyr, gamma, s []float32, acc []float64) {
 	h := len(yr)
 	gr, gyr = gr[:h], gyr[:h]
 	sa, sb, sc := s[:h], s[h:2*h], s[2*h:3*h]
@@ -283,41 +289,45 @@ func (f *Func) vjpRow(yr, gr, gyr, s []float32, acc []float64) {
 	num.NormPDFFastSlice(sc, yr)       // φ(y)
 	var p [lanes]float32
 	for j, y := range yr {
-		th, cdf := sa[j], 0.5*(1+sb[j])
-		x := c*y + (1-alpha)*th + alpha*y*cdf
+		th, cdf := sa[j], float32(0.5*(1+sb[j]))
+		x := float32(c*y) + float32((1-alpha)*th)
+		x += float32(float32(alpha*y) * cdf)
 		sa[j] = x
-		sc[j] = c + (1-alpha)*(1-th*th) + alpha*(cdf+y*sc[j]) // ∂x_j/∂y_j without the norm term
+		// ∂x_j/∂y_j without the norm term
+		d := c + float32((1-alpha)*(1-float32(th*th)))
+		sc[j] = d + float32(alpha*(cdf+float32(y*sc[j])))
 		p[j%lanes] += x
 	}
 	mu := laneSum(&p) / float32(h)
 	r := rstdOf(sumDev(sa, mu), h)
 	dg, db := acc[:h], acc[h:2*h]
-	gam := f.gamma[:h]
-	var a1, a2 float32
+	gam := gamma[:h]
+	var p1, p2 [lanes]float32
 	for j, x := range sa {
 		xh := (x - mu) * r
 		gj := gr[j]
 		dg[j] += float64(gj * xh)
 		db[j] += float64(gj)
 		gx := gj * gam[j]
-		a1 += gx
-		a2 += gx * xh
+		p1[j%lanes] += gx
+		p2[j%lanes] += float32(gx * xh)
 		sa[j] = xh
 		sb[j] = gx
 	}
-	a1 /= float32(h)
-	a2 /= float32(h)
-	var dot float32
+	a1 := laneSum(&p1) / float32(h)
+	a2 := laneSum(&p2) / float32(h)
+	var pd [lanes]float32
 	for j, xh := range sa {
-		dx := r * (sb[j] - a1 - xh*a2)
+		dx := r * (sb[j] - a1 - float32(xh*a2))
 		sb[j] = dx
-		dot += dx * yr[j]
+		pd[j%lanes] += float32(dx * yr[j])
 	}
+	dot := laneSum(&pd)
 	var k float32
 	if n > 0 {
 		k = -decayFactor * adaptiveFactor * dot / n
 	}
 	for j, y := range yr {
-		gyr[j] += sb[j]*sc[j] + k*y
+		gyr[j] += float32(sb[j]*sc[j]) + float32(k*y)
 	}
 }

@@ -195,3 +195,35 @@ func TestBiasResidualBits(t *testing.T) {
 		}
 	}
 }
+
+// TestVJPKernelBits: the cgo build's VJP kernel gives exactly vjpRow's bits,
+// for gy and for the float64 parameter-gradient accumulators.
+func TestVJPKernelBits(t *testing.T) {
+	for _, h := range []int{16, 48, 256} {
+		const rows = 37
+		r := rand.New(rand.NewPCG(uint64(h), 5))
+		y, g := stagetest.Randn(r, rows*h, 2), stagetest.Randn(r, rows*h, 1)
+		y[0], y[1], y[h+2] = 12, -7, 1e-30
+		gamma := stagetest.Randn(r, h, 1)
+		gyC, gyGo := stagetest.Randn(r, rows*h, 1), make([]float32, rows*h)
+		copy(gyGo, gyC)
+		accC, accGo := make([]float64, 2*h), make([]float64, 2*h)
+		s := make([]float32, 3*h)
+		if !vjpRowsC(y, g, gyC, gamma, s, accC, rows, h) {
+			t.Skip("no C kernel in this build")
+		}
+		for i := 0; i < rows; i++ {
+			vjpRow(y[i*h:(i+1)*h], g[i*h:(i+1)*h], gyGo[i*h:(i+1)*h], gamma, s, accGo)
+		}
+		for i := range gyC {
+			if math.Float32bits(gyC[i]) != math.Float32bits(gyGo[i]) {
+				t.Fatalf("h=%d gy[%d]: C %v, Go %v", h, i, gyC[i], gyGo[i])
+			}
+		}
+		for i := range accC {
+			if math.Float64bits(accC[i]) != math.Float64bits(accGo[i]) {
+				t.Fatalf("h=%d acc[%d]: C %v, Go %v", h, i, accC[i], accGo[i])
+			}
+		}
+	}
+}

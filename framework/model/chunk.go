@@ -1,8 +1,10 @@
 package model
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"runtime/pprof"
 	"time"
 
 	"liquidlab/framework/num"
@@ -51,11 +53,11 @@ func (r *batchRun) runChunk(s0 int) error {
 	size := min(r.chunk, r.b.S-s0)
 	ch := &chunk{s0: s0, size: size, n: r.b.B * size, last: s0+size == r.b.S, handles: map[string]uint64{}}
 	defer r.release(ch)
-	r.embed(ch)
+	r.labelled("embed", func() error { r.embed(ch); return nil })
 	if err := r.forward(ch); err != nil {
 		return err
 	}
-	if err := r.head(ch); err != nil {
+	if err := r.labelled("head", func() error { return r.head(ch) }); err != nil {
 		return err
 	}
 	if err := r.liquidCell(ch); err != nil {
@@ -103,8 +105,13 @@ func (r *batchRun) embed(ch *chunk) {
 // statistics to the result.
 func (r *batchRun) call(ch *chunk, kind string, in, state tensor.Map) (*stage.ForwardResult, error) {
 	m := r.m
-	fr, err := m.Stages[kind].Forward(r.ctx, m.Configs[kind], &stage.ForwardRequest{
-		Params: r.params[kind], Inputs: in, State: state, NeedGrad: r.opt.Train})
+	var fr *stage.ForwardResult
+	err := r.labelled(kind, func() error {
+		var err error
+		fr, err = m.Stages[kind].Forward(r.ctx, m.Configs[kind], &stage.ForwardRequest{
+			Params: r.params[kind], Inputs: in, State: state, NeedGrad: r.opt.Train})
+		return err
+	})
 	if err == nil && fr == nil {
 		err = errors.New("Forward returned no result")
 	}
@@ -116,6 +123,17 @@ func (r *batchRun) call(ch *chunk, kind string, in, state tensor.Map) (*stage.Fo
 		r.res.Stats[kind+"."+k] += v
 	}
 	return fr, nil
+}
+
+// labelled runs fn with the pprof label step=<step> on this goroutine and on
+// the goroutines it starts (num.Gemm's and num.ParallelRows' workers), so a CPU
+// profile of a run (bench -cpuprofile) tells the forward steps apart:
+// go tool pprof -tagfocus step=ode. In-process stages only: a plugin's work
+// runs in its own process.
+func (r *batchRun) labelled(step string, fn func() error) error {
+	var err error
+	pprof.Do(r.ctx, pprof.Labels("step", step), func(context.Context) { err = fn() })
+	return err
 }
 
 // outputErr says which stage returned a missing or misshapen output.

@@ -20,8 +20,9 @@
 // The output head runs in float32 (Dims.HeadPrecision "fp32", the default and
 // the parity reference) or, with "bf16", in bfloat16 with float32 accumulation
 // through package bf16 on CPUs with AVX512_BF16 (New refuses it elsewhere).
-// The bf16 head keeps a packed copy of W_o, rebuilt on every training Run, on
-// the Run after one (an optimiser step came between) and after Init,
+// The head keeps a packed copy of its weight (the bf16 head W_o in bfloat16, the
+// fp32 head [W_o | b_o] as one [V, H+1] matrix), rebuilt on every training Run,
+// on the Run after one (an optimiser step came between) and after Init,
 // LoadStateDict or Params.Changed; whoever writes parameter values otherwise
-// calls Params.Changed. Its backward products stay in float32.
+// calls Params.Changed. The bf16 head's backward products stay in float32.
 package model

@@ -138,7 +138,7 @@ func TestHeadBF16Training(t *testing.T) {
 	}
 }
 
-// fresh builds a new bf16 model holding m's current parameter values.
+// fresh builds a new model (of m's head precision) holding m's current parameter values.
 func fresh(t *testing.T, m *model.Model) *model.Model {
 	t.Helper()
 	n, err := model.New(context.Background(), m.Dims, seedStages(t), euler)
@@ -164,39 +164,53 @@ func same(a, b []float32) bool {
 	return len(a) == len(b)
 }
 
-// TestHeadBF16Repacks: the packed bf16 weight follows the parameters — after
-// an optimiser step, after LoadStateDict and after Params.Changed, a forward
-// pass gives exactly what a freshly built model with the same values gives.
-func TestHeadBF16Repacks(t *testing.T) {
-	needBF16(t)
-	m := seedModel(t, headDims("bf16"), euler)
-	b := randomBatch(m.Dims, 1, 19, 5)
-	before := headLogits(t, m, b) // packs the initial weights
-	trainSteps(t, m, 1, 1e-2)
-	after := headLogits(t, m, b)
-	if same(after, before) {
-		t.Fatal("an optimiser step did not change the logits")
-	}
-	if want := headLogits(t, fresh(t, m), b); !same(after, want) {
-		t.Error("after an optimiser step the bf16 head used stale packed weights")
-	}
-	// Written directly, then announced with Changed.
-	w := m.Params.Get("output_proj.weight").Value.Data
-	for i := range w {
-		w[i] *= -1
-	}
-	m.Params.Changed()
-	if want := headLogits(t, fresh(t, m), b); !same(headLogits(t, m, b), want) {
-		t.Error("after Params.Changed the bf16 head used stale packed weights")
-	}
-	// Loaded from another model's values.
-	other := seedModel(t, headDims("bf16"), euler)
-	other.Init(99)
-	if err := m.Params.LoadStateDict(other.Params.StateDict()); err != nil {
-		t.Fatal(err)
-	}
-	if want := headLogits(t, other, b); !same(headLogits(t, m, b), want) {
-		t.Error("after LoadStateDict the bf16 head used stale packed weights")
+// TestHeadRepacks: the packed head weights — the bf16 head's, and the fp32
+// head's [W_o | b_o] — follow the parameters: after an optimiser step, after
+// LoadStateDict and after Params.Changed, a forward pass gives exactly what a
+// freshly built model with the same values gives.
+func TestHeadRepacks(t *testing.T) {
+	for _, prec := range []string{"fp32", "bf16"} {
+		t.Run(prec, func(t *testing.T) {
+			if prec == "bf16" {
+				needBF16(t)
+			}
+			m := seedModel(t, headDims(prec), euler)
+			b := randomBatch(m.Dims, 1, 19, 5)
+			before := headLogits(t, m, b) // packs the initial weights
+			if !same(headLogits(t, m, b), before) {
+				t.Fatal("a second forward pass gave other logits")
+			}
+			trainSteps(t, m, 1, 1e-2)
+			after := headLogits(t, m, b)
+			if same(after, before) {
+				t.Fatal("an optimiser step did not change the logits")
+			}
+			if want := headLogits(t, fresh(t, m), b); !same(after, want) {
+				t.Error("after an optimiser step the head used stale packed weights")
+			}
+			// Written directly, then announced with Changed.
+			w := m.Params.Get("output_proj.weight").Value.Data
+			for i := range w {
+				w[i] *= -1
+			}
+			bo := m.Params.Get("output_proj.bias").Value.Data
+			for i := range bo {
+				bo[i] += 0.5
+			}
+			m.Params.Changed()
+			if want := headLogits(t, fresh(t, m), b); !same(headLogits(t, m, b), want) {
+				t.Error("after Params.Changed the head used stale packed weights")
+			}
+			// Loaded from another model's values.
+			other := seedModel(t, headDims(prec), euler)
+			other.Init(99)
+			if err := m.Params.LoadStateDict(other.Params.StateDict()); err != nil {
+				t.Fatal(err)
+			}
+			if want := headLogits(t, other, b); !same(headLogits(t, m, b), want) {
+				t.Error("after LoadStateDict the head used stale packed weights")
+			}
+		})
 	}
 }
 

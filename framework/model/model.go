@@ -132,6 +132,11 @@ type Model struct {
 	packed        bf16.Packed
 	packedVersion uint64
 	packedOK      bool
+	// The same for the float32 head's [W_o | b_o] (scratch.wob): wobOK is
+	// false until the first pack, after every training Run and after
+	// DropScratch.
+	wobVersion uint64
+	wobOK      bool
 }
 
 // PerTokenLiquid reports whether the liquid stage feeds the head.

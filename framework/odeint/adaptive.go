@@ -13,7 +13,9 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 	rtol, atol := o.RTol, o.ATol
 	fn := float64(n)
 	sol := &Solution{Ys: make([][]float32, len(ts))}
-	sol.Ys[0] = append(num.GetBuf(len(y0))[:0], y0...)
+	if !o.LastOnly {
+		sol.Ys[0] = append(num.GetBuf(len(y0))[:0], y0...)
+	}
 	var tp *tape
 	y := y0
 	if o.Tape {
@@ -64,6 +66,8 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 
 	expo := -1 / float64(tb.order)
 	terms := make([]term, 0, s)
+	var cs []float32 // EvalComb's arguments
+	var vs [][]float32
 	var st [][]float32 // tape mode: stage inputs of the current attempt
 	tc1 := ts[0]
 	oi, attempts := 1, 0
@@ -104,6 +108,11 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 				yj = st[j]
 			}
 			terms = rowTerms(terms, tb.a32[j], k)
+			if tp == nil && j < s-1 {
+				// An intermediate stage input that nothing keeps.
+				evalStage(f, p, stageTime(t0, dt, tb.c[j]), yj, y, dt32, terms, k[j], &cs, &vs)
+				continue
+			}
 			p.lincomb(yj, y, dt32, terms)
 			f.Eval(stageTime(t0, dt, tb.c[j]), yj, k[j])
 			ynew = yj
@@ -130,9 +139,11 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 				mid := rowTerms(terms, tb.mid32, k)
 				for ; oi < len(ts) && ts[oi] <= t1; oi++ {
 					x := (ts[oi] - t0) / (t1 - t0)
-					out := num.GetBuf(n)
-					p.interp(out, y, ynew, k[0], k[s-1], mid, dt, x)
-					sol.Ys[oi] = out
+					if !o.LastOnly || oi == len(ts)-1 {
+						out := num.GetBuf(n)
+						p.interp(out, y, ynew, k[0], k[s-1], mid, dt, x)
+						sol.Ys[oi] = out
+					}
 					if tp != nil {
 						tp.outs = append(tp.outs, outRef{step: len(tp.steps), x: x})
 					}

@@ -94,3 +94,45 @@ func BenchmarkLincomb6(b *testing.B) {
 		p.lincomb(dst, y, 0.01, terms)
 	}
 }
+
+// BenchmarkErrorRatioInterp compares the C block kernels of errorRatio (7
+// terms) and interp (6 mid terms) with their Go loops, over 1M elements on
+// one core: impl=c is what the cgo build runs, impl=go the pure-Go build.
+func BenchmarkErrorRatioInterp(b *testing.B) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	n := 1 << 20
+	y, yn, f0, f1, dst := randVec(rng, n, 1), randVec(rng, n, 1), randVec(rng, n, 1), randVec(rng, n, 1), make([]float32, n)
+	terms := make([]term, 7)
+	for i := range terms {
+		terms[i] = term{float32(i) + 0.5, randVec(rng, n, 1)}
+	}
+	if _, _, ok := errorRatioRangeC(y, yn, 0.01, terms, 1e-3, 1e-3, 0, 8); !ok {
+		b.Skip("pure-Go build")
+	}
+	for _, impl := range []string{"c", "go"} {
+		b.Run("kernel=errorRatio/impl="+impl, func(b *testing.B) {
+			b.SetBytes(int64(4 * n * 9))
+			for b.Loop() {
+				for lo := 0; lo < n; lo += blockLen {
+					if impl == "c" {
+						errorRatioRangeC(y, yn, 0.01, terms, 1e-3, 1e-3, lo, lo+blockLen)
+					} else {
+						errorRatioRangeGo(y, yn, 0.01, terms, 1e-3, 1e-3, lo, lo+blockLen)
+					}
+				}
+			}
+		})
+		b.Run("kernel=interp/impl="+impl, func(b *testing.B) {
+			b.SetBytes(int64(4 * n * 11))
+			for b.Loop() {
+				for lo := 0; lo < n; lo += blockLen {
+					if impl == "c" {
+						interpRangeC(dst, y, yn, f0, f1, terms[:6], 0.1, 0.2, 0.5, 0.25, 0.125, 0.0625, lo, lo+blockLen)
+					} else {
+						interpRangeGo(dst, y, yn, f0, f1, terms[:6], 0.1, 0.2, 0.5, 0.25, 0.125, 0.0625, lo, lo+blockLen)
+					}
+				}
+			}
+		})
+	}
+}

@@ -54,12 +54,21 @@
 //
 // # Contract
 //
-// Solve never modifies or retains y0 and allocates every Ys[i]; the caller owns
-// them. f must not retain the slices it is given: they are the solver's buffers
+// Solve never modifies or retains y0 and allocates every Ys[i] it fills; the
+// caller owns them. f must not retain the slices it is given: they are the solver's buffers
 // and the tape. Buffers are allocated once per Solve; steps allocate only outputs
 // and tape. Long vector loops run in blocks of 16384 elements spread across cores
 // with num.ParallelRows (reductions are summed per block, then in order, so results
 // do not depend on the core count); f itself should parallelise its own work.
+// Within a block, the float64 norms (error ratio, first-step norms) sum value i
+// into partial sum i mod 8 and add the partial sums pairwise: the C kernels of the
+// cgo build and the Go loops of the pure-Go build give the same bits.
+//
+// Shortcuts: with Options.LastOnly, Ys holds only the last time's solution (no
+// copy of y0, no dense output at intermediate times of an adaptive method). A
+// Func that is also a CombFunc forms the stage inputs the solver does not keep
+// (no tape) itself, in the solver's order, and is evaluated there without the
+// input going through memory; the solution has the same bits either way.
 //
 // Errors (never panics on bad input): unknown method (the message lists Methods),
 // fewer than two times or times not strictly increasing or not finite, empty y0,

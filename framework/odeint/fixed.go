@@ -33,7 +33,9 @@ func rowTerms(dst []term, c []float32, v [][]float32) []term {
 func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *pool) (*Solution, error) {
 	n, s := len(y0), tb.stages()
 	sol := &Solution{Ys: make([][]float32, len(ts))}
-	sol.Ys[0] = append(num.GetBuf(len(y0))[:0], y0...)
+	if !o.LastOnly {
+		sol.Ys[0] = append(num.GetBuf(len(y0))[:0], y0...)
+	}
 	var tp *tape
 	y := y0
 	if o.Tape {
@@ -51,6 +53,8 @@ func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *p
 		defer num.PutBuf(scratch)
 	}
 	terms := make([]term, 0, s)
+	var cs []float32 // EvalComb's arguments
+	var vs [][]float32
 	for i := 0; i+1 < len(ts); i++ {
 		if o.Stop != nil {
 			if err := o.Stop(); err != nil {
@@ -74,6 +78,10 @@ func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *p
 					yj = scratch
 				}
 				terms = rowTerms(terms, tb.a32[j], k)
+				if tp == nil {
+					evalStage(f, p, stageTime(t0, dt, tb.c[j]), yj, y, dt32, terms, k[j], &cs, &vs)
+					continue
+				}
 				p.lincomb(yj, y, dt32, terms)
 			}
 			f.Eval(stageTime(t0, dt, tb.c[j]), yj, k[j])

@@ -145,37 +145,51 @@ func lincombRangeGo(dst, base []float32, scale float32, terms []term, lo, hi int
 }
 
 // errorRatio returns rms(err/(atol + rtol·max(|y|,|yn|))) with err = dt·Σ e·k
-// (float32, as the reference forms it; the norm in float64), and whether yn is finite.
+// (float32, as the reference forms it; the norm in float64), and whether yn is
+// finite. Within a block, value i goes to partial sum i mod 8 and the partial
+// sums are added pairwise, the order of the vectorised C kernel (kernels_cgo.go).
 func (p *pool) errorRatio(y, yn []float32, dt float32, terms []term, rtol, atol float64) (float64, bool) {
 	s, ok := p.run(len(terms)+4, func(lo, hi int) (float64, float32) {
-		var tile [tileLen]float32
-		var sum float64
-		var acc float32
-		for off := lo; off < hi; off += tileLen {
-			t := tile[:min(tileLen, hi-off)]
-			sumTile(t, terms, off)
-			y0, y1 := y[off:off+len(t)], yn[off:off+len(t)]
-			for i := range t {
-				e := float64(dt * t[i])
-				a, b := y0[i], y1[i]
-				if a < 0 {
-					a = -a
-				}
-				if b < 0 {
-					b = -b
-				}
-				if b > a {
-					a = b
-				}
-				r := e / (atol + rtol*float64(a))
-				sum += r * r
-				acc += y1[i] * 0
-			}
+		if sum, acc, ok := errorRatioRangeC(y, yn, dt, terms, rtol, atol, lo, hi); ok {
+			return sum, acc
 		}
-		return sum, acc
+		return errorRatioRangeGo(y, yn, dt, terms, rtol, atol, lo, hi)
 	})
 	r := math.Sqrt(s / float64(p.n))
 	return r, ok && !math.IsNaN(r) && !math.IsInf(r, 0)
+}
+
+func errorRatioRangeGo(y, yn []float32, dt float32, terms []term, rtol, atol float64, lo, hi int) (float64, float32) {
+	var tile [tileLen]float32
+	var part [8]float64
+	var acc float32
+	for off := lo; off < hi; off += tileLen {
+		t := tile[:min(tileLen, hi-off)]
+		sumTile(t, terms, off)
+		y0, y1 := y[off:off+len(t)], yn[off:off+len(t)]
+		for i := range t {
+			e := float64(dt * t[i])
+			a, b := y0[i], y1[i]
+			if a < 0 {
+				a = -a
+			}
+			if b < 0 {
+				b = -b
+			}
+			if b > a {
+				a = b
+			}
+			r := e / (atol + float64(rtol*float64(a)))
+			part[i%8] += float64(r * r)
+			acc += y1[i] * 0
+		}
+	}
+	for w := 4; w >= 1; w /= 2 {
+		for l := 0; l < w; l++ {
+			part[l] += part[l+w]
+		}
+	}
+	return part[0], acc
 }
 
 // interp writes the dense output at fraction x of an accepted step: the quartic
@@ -185,37 +199,45 @@ func (p *pool) interp(dst, y0, y1, f0, f1 []float32, mid []term, dt float64, x f
 	dt32, dt2 := float32(dt), float32(2*dt)
 	x1, x2, x3, x4 := float32(x), float32(x*x), float32(x*x*x), float32(x*x*x*x)
 	p.run(len(mid)+8, func(lo, hi int) (float64, float32) {
-		var tile [tileLen]float32
-		for off := lo; off < hi; off += tileLen {
-			t := tile[:min(tileLen, hi-off)]
-			sumTile(t, mid, off)
-			n := len(t)
-			a0, a1, g0, g1, d := y0[off:off+n], y1[off:off+n], f0[off:off+n], f1[off:off+n], dst[off:off+n]
-			for i := range t {
-				ym := a0[i] + float32(dt32*t[i])
-				// a = 2dt(f1−f0) − 8(y1+y0) + 16ymid
-				ca := float32(dt2*(g1[i]-g0[i])) - float32(8*(a1[i]+a0[i]))
-				ca += float32(16 * ym)
-				// b = dt(5f0 − 3f1) + 18y0 + 14y1 − 32ymid
-				cb := dt32 * (float32(5*g0[i]) - float32(3*g1[i]))
-				cb += float32(18 * a0[i])
-				cb += float32(14 * a1[i])
-				cb -= float32(32 * ym)
-				// c = dt(f1 − 4f0) − 11y0 − 5y1 + 16ymid
-				cc := dt32 * (g1[i] - float32(4*g0[i]))
-				cc -= float32(11 * a0[i])
-				cc -= float32(5 * a1[i])
-				cc += float32(16 * ym)
-				c1 := dt32 * g0[i]
-				v := a0[i] + float32(x1*c1)
-				v += float32(x2 * cc)
-				v += float32(x3 * cb)
-				v += float32(x4 * ca)
-				d[i] = v
-			}
+		if interpRangeC(dst, y0, y1, f0, f1, mid, dt32, dt2, x1, x2, x3, x4, lo, hi) {
+			return 0, 0
 		}
+		interpRangeGo(dst, y0, y1, f0, f1, mid, dt32, dt2, x1, x2, x3, x4, lo, hi)
 		return 0, 0
 	})
+}
+
+// interpRangeGo is interp on [lo, hi), the reference of the C kernel.
+func interpRangeGo(dst, y0, y1, f0, f1 []float32, mid []term, dt32, dt2, x1, x2, x3, x4 float32, lo, hi int) {
+	var tile [tileLen]float32
+	for off := lo; off < hi; off += tileLen {
+		t := tile[:min(tileLen, hi-off)]
+		sumTile(t, mid, off)
+		n := len(t)
+		a0, a1, g0, g1, d := y0[off:off+n], y1[off:off+n], f0[off:off+n], f1[off:off+n], dst[off:off+n]
+		for i := range t {
+			ym := a0[i] + float32(dt32*t[i])
+			// a = 2dt(f1−f0) − 8(y1+y0) + 16ymid
+			ca := float32(dt2*(g1[i]-g0[i])) - float32(8*(a1[i]+a0[i]))
+			ca += float32(16 * ym)
+			// b = dt(5f0 − 3f1) + 18y0 + 14y1 − 32ymid
+			cb := dt32 * (float32(5*g0[i]) - float32(3*g1[i]))
+			cb += float32(18 * a0[i])
+			cb += float32(14 * a1[i])
+			cb -= float32(32 * ym)
+			// c = dt(f1 − 4f0) − 11y0 − 5y1 + 16ymid
+			cc := dt32 * (g1[i] - float32(4*g0[i]))
+			cc -= float32(11 * a0[i])
+			cc -= float32(5 * a1[i])
+			cc += float32(16 * ym)
+			c1 := dt32 * g0[i]
+			v := a0[i] + float32(x1*c1)
+			v += float32(x2 * cc)
+			v += float32(x3 * cb)
+			v += float32(x4 * ca)
+			d[i] = v
+		}
+	}
 }
 
 // axpyInto sets dst = (add ? dst : 0) + c·g on the whole vector.
@@ -235,19 +257,15 @@ func (p *pool) axpyInto(dst []float32, add bool, c float32, g []float32) {
 	})
 }
 
-// initNorms returns Σ(y0/s)² and Σ(f0/s)² with s = atol + |y0|·rtol, and whether y0 is finite.
+// initNorms returns Σ(y0/s)² and Σ(f0/s)² with s = atol + |y0|·rtol, and whether
+// y0 is finite. Within a block, value i goes to partial sum i mod 8 and the
+// partial sums are added pairwise (the C kernel's order, kernels_cgo.go).
 func (p *pool) initNorms(y0, f0 []float32, rtol, atol float64) (float64, float64, bool) {
 	var part1 = make([]float64, p.nb)
 	s0, ok := p.run(4, func(lo, hi int) (float64, float32) {
-		var a, b float64
-		var acc float32
-		for i := lo; i < hi; i++ {
-			y := float64(y0[i])
-			s := atol + math.Abs(y)*rtol
-			u, v := y/s, float64(f0[i])/s
-			a += u * u
-			b += v * v
-			acc += y0[i]*0 + f0[i]*0
+		a, b, acc, ok := initNormsRangeC(y0, f0, rtol, atol, lo, hi)
+		if !ok {
+			a, b, acc = initNormsRangeGo(y0, f0, rtol, atol, lo, hi)
 		}
 		part1[(lo / blockLen)] = b
 		return a, acc
@@ -259,18 +277,50 @@ func (p *pool) initNorms(y0, f0 []float32, rtol, atol float64) (float64, float64
 	return s0, s1, ok
 }
 
-// diffNorm returns Σ((f1−f0)/s)² with s = atol + |y0|·rtol; f1−f0 in float32 as the reference.
+// lanes8 adds eight partial sums pairwise.
+func lanes8(p *[8]float64) float64 {
+	for w := 4; w >= 1; w /= 2 {
+		for l := 0; l < w; l++ {
+			p[l] += p[l+w]
+		}
+	}
+	return p[0]
+}
+
+func initNormsRangeGo(y0, f0 []float32, rtol, atol float64, lo, hi int) (float64, float64, float32) {
+	var a, b [8]float64
+	var acc float32
+	for i := lo; i < hi; i++ {
+		y := float64(y0[i])
+		s := atol + float64(math.Abs(y)*rtol)
+		u, v := y/s, float64(f0[i])/s
+		a[(i-lo)%8] += float64(u * u)
+		b[(i-lo)%8] += float64(v * v)
+		acc += y0[i]*0 + f0[i]*0
+	}
+	return lanes8(&a), lanes8(&b), acc
+}
+
+// diffNorm returns Σ((f1−f0)/s)² with s = atol + |y0|·rtol; f1−f0 in float32 as
+// the reference; the sum in initNorms's order.
 func (p *pool) diffNorm(y0, f0, f1 []float32, rtol, atol float64) float64 {
 	s, _ := p.run(4, func(lo, hi int) (float64, float32) {
-		var a float64
-		for i := lo; i < hi; i++ {
-			s := atol + math.Abs(float64(y0[i]))*rtol
-			u := float64(f1[i]-f0[i]) / s
-			a += u * u
+		if a, ok := diffNormRangeC(y0, f0, f1, rtol, atol, lo, hi); ok {
+			return a, 0
 		}
-		return a, 0
+		return diffNormRangeGo(y0, f0, f1, rtol, atol, lo, hi), 0
 	})
 	return s
+}
+
+func diffNormRangeGo(y0, f0, f1 []float32, rtol, atol float64, lo, hi int) float64 {
+	var a [8]float64
+	for i := lo; i < hi; i++ {
+		s := atol + float64(math.Abs(float64(y0[i]))*rtol)
+		u := float64(f1[i]-f0[i]) / s
+		a[(i-lo)%8] += float64(u * u)
+	}
+	return lanes8(&a)
 }
 
 // allFinite reports whether v holds no NaN or Inf.

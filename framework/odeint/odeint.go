@@ -17,12 +17,46 @@ type Func interface {
 	VJP(t float64, y, g, gy []float32)
 }
 
+// CombFunc is a Func that can also evaluate f at a linear combination it forms
+// itself. The solvers use it for the stage inputs they do not keep (no tape;
+// every stage of an adaptive step but the last), which then never go through
+// memory. EvalComb must set dy = f(t, x) with x = base + scale·s and s formed
+// exactly as the solver's own combination: s = cs[0]·vs[0], then
+// s = s + cs[k]·vs[k] left to right (s = 0 without terms), every operation
+// rounded to float32, no fused multiply-adds; then the solution has the same
+// bits as with Eval. dy does not overlap base or vs.
+type CombFunc interface {
+	Func
+	EvalComb(t float64, base []float32, scale float32, cs []float32, vs [][]float32, dy []float32)
+}
+
+// evalStage sets dy = f(t, base + scale·Σ terms), through EvalComb when f has it,
+// else by forming the argument in x (which it then holds).
+func evalStage(f Func, p *pool, t float64, x, base []float32, scale float32, terms []term, dy []float32, cs *[]float32, vs *[][]float32) {
+	if cf, ok := f.(CombFunc); ok {
+		*cs, *vs = (*cs)[:0], (*vs)[:0]
+		for _, tm := range terms {
+			*cs, *vs = append(*cs, tm.c), append(*vs, tm.v)
+		}
+		cf.EvalComb(t, base, scale, *cs, *vs, dy)
+		return
+	}
+	p.lincomb(x, base, scale, terms)
+	f.Eval(t, x, dy)
+}
+
 // Options selects the method and its tolerances.
 type Options struct {
 	Method     string  // "euler", "midpoint", "heun", "rk4", "bosh3", "dopri5"
 	RTol, ATol float64 // adaptive methods; zero means 1e-3 (the seed's values)
 	Tape       bool    // record what Backward needs
-	MaxSteps   int     // adaptive: error after this many attempted steps (0 = 10000)
+	// LastOnly: the caller reads only the solution at the last time. Ys[0]
+	// is then nil (no copy of y0), and so are the intermediate times of an
+	// adaptive method (no dense output there; a fixed-step method's are its
+	// states and stay). The last one has the same bits either way, and
+	// Backward still accepts gradients for every time.
+	LastOnly bool
+	MaxSteps int // adaptive: error after this many attempted steps (0 = 10000)
 	// Stop, when set, is called before every step; an error ends the solve
 	// with it (a cancelled context: func() error { return ctx.Err() }).
 	Stop func() error
@@ -33,7 +67,7 @@ type Stats struct{ NFE, Accepted, Rejected int }
 
 // Solution is the result of Solve.
 type Solution struct {
-	Ys    [][]float32 // solution at each requested time (Ys[0] is a copy of y0)
+	Ys    [][]float32 // solution at each requested time (Ys[0] is a copy of y0); see Options.LastOnly
 	Stats Stats
 	tape  *tape
 }

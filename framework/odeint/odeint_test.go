@@ -462,3 +462,164 @@ func TestParseOptions(t *testing.T) {
 		t.Error("three solver options expected")
 	}
 }
+
+// TestLastOnly: with Options.LastOnly the last output and the gradient are
+// the bits of a full solve, Ys[0] is nil, and so are an adaptive method's
+// intermediate outputs.
+func TestLastOnly(t *testing.T) {
+	f, y0 := benchSetup(2*blockLen + 77)
+	ts := []float64{0, 0.3, 0.35, 1}
+	for _, m := range []string{"rk4", "dopri5"} {
+		var last [2][]float32
+		var gs [2][]float32
+		for i, only := range []bool{false, true} {
+			sol, err := Solve(f, y0, ts, Options{Method: m, Tape: true, LastOnly: only})
+			if err != nil {
+				t.Fatal(err)
+			}
+			last[i] = sol.Ys[len(ts)-1]
+			if only {
+				if sol.Ys[0] != nil {
+					t.Errorf("%s: LastOnly kept Ys[0]", m)
+				}
+				if m == "dopri5" && (sol.Ys[1] != nil || sol.Ys[2] != nil) {
+					t.Errorf("%s: LastOnly kept intermediate outputs", m)
+				}
+			}
+			g, err := sol.Backward(f, [][]float32{nil, nil, nil, last[i]})
+			if err != nil {
+				t.Fatal(err)
+			}
+			gs[i] = g
+		}
+		for j := range last[0] {
+			if math.Float32bits(last[0][j]) != math.Float32bits(last[1][j]) {
+				t.Fatalf("%s: last output [%d] %v vs %v", m, j, last[0][j], last[1][j])
+			}
+		}
+		for j := range gs[0] {
+			if math.Float32bits(gs[0][j]) != math.Float32bits(gs[1][j]) {
+				t.Fatalf("%s: gradient [%d] %v vs %v", m, j, gs[0][j], gs[1][j])
+			}
+		}
+	}
+}
+
+// TestErrorRatioAndInterpCMatchGo: the C kernels of errorRatio and interp
+// give the Go loops' bits, for every term count and ragged ends.
+func TestErrorRatioAndInterpCMatchGo(t *testing.T) {
+	const n = 3*tileLen + 37
+	rng := rand.New(rand.NewPCG(4, 4))
+	mk := func() []float32 { return randVec(rng, n, 2) }
+	y, yn, f0, f1 := mk(), mk(), mk(), mk()
+	y[3], yn[4] = -0, float32(math.Inf(1))
+	for nt := 0; nt <= 7; nt++ {
+		var terms []term
+		for k := 0; k < nt; k++ {
+			terms = append(terms, term{c: float32(k)*0.37 - 1.1, v: mk()})
+		}
+		sumC, accC, ok := errorRatioRangeC(y, yn, 0.0123, terms, 1e-3, 1e-4, 5, n)
+		if !ok {
+			t.Skip("pure-Go build")
+		}
+		sumGo, accGo := errorRatioRangeGo(y, yn, 0.0123, terms, 1e-3, 1e-4, 5, n)
+		if math.Float64bits(sumC) != math.Float64bits(sumGo) || math.Float32bits(accC) != math.Float32bits(accGo) {
+			t.Errorf("errorRatio, %d terms: C %v %v, Go %v %v", nt, sumC, accC, sumGo, accGo)
+		}
+		sumC, _, _ = errorRatioRangeC(y, y, 0.0123, terms, 1e-3, 1e-4, 0, n-3)
+		sumGo, _ = errorRatioRangeGo(y, y, 0.0123, terms, 1e-3, 1e-4, 0, n-3)
+		if math.Float64bits(sumC) != math.Float64bits(sumGo) {
+			t.Errorf("errorRatio (finite), %d terms: C %v, Go %v", nt, sumC, sumGo)
+		}
+		a, b := make([]float32, n), make([]float32, n)
+		interpRangeC(a, y, yn, f0, f1, terms, 0.3, 0.6, 0.4, 0.16, 0.064, 0.0256, 5, n)
+		interpRangeGo(b, y, yn, f0, f1, terms, 0.3, 0.6, 0.4, 0.16, 0.064, 0.0256, 5, n)
+		for i := range a {
+			if math.Float32bits(a[i]) != math.Float32bits(b[i]) && !(a[i] != a[i] && b[i] != b[i]) {
+				t.Fatalf("interp, %d terms: [%d] C %v, Go %v", nt, i, a[i], b[i])
+			}
+		}
+	}
+}
+
+// TestNormsCMatchGo: the C kernels of initNorms and diffNorm give the Go
+// loops' bits.
+func TestNormsCMatchGo(t *testing.T) {
+	const n = 1003
+	rng := rand.New(rand.NewPCG(6, 6))
+	y, f0, f1 := randVec(rng, n, 2), randVec(rng, n, 2), randVec(rng, n, 2)
+	y[5] = -0
+	for _, lo := range []int{0, 3} {
+		a, b, acc, ok := initNormsRangeC(y, f0, 1e-3, 1e-4, lo, n)
+		if !ok {
+			t.Skip("pure-Go build")
+		}
+		ga, gb, gacc := initNormsRangeGo(y, f0, 1e-3, 1e-4, lo, n)
+		if math.Float64bits(a) != math.Float64bits(ga) || math.Float64bits(b) != math.Float64bits(gb) || acc != gacc {
+			t.Errorf("initNorms from %d: C %v %v %v, Go %v %v %v", lo, a, b, acc, ga, gb, gacc)
+		}
+		d, _ := diffNormRangeC(y, f0, f1, 1e-3, 1e-4, lo, n)
+		if gd := diffNormRangeGo(y, f0, f1, 1e-3, 1e-4, lo, n); math.Float64bits(d) != math.Float64bits(gd) {
+			t.Errorf("diffNorm from %d: C %v, Go %v", lo, d, gd)
+		}
+	}
+}
+
+// combTanh is tanhFunc with EvalComb, which forms the argument in the order
+// CombFunc prescribes and counts its calls.
+type combTanh struct {
+	*tanhFunc
+	nComb int
+}
+
+func (f *combTanh) EvalComb(t float64, base []float32, scale float32, cs []float32, vs [][]float32, dy []float32) {
+	f.nComb++
+	x := make([]float32, len(base))
+	for i := range x {
+		var s float32
+		for k, c := range cs {
+			if k == 0 {
+				s = c * vs[0][i]
+			} else {
+				s += float32(c * vs[k][i])
+			}
+		}
+		x[i] = base[i] + float32(scale*s)
+	}
+	f.Eval(t, x, dy)
+}
+
+// TestCombFunc: a Func with EvalComb gets the same solution, bit for bit, and
+// is asked for the unkept stage inputs only when there is no tape.
+func TestCombFunc(t *testing.T) {
+	ts := []float64{0, 0.3, 1.2}
+	for _, m := range []string{"rk4", "bosh3", "dopri5"} {
+		rng := rand.New(rand.NewPCG(3, 3))
+		plain := newTanhFunc(rng, 4)
+		y0 := randVec(rng, 4*blockLen/2+8, 1)
+		want, err := Solve(plain, y0, ts, Options{Method: m})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tape := range []bool{false, true} {
+			cf := &combTanh{tanhFunc: &tanhFunc{d: plain.d, W: plain.W, b: plain.b, c: plain.c, gW: plain.gW, gb: plain.gb}}
+			got, err := Solve(cf, y0, ts, Options{Method: m, Tape: tape})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got.Stats != want.Stats {
+				t.Fatalf("%s: stats %+v, want %+v", m, got.Stats, want.Stats)
+			}
+			for k := range want.Ys {
+				for i := range want.Ys[k] {
+					if math.Float32bits(got.Ys[k][i]) != math.Float32bits(want.Ys[k][i]) {
+						t.Fatalf("%s tape=%v: Ys[%d][%d] = %v, want %v", m, tape, k, i, got.Ys[k][i], want.Ys[k][i])
+					}
+				}
+			}
+			if (cf.nComb > 0) == tape {
+				t.Errorf("%s tape=%v: EvalComb called %d times", m, tape, cf.nComb)
+			}
+		}
+	}
+}

@@ -57,3 +57,39 @@ func BenchmarkBackward(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLayerRows is one coupling layer's per-row work on the seed's path
+// (4096 rows, D=512, on one core): impl=c is the cgo build's kernel, impl=go
+// the Go loop of the pure-Go build (the code before the kernel, but for the
+// order of one sum).
+func BenchmarkLayerRows(b *testing.B) {
+	const rows, D, H = 4096, 512, 256
+	r := rand.New(rand.NewPCG(12, 12))
+	in, x0 := stagetest.Randn(r, rows*D, 1), stagetest.Randn(r, rows*D, 1)
+	th0, ut := stagetest.Randn(r, rows*H, 1), stagetest.Randn(r, rows*H, 1)
+	th, out, ldj := make([]float32, rows*H), make([]float32, rows*D), make([]float32, rows)
+	if !layerRowsC(in, out, x0, ldj, th, ut, 1, D, H, 1, 1, 1, true, false) {
+		b.Skip("pure-Go build")
+	}
+	for _, impl := range []string{"c", "go"} {
+		b.Run("impl="+impl, func(b *testing.B) {
+			sb, eb := make([]float32, H), make([]float32, H)
+			for b.Loop() {
+				copy(th, th0)
+				if impl == "c" {
+					layerRowsC(in, out, x0, ldj, th, ut, rows, D, H, 0.9, 0.7, 0.8, true, false)
+					continue
+				}
+				for i := 0; i < rows; i++ {
+					xi, yo := in[i*D:(i+1)*D], out[i*D:(i+1)*D]
+					acc := seedRow(xi[H:], yo[H:], th[i*H:(i+1)*H], ut[i*H:(i+1)*H], sb, eb, 0.9, 0.7, 0.8)
+					copy(yo[:H], xi[:H])
+					for k, v := range x0[i*D : (i+1)*D] {
+						yo[k] += float32(v * Residual)
+					}
+					ldj[i] += float32(acc)
+				}
+			}
+		})
+	}
+}

@@ -162,53 +162,67 @@ func layerForward(d dims, f *flow, odd bool, in, out, x0, ldj []float32, n int, 
 	as, at, g, exact := f.as, f.at, f.g, d.exact
 	inPlace := &in[0] == &out[0]
 	parallel(n, 40*H, func(_, lo, hi int) {
+		if !exact && layerRowsC(in[lo*D:hi*D], out[lo*D:hi*D], x0[lo*D:hi*D], ldj[lo:hi], th[lo*H:hi*H], ut[lo*H:hi*H], hi-lo, D, H, as, at, g, odd, inPlace) {
+			return
+		}
 		var sb, eb []float32
 		if !exact {
 			sb, eb = make([]float32, H), make([]float32, H)
 		}
 		for r := lo; r < hi; r++ {
 			xi, yo := in[r*D:(r+1)*D], out[r*D:(r+1)*D]
-			x2, y2 := xi[H:], yo[H:]
 			thr, utr := th[r*H:(r+1)*H], ut[r*H:(r+1)*H]
 			var acc float64
 			if !exact {
-				// The seed's path, vectorised: tanh and exp over the row.
-				num.TanhFastSlice(thr, thr)
-				for j, t := range thr {
-					sb[j] = t * as
-				}
-				num.ExpFastSlice(eb, sb)
-				var a32 float32
-				for j, e := range eb {
+				acc = seedRow(xi[H:], yo[H:], thr, utr, sb, eb, as, at, g)
+			} else {
+				x2, y2 := xi[H:], yo[H:]
+				for j, u := range thr {
+					t := tanh32(u)
+					thr[j] = t
+					s := t * as
+					e, em1 := expm1(s)
 					xv := x2[j]
 					y2[j] = g*(xv*e+utr[j]*at) + (1-g)*xv
-					a32 += sb[j]
+					acc += logGate(g * em1)
 				}
-				acc = float64(a32 * g)
-			}
-			for j, u := range thr {
-				if !exact {
-					break
-				}
-				t := tanh32(u)
-				thr[j] = t
-				s := t * as
-				e, em1 := expm1(s)
-				xv := x2[j]
-				y2[j] = g*(xv*e+utr[j]*at) + (1-g)*xv
-				acc += logGate(g * em1)
 			}
 			if !inPlace {
 				copy(yo[:H], xi[:H])
 			}
 			if odd {
 				for k, v := range x0[r*D : (r+1)*D] {
-					yo[k] += v * Residual
+					yo[k] += float32(v * Residual)
 				}
 			}
 			ldj[r] += float32(acc)
 		}
 	})
+}
+
+// seedRow is the seed's (not exact) coupling of one row's second half: th ←
+// tanh(th), y2 = g·(x2·e^{as·th} + at·ut) + (1−g)·x2, and it returns
+// g·Σ as·th, the sum in lane order (value j in partial sum j mod 16, then
+// pairwise), which is the C kernel's (layerRowsC, kernel_cgo.go) order: the
+// pure-Go build and the cgo build give the same bits. sb and eb are scratch.
+func seedRow(x2, y2, thr, utr, sb, eb []float32, as, at, g float32) float64 {
+	num.TanhFastSlice(thr, thr)
+	for j, t := range thr {
+		sb[j] = t * as
+	}
+	num.ExpFastSlice(eb, sb)
+	var p [16]float32
+	for j, e := range eb {
+		xv := x2[j]
+		y2[j] = float32(g*(float32(xv*e)+float32(utr[j]*at))) + float32((1-g)*xv)
+		p[j%16] += sb[j]
+	}
+	for w := 8; w >= 1; w /= 2 {
+		for l := 0; l < w; l++ {
+			p[l] += p[l+w]
+		}
+	}
+	return float64(p[0] * g)
 }
 
 // grads holds gradient buffers laid out like a paramSet plus float64

@@ -112,3 +112,21 @@ func BenchmarkStageForwardBackward(b *testing.B) {
 		b.Run(m, func(b *testing.B) { benchStage(b, m, true) })
 	}
 }
+
+// BenchmarkFuncEvalComb is one dopri5 stage (6 terms) formed and evaluated by
+// EvalComb over 4096 tokens of 256; compare BenchmarkFuncEval, which reads a
+// stage input already formed.
+func BenchmarkFuncEvalComb(b *testing.B) {
+	f, y, _, dy := benchFunc(b)
+	r := rand.New(rand.NewPCG(9, 9))
+	cs := []float32{0.1, -0.2, 0.3, 0.05, -0.01, 0.2}
+	vs := make([][]float32, len(cs))
+	for k := range vs {
+		vs[k] = stagetest.Randn(r, len(y), 1)
+	}
+	done := perToken(b, benchTokens)
+	for i := 0; i < b.N; i++ {
+		f.EvalComb(0, y, 0.01, cs, vs, dy)
+	}
+	done()
+}

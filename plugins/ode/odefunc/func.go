@@ -36,7 +36,11 @@ type Func struct {
 
 	// arguments of the call in flight, read by the bound kernels below
 	y, dy, g, gy []float32
+	sc           float32 // EvalComb: y is the base, x = y + sc·Σ cs·vs
+	cs           []float32
+	vs           [][]float32
 	evalFn       func(lo, hi int)
+	combFn       func(lo, hi int)
 	vjpFn        func(lo, hi int)
 }
 
@@ -58,6 +62,7 @@ func NewFunc(rows, h int, gamma, beta []float32) (*Func, error) {
 		scratch: make([]float32, nb*3*h),
 	}
 	f.evalFn = f.evalBlocks
+	f.combFn = f.combBlocks
 	f.vjpFn = f.vjpBlocks
 	return f, nil
 }
@@ -81,6 +86,51 @@ func (f *Func) Eval(_ float64, y, dy []float32) {
 	f.y, f.dy = y, dy
 	num.ParallelRows(f.blocks(), blockRows*f.h*60, f.evalFn)
 	f.y, f.dy = nil, nil
+}
+
+// EvalComb sets dy = f(t, x) for x = base + scale·Σ cs[k]·vs[k], formed as
+// odeint.CombFunc prescribes, without storing x (odeint's solvers call it for
+// the stage inputs they do not keep). dy must not overlap base or vs.
+func (f *Func) EvalComb(_ float64, base []float32, scale float32, cs []float32, vs [][]float32, dy []float32) {
+	f.check("base", base)
+	f.check("dy", dy)
+	for _, v := range vs {
+		f.check("term", v)
+	}
+	f.y, f.dy, f.sc, f.cs, f.vs = base, dy, scale, cs, vs
+	num.ParallelRows(f.blocks(), blockRows*f.h*(60+2*len(cs)), f.combFn)
+	f.y, f.dy, f.cs, f.vs = nil, nil, nil, nil
+}
+
+func (f *Func) combBlocks(lo, hi int) {
+	h := f.h
+	r0, r1 := lo*blockRows, min(hi*blockRows, f.rows)
+	if evalCombC(f.dy, f.y, f.sc, f.cs, f.vs, f.gamma, f.beta, r0, r1, h) {
+		return
+	}
+	for b := lo; b < hi; b++ {
+		er, xr := f.scratch[b*3*h:b*3*h+h], f.scratch[b*3*h+h:b*3*h+2*h]
+		for i := b * blockRows; i < min((b+1)*blockRows, f.rows); i++ {
+			combRow(xr, f.y[i*h:(i+1)*h], f.sc, f.cs, f.vs, i*h)
+			evalRow(xr, f.dy[i*h:(i+1)*h], er, f.gamma, f.beta)
+		}
+	}
+}
+
+// combRow sets x = base + sc·s with s = cs[0]·vs[0][off:], then s + cs[k]·vs[k][off:]
+// (odeint's lincomb order; float32 conversions keep Go from fusing).
+func combRow(x, base []float32, sc float32, cs []float32, vs [][]float32, off int) {
+	for j := range x {
+		var s float32
+		for k, c := range cs {
+			if k == 0 {
+				s = c * vs[0][off+j]
+			} else {
+				s += float32(c * vs[k][off+j])
+			}
+		}
+		x[j] = base[j] + float32(sc*s)
+	}
 }
 
 // VJP adds gᵀ∂f/∂y to gy and accumulates gᵀ∂f/∂gamma and gᵀ∂f/∂beta into the
@@ -120,39 +170,40 @@ func (f *Func) AddGrads(dGamma, dBeta []float32) {
 	}
 }
 
-// sumSq is Σv² with four independent accumulators (latency, not accuracy).
-func sumSq(v []float32) float32 {
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(v); i += 4 {
-		a, b, c, d := v[i], v[i+1], v[i+2], v[i+3]
-		s0 += a * a
-		s1 += b * b
-		s2 += c * c
-		s3 += d * d
+// lanes is the number of partial sums of every reduction over a token's h
+// values: value i goes to partial sum i mod lanes, in index order, and the
+// partial sums are then added pairwise (laneSum). The C kernel of the cgo build
+// (eval_cgo.go) keeps the partial sums in one 16-float vector, so its results
+// are these bits.
+const lanes = 16
+
+// laneSum adds the partial sums pairwise: p[l] += p[l+w] for w = 8, 4, 2, 1.
+func laneSum(p *[lanes]float32) float32 {
+	for w := lanes / 2; w >= 1; w /= 2 {
+		for l := 0; l < w; l++ {
+			p[l] += p[l+w]
+		}
 	}
-	for ; i < len(v); i++ {
-		s0 += v[i] * v[i]
-	}
-	return (s0 + s1) + (s2 + s3)
+	return p[0]
 }
 
-// sumDev is Σ(v−mu)².
+// sumSq is Σv² in lane order.
+func sumSq(v []float32) float32 {
+	var p [lanes]float32
+	for i, x := range v {
+		p[i%lanes] += float32(x * x)
+	}
+	return laneSum(&p)
+}
+
+// sumDev is Σ(v−mu)² in lane order.
 func sumDev(v []float32, mu float32) float32 {
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(v); i += 4 {
-		a, b, c, d := v[i]-mu, v[i+1]-mu, v[i+2]-mu, v[i+3]-mu
-		s0 += a * a
-		s1 += b * b
-		s2 += c * c
-		s3 += d * d
+	var p [lanes]float32
+	for i, x := range v {
+		a := x - mu
+		p[i%lanes] += float32(a * a)
 	}
-	for ; i < len(v); i++ {
-		a := v[i] - mu
-		s0 += a * a
-	}
-	return (s0 + s1) + (s2 + s3)
+	return laneSum(&p)
 }
 
 // linCoef is the coefficient of y in the pre-LayerNorm vector:
@@ -168,37 +219,40 @@ func rstdOf(sumdev float32, h int) float32 {
 
 func (f *Func) evalBlocks(lo, hi int) {
 	h := f.h
+	r0, r1 := lo*blockRows, min(hi*blockRows, f.rows)
+	if evalRowsC(f.dy[r0*h:r1*h], f.y[r0*h:r1*h], f.gamma, f.beta, r1-r0, h) {
+		return
+	}
 	for b := lo; b < hi; b++ {
 		er := f.scratch[b*3*h : b*3*h+h]
 		for i := b * blockRows; i < min((b+1)*blockRows, f.rows); i++ {
-			yr, dr := f.y[i*h:(i+1)*h], f.dy[i*h:(i+1)*h]
-			f.evalRow(yr, dr, er)
+			evalRow(f.y[i*h:(i+1)*h], f.dy[i*h:(i+1)*h], er, f.gamma, f.beta)
 		}
 	}
 }
 
-// evalRow writes f(y) for one token; er is h floats of scratch.
-func (f *Func) evalRow(yr, dr, er []float32) {
+// evalRow writes f(y) for one token; er is h floats of scratch. It is the
+// reference of the C kernel (eval_cgo.go), which gives the same bits: the same
+// float32 operations in the same order, without fused multiply-adds (the
+// float32 conversions keep Go from fusing), and reductions in lane order.
+func evalRow(yr, dr, er, gamma, beta []float32) {
 	h := len(yr)
 	dr, er = dr[:h], er[:h]
 	c, _ := linCoef(sumSq(yr))
 	num.TanhFastSlice(dr, yr)
 	num.ErfFastSlice(er, yr, invSqrt2)
-	var s0, s1 float32
+	var p [lanes]float32
 	for j, y := range yr {
-		x := c*y + (1-alpha)*dr[j] + (0.5*alpha)*y*(1+er[j])
+		x := float32(c*y) + float32((1-alpha)*dr[j])
+		x += float32(float32((0.5*alpha)*y) * (1 + er[j]))
 		dr[j] = x
-		if j&1 == 0 {
-			s0 += x
-		} else {
-			s1 += x
-		}
+		p[j%lanes] += x
 	}
-	mu := (s0 + s1) / float32(h)
+	mu := laneSum(&p) / float32(h)
 	r := rstdOf(sumDev(dr, mu), h)
-	g, bb := f.gamma[:h], f.beta[:h]
+	g, bb := gamma[:h], beta[:h]
 	for j, x := range dr {
-		dr[j] = (x-mu)*r*g[j] + bb[j]
+		dr[j] = float32(float32((x-mu)*r)*g[j]) + bb[j]
 	}
 }
 
@@ -207,19 +261,25 @@ func (f *Func) vjpBlocks(lo, hi int) {
 	for b := lo; b < hi; b++ {
 		s := f.scratch[b*3*h : (b+1)*3*h]
 		acc := f.acc[b*2*h : (b+1)*2*h]
-		for i := b * blockRows; i < min((b+1)*blockRows, f.rows); i++ {
-			f.vjpRow(f.y[i*h:(i+1)*h], f.g[i*h:(i+1)*h], f.gy[i*h:(i+1)*h], s, acc)
+		r0, r1 := b*blockRows, min((b+1)*blockRows, f.rows)
+		if vjpRowsC(f.y[r0*h:r1*h], f.g[r0*h:r1*h], f.gy[r0*h:r1*h], f.gamma, s, acc, r1-r0, h) {
+			continue
+		}
+		for i := r0; i < r1; i++ {
+			vjpRow(f.y[i*h:(i+1)*h], f.g[i*h:(i+1)*h], f.gy[i*h:(i+1)*h], f.gamma, s, acc)
 		}
 	}
 }
 
 // vjpRow recomputes the forward of one token from y, then adds gᵀ∂f/∂y to gy and
-// gᵀ∂f/∂(γ,β) to acc (2h float64). s is 3h floats of scratch.
+// gᵀ∂f/∂(γ,β) to acc (2h float64). s is 3h floats of scratch. It is the
+// reference of the C kernel (eval_cgo.go): the same operations in the same
+// order, reductions in lane order, conversions that keep Go from fusing.
 //
 // With x = c(n)·y + φ(y), c = −0.001·n, n = ‖y‖, φ = 0.8·tanh + 0.2·gelu, and
 // dx the LayerNorm input gradient:
 // gy_k += dx_k·(c + φ'(y_k)) − 0.001·(Σ_j dx_j·y_j)·y_k/n.
-func (f *Func) vjpRow(yr, gr, gyr, s []float32, acc []float64) {
+func vjpRow(yr, gr, gyr, gamma, s []float32, acc []float64) {
 	h := len(yr)
 	gr, gyr = gr[:h], gyr[:h]
 	sa, sb, sc := s[:h], s[h:2*h], s[2*h:3*h]
@@ -227,47 +287,47 @@ func (f *Func) vjpRow(yr, gr, gyr, s []float32, acc []float64) {
 	num.TanhFastSlice(sa, yr)          // tanh
 	num.ErfFastSlice(sb, yr, invSqrt2) // erf(y/√2)
 	num.NormPDFFastSlice(sc, yr)       // φ(y)
-	var s0, s1 float32
+	var p [lanes]float32
 	for j, y := range yr {
-		th, cdf := sa[j], 0.5*(1+sb[j])
-		x := c*y + (1-alpha)*th + alpha*y*cdf
+		th, cdf := sa[j], float32(0.5*(1+sb[j]))
+		x := float32(c*y) + float32((1-alpha)*th)
+		x += float32(float32(alpha*y) * cdf)
 		sa[j] = x
-		sc[j] = c + (1-alpha)*(1-th*th) + alpha*(cdf+y*sc[j]) // ∂x_j/∂y_j without the norm term
-		if j&1 == 0 {
-			s0 += x
-		} else {
-			s1 += x
-		}
+		// ∂x_j/∂y_j without the norm term
+		d := c + float32((1-alpha)*(1-float32(th*th)))
+		sc[j] = d + float32(alpha*(cdf+float32(y*sc[j])))
+		p[j%lanes] += x
 	}
-	mu := (s0 + s1) / float32(h)
+	mu := laneSum(&p) / float32(h)
 	r := rstdOf(sumDev(sa, mu), h)
 	dg, db := acc[:h], acc[h:2*h]
-	gam := f.gamma[:h]
-	var a1, a2 float32
+	gam := gamma[:h]
+	var p1, p2 [lanes]float32
 	for j, x := range sa {
 		xh := (x - mu) * r
 		gj := gr[j]
 		dg[j] += float64(gj * xh)
 		db[j] += float64(gj)
 		gx := gj * gam[j]
-		a1 += gx
-		a2 += gx * xh
+		p1[j%lanes] += gx
+		p2[j%lanes] += float32(gx * xh)
 		sa[j] = xh
 		sb[j] = gx
 	}
-	a1 /= float32(h)
-	a2 /= float32(h)
-	var dot float32
+	a1 := laneSum(&p1) / float32(h)
+	a2 := laneSum(&p2) / float32(h)
+	var pd [lanes]float32
 	for j, xh := range sa {
-		dx := r * (sb[j] - a1 - xh*a2)
+		dx := r * (sb[j] - a1 - float32(xh*a2))
 		sb[j] = dx
-		dot += dx * yr[j]
+		pd[j%lanes] += float32(dx * yr[j])
 	}
+	dot := laneSum(&pd)
 	var k float32
 	if n > 0 {
 		k = -decayFactor * adaptiveFactor * dot / n
 	}
 	for j, y := range yr {
-		gyr[j] += sb[j]*sc[j] + k*y
+		gyr[j] += float32(sb[j]*sc[j]) + float32(k*y)
 	}
 }

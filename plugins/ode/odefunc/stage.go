@@ -41,8 +41,8 @@ type Stage struct {
 }
 
 var (
-	_ stage.Stage = (*Stage)(nil)
-	_ odeint.Func = (*Func)(nil)
+	_ stage.Stage     = (*Stage)(nil)
+	_ odeint.CombFunc = (*Func)(nil)
 )
 
 // New returns the stage.
@@ -233,25 +233,20 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 			a[i] = gate*v + (1-gate)*z.Data[i]
 		}
 	}
-	for i := 0; i < n; i++ {
-		row := a[i*h : (i+1)*h]
-		for j := range row {
-			row[j] += be[j]
-		}
-	}
+	num.ParallelRows(n, 2*h, func(lo, hi int) { addBias(a[lo*h:hi*h], be, hi-lo, h) })
 	e0 := alloc(n * h)
 	mean, rstd := make([]float32, n), make([]float32, n)
 	num.LayerNormForward(e0, a, lg, lb, n, h, num.LNEps, mean, rstd)
 
-	sol, err := odeint.Solve(fn, e0, ts, odeint.Options{Method: c.method, RTol: c.rtol, ATol: c.atol, Tape: req.NeedGrad, Stop: ctx.Err})
+	sol, err := odeint.Solve(fn, e0, ts, odeint.Options{Method: c.method, RTol: c.rtol, ATol: c.atol, Tape: req.NeedGrad, LastOnly: true, Stop: ctx.Err})
 	if err != nil {
 		return nil, fmt.Errorf("odefunc: integrating %d tokens with %s: %w", n, c.method, err)
 	}
 	yT := sol.Ys[len(sol.Ys)-1]
 	e := tensor.New(bsz, seq, h)
-	for i, v := range yT {
-		e.Data[i] = v + residualScale*e0[i]
-	}
+	num.ParallelRows(n, 2*h, func(lo, hi int) {
+		residual(e.Data[lo*h:hi*h], yT[lo*h:hi*h], e0[lo*h:hi*h], residualScale)
+	})
 	res := &stage.ForwardResult{
 		Outputs: tensor.Map{OutputE: e},
 		Stats: map[string]float64{
@@ -334,6 +329,24 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 		num.LinearBackward(dz.Data, false, dW.Data, dB.Data, da, sv.z, sv.w, n, l, h)
 	}
 	return res, nil
+}
+
+// addBiasGo adds be to each of the rows rows of a (the pure-Go build's loop;
+// the C loop of eval_cgo.go does the same operations).
+func addBiasGo(a, be []float32, rows, h int) {
+	for i := 0; i < rows; i++ {
+		row := a[i*h : (i+1)*h]
+		for j := range row {
+			row[j] += be[j]
+		}
+	}
+}
+
+// residualGo sets e = y + s·e0 (the float32 conversion keeps Go from fusing).
+func residualGo(e, y, e0 []float32, s float32) {
+	for i, v := range y[:len(e)] {
+		e[i] = v + float32(s*e0[i])
+	}
 }
 
 // Release drops a saved forward pass; an unknown handle is not an error.

@@ -124,6 +124,14 @@ func (e *Experiment) check() error {
 		c.bad("data.filler", d.Filler, "is the filler of the passkey's training sequences: it needs data.source = %q", "task:passkey")
 	}
 	c.positive("data.seq_len", d.SeqLen)
+	if d.MinSeqLen != 0 {
+		switch {
+		case !strings.HasPrefix(d.Source, "task:"):
+			c.bad("data.min_seq_len", d.MinSeqLen, "varies the length of generated task sequences: it needs data.source = \"task:…\"")
+		case d.MinSeqLen < 2 || d.MinSeqLen > d.SeqLen:
+			c.bad("data.min_seq_len", d.MinSeqLen, "must be from 2 to data.seq_len (%d)", d.SeqLen)
+		}
+	}
 	if d.ValidFraction < 0 || d.ValidFraction >= 1 {
 		c.bad("data.valid_fraction", d.ValidFraction, "must be in [0, 1)")
 	}

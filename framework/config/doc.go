@@ -89,6 +89,10 @@
 //	filler = ""                  # string, the filler of task:passkey training sequences:
 //	                             #   "" the built-in one, "goroot" the prose of the Go
 //	                             #   tree's comments (training split), or a text file
+//	min_seq_len = 0              # int ≥ 0, with a task:… source: each training step draws
+//	                             #   its length uniformly from min_seq_len to seq_len (fresh
+//	                             #   samples every step), so the model meets many lengths;
+//	                             #   0: every training sequence has seq_len tokens
 //
 //	[train]                      # the seed's recipe
 //	steps = 100                  # int ≥ 0 (0: no training)

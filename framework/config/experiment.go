@@ -137,6 +137,10 @@ type Data struct {
 	// sequences: "" the built-in one, "goroot" the prose of the comments of
 	// the Go tree's training files, else a text file.
 	Filler string `toml:"filler" canonical:"omitzero"`
+	// MinSeqLen, when > 0, makes a "task:…" source's training sequences
+	// vary in length: each training step draws its length uniformly from
+	// MinSeqLen to SeqLen (validation stays at SeqLen).
+	MinSeqLen int `toml:"min_seq_len" canonical:"omitzero"`
 }
 
 // DataSeed is the seed of the data: data.seed, or seed when it is 0.

@@ -37,6 +37,12 @@ type Corpus struct {
 	// Bytes is the UTF-8 size of the text the sequences were cut from (0 when
 	// not known), so losses can be given in bits per byte.
 	TrainBytes, ValidBytes int64
+	// MinSeqLen and TrainAt, when TrainAt is not nil, replace Train and
+	// TrainLabels: each training step draws a length from MinSeqLen to
+	// SeqLen and asks TrainAt for fresh sequences of that length (index
+	// counts the sequences handed out so far, from 0).
+	MinSeqLen int
+	TrainAt   func(length, index int) (ids, labels []int64, err error)
 }
 
 // BatchLabels returns the labels of a batch whose row i is sequence picked[i]

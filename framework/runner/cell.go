@@ -105,6 +105,12 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 		}
 		data.Timestamps(rng, batch.Timestamps, B, S)
 	}
+	// full gives batch back its seq_len (validation's) after a step of
+	// another length.
+	full := func() *model.Batch {
+		batch.S, batch.IDs, batch.Timestamps = S, batch.IDs[:B*S], batch.Timestamps[:B*S]
+		return batch
+	}
 	type finalValid struct {
 		loss, acc float64
 		total     int
@@ -114,15 +120,33 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 	var lossTail []float64
 	var nfe float64
 	budget := time.Duration(e.Train.Minutes * float64(time.Minute))
-	done := 0 // steps taken
+	done := 0   // steps taken
+	tokens := 0 // tokens trained on
 	for step := 0; step < e.Train.Steps; step++ {
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		fill(corpus.Train, func(int) int { return rng.IntN(len(corpus.Train)) })
-		labels, err := corpus.BatchLabels(e.Train.Objective, false, picked, batch.IDs, B, S, pad)
-		if err != nil {
-			return out, err
+		var labels []int64
+		var err error
+		if corpus.TrainAt != nil {
+			// A length for this step, fresh samples of it.
+			batch.S = corpus.MinSeqLen + rng.IntN(S-corpus.MinSeqLen+1)
+			batch.IDs, batch.Timestamps = batch.IDs[:B*batch.S], batch.Timestamps[:B*batch.S]
+			labels = make([]int64, B*batch.S)
+			for i := 0; i < B; i++ {
+				ids, labs, err := corpus.TrainAt(batch.S, step*B+i)
+				if err != nil {
+					return out, err
+				}
+				copy(batch.IDs[i*batch.S:], ids)
+				copy(labels[i*batch.S:], labs)
+			}
+			data.Timestamps(rng, batch.Timestamps, B, batch.S)
+		} else {
+			fill(corpus.Train, func(int) int { return rng.IntN(len(corpus.Train)) })
+			if labels, err = corpus.BatchLabels(e.Train.Objective, false, picked, batch.IDs, B, S, pad); err != nil {
+				return out, err
+			}
 		}
 		count := countLabels(labels, pad)
 		var loss float64
@@ -139,6 +163,7 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 		lr := sched.At(step)
 		opt.Step(&m.Params, lr)
 		lossTail = append(lossTail, loss)
+		tokens += B * batch.S
 		if len(lossTail) > max(1, e.Train.Steps/10) {
 			lossTail = lossTail[1:]
 		}
@@ -147,10 +172,10 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 		over := budget > 0 && el >= budget // train.minutes spent: this step is the last
 		if steps != nil {
 			rec := results.StepRecord{Step: step + 1, Loss: results.Num(loss), LR: results.Num(lr), GradNorm: results.Num(norm),
-				TokensPerS: results.Num(float64((step+1)*B*S) / el.Seconds()), ElapsedS: results.Num(el.Seconds())}
+				TokensPerS: results.Num(float64(tokens) / el.Seconds()), ElapsedS: results.Num(el.Seconds())}
 			last := step+1 == e.Train.Steps || over
 			if e.Eval.Batches > 0 && len(corpus.Valid) > 0 && (last || (e.Eval.Every > 0 && (step+1)%e.Eval.Every == 0)) {
-				vl, va, total, err := validate(ctx, e, m, corpus, batch, seed, pad)
+				vl, va, total, err := validate(ctx, e, m, corpus, full(), seed, pad)
 				if err != nil {
 					return out, err
 				}
@@ -182,7 +207,7 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 		el := time.Since(start).Seconds()
 		out["train_loss"] = mean(lossTail)
 		out["train_time_s"] = el
-		out["train_tokens_per_s"] = float64(done*B*S) / el
+		out["train_tokens_per_s"] = float64(tokens) / el
 		out["ode_nfe_per_step"] = nfe / float64(done)
 		if budget > 0 {
 			out["train_steps"] = float64(done)
@@ -191,7 +216,7 @@ func TrainEvalSteps(ctx context.Context, e *config.Experiment, m *model.Model, c
 	// Evaluation on held-out sequences, in order.
 	if e.Eval.Batches > 0 && len(corpus.Valid) > 0 {
 		if final == nil {
-			vl, va, total, err := validate(ctx, e, m, corpus, batch, seed, pad)
+			vl, va, total, err := validate(ctx, e, m, corpus, full(), seed, pad)
 			if err != nil {
 				return out, err
 			}

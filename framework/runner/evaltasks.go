@@ -248,7 +248,24 @@ func loadCorpus(e *config.Experiment, tok *tokenizer.Tokenizer) (*data.Corpus, e
 		}
 		return ids, labs, nil
 	}
-	if c.Train, c.TrainLabels, err = gen(0, ntrain); err != nil {
+	if e.Data.MinSeqLen > 0 {
+		// Fresh samples of every length; their indices never reach the
+		// validation samples' (from ntrain at length S).
+		ntrain = e.Train.Steps * e.Train.Batch
+		c.MinSeqLen = e.Data.MinSeqLen
+		c.TrainAt = func(length, index int) ([]int64, []int64, error) {
+			if index >= ntrain && length == S {
+				index += nvalid
+			}
+			s, err := t.TrainSample(length, index)
+			if err != nil {
+				return nil, nil, fmt.Errorf("data.source = %q: %w", e.Data.Source, err)
+			}
+			labs := make([]int64, length)
+			s.Labels(labs, 0, pad)
+			return s.Tokens(), labs, nil
+		}
+	} else if c.Train, c.TrainLabels, err = gen(0, ntrain); err != nil {
 		return nil, err
 	}
 	if c.Valid, c.ValidLabels, err = gen(ntrain, nvalid); err != nil {

@@ -163,3 +163,48 @@ func mustEncode(t *testing.T, tok *tokenizer.Tokenizer, s string) []int64 {
 	}
 	return ids
 }
+
+// TestMinSeqLenCorpus checks the corpus of a task source with
+// data.min_seq_len: no fixed training set, fresh samples of the asked length
+// with their key labelled, and none equal to a validation sample.
+func TestMinSeqLenCorpus(t *testing.T) {
+	tok := tokenizer.Default()
+	pad := padID(tok)
+	e := taskExperiment(t, "[model]\nvocab_size = 2000\n[data]\nsource = \"task:passkey\"\nseq_len = 200\nmin_seq_len = 150\n[train]\nsteps = 3\nbatch = 2\nobjective = \"next_token\"\n[eval]\nbatches = 1\n")
+	c, err := loadCorpus(e, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TrainAt == nil || len(c.Train) != 0 || c.MinSeqLen != 150 || len(c.Valid) != 2 {
+		t.Fatalf("corpus: TrainAt %v, %d fixed training sequences, min %d, %d valid; want TrainAt, none, 150, 2", c.TrainAt != nil, len(c.Train), c.MinSeqLen, len(c.Valid))
+	}
+	valid := map[string]bool{}
+	for _, v := range c.Valid {
+		valid[fmtIDs(v)] = true
+	}
+	for _, n := range []int{150, 173, 200} {
+		for i := range 10 {
+			ids, labs, err := c.TrainAt(n, i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(ids) != n || len(labs) != n {
+				t.Fatalf("TrainAt(%d, %d): %d ids, %d labels", n, i, len(ids), len(labs))
+			}
+			if countLabels(labs, pad) < 1 || labs[n-2] == pad {
+				t.Errorf("TrainAt(%d, %d): the key is not labelled", n, i)
+			}
+			if valid[fmtIDs(ids)] {
+				t.Errorf("TrainAt(%d, %d) is a validation sample", n, i)
+			}
+		}
+	}
+	for _, bad := range []string{"data.min_seq_len=201", "data.min_seq_len=1"} {
+		if _, err := config.Parse("x.toml", []byte("[model]\nvocab_size = 2000\n[data]\nsource = \"task:passkey\"\nseq_len = 200\n[train]\nobjective = \"next_token\"\n"), []string{bad}); err == nil || !strings.Contains(err.Error(), "data.min_seq_len") {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+	if _, err := config.Parse("x.toml", []byte("[data]\nsource = \"builtin\"\nseq_len = 200\nmin_seq_len = 100\n"), nil); err == nil || !strings.Contains(err.Error(), "task:") {
+		t.Errorf("min_seq_len on a text source: %v", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"maps"
 	"math"
 	"os"
@@ -615,6 +616,29 @@ func TestTrainMinutesBudget(t *testing.T) {
 		}
 		if !strings.Contains(string(log), "train.minutes = 1e-09 spent after step 1 of 1000") {
 			t.Errorf("%s: the cell's log does not say training stopped on the budget:\n%s", impl, log)
+		}
+	}
+}
+
+// TestMinSeqLen trains on passkey sequences whose length each step draws from
+// data.min_seq_len to data.seq_len: the cell trains and validates, and the
+// tokens it reports are fewer than steps × batch × seq_len.
+func TestMinSeqLen(t *testing.T) {
+	const steps, batch, minLen, maxLen = 4, 2, 150, 200
+	ev := newEnv(t, tinyExperiment, t.TempDir(), "data.source=task:passkey", "train.objective=next_token",
+		fmt.Sprintf("train.steps=%d", steps), fmt.Sprintf("train.batch=%d", batch),
+		fmt.Sprintf("data.seq_len=%d", maxLen), fmt.Sprintf("data.min_seq_len=%d", minLen))
+	for impl, c := range ev.run(t, faultNone, train) {
+		if c.Err != nil {
+			t.Fatalf("%s: %v\n%s", impl, c.Err, ev.out)
+		}
+		v := c.Metrics.Values
+		if _, ok := v["valid_loss"]; !ok {
+			t.Errorf("%s: no valid_loss", impl)
+		}
+		tokens := v["train_tokens_per_s"] * v["train_time_s"]
+		if tokens < steps*batch*minLen-1 || tokens > steps*batch*maxLen-batch {
+			t.Errorf("%s: %.1f tokens trained on, want steps × batch × a length in [%d, %d], not all %d", impl, tokens, minLen, maxLen, maxLen)
 		}
 	}
 }

@@ -124,6 +124,14 @@ func (e *Experiment) check() error {
 		c.bad("data.filler", d.Filler, "is the filler of the passkey's training sequences: it needs data.source = %q", "task:passkey")
 	}
 	c.positive("data.seq_len", d.SeqLen)
+	if len(d.KeyDigits) != 0 {
+		switch {
+		case d.Source != "task:passkey":
+			c.bad("data.key_digits", d.KeyDigits, "varies the passkey's training keys: it needs data.source = %q", "task:passkey")
+		case len(d.KeyDigits) != 2 || d.KeyDigits[0] < 1 || d.KeyDigits[0] > d.KeyDigits[1] || d.KeyDigits[1] > 18:
+			c.bad("data.key_digits", d.KeyDigits, "want [from, to] with 1 ≤ from ≤ to ≤ 18")
+		}
+	}
 	if d.MinSeqLen != 0 {
 		switch {
 		case !strings.HasPrefix(d.Source, "task:"):

@@ -93,6 +93,9 @@
 //	                             #   its length uniformly from min_seq_len to seq_len (fresh
 //	                             #   samples every step), so the model meets many lengths;
 //	                             #   0: every training sequence has seq_len tokens
+//	key_digits = []              # [from, to] digits, with task:passkey: each training key's
+//	                             #   length is drawn from from..to (evaluation keeps
+//	                             #   eval.key_digits); []: eval.key_digits (default 5)
 //
 //	[train]                      # the seed's recipe
 //	steps = 100                  # int ≥ 0 (0: no training)

@@ -141,6 +141,9 @@ type Data struct {
 	// vary in length: each training step draws its length uniformly from
 	// MinSeqLen to SeqLen (validation stays at SeqLen).
 	MinSeqLen int `toml:"min_seq_len" canonical:"omitzero"`
+	// KeyDigits, [from, to], makes a "task:passkey" source's training keys
+	// vary in length (uniformly, bounds included); empty: eval.key_digits.
+	KeyDigits []int `toml:"key_digits" canonical:"omitzero"`
 }
 
 // DataSeed is the seed of the data: data.seed, or seed when it is 0.
@@ -246,7 +249,7 @@ func Default() *Experiment {
 		Model: Model{VocabSize: 32000, EmbeddingDim: 512, LatentDim: 128,
 			HiddenSize: 256, HiddenDim: 128, NumFlows: 4, HeadPrecision: HeadFP32, Block: BlockParallel},
 		Components: comps,
-		Data:       Data{Source: SourceBuiltin, SeqLen: 256, ValidFraction: 0.1},
+		Data:       Data{Source: SourceBuiltin, SeqLen: 256, ValidFraction: 0.1, KeyDigits: []int{}},
 		Train: Train{Steps: 100, Batch: 32, LR: 1e-4, WeightDecay: 5e-3,
 			WarmupSteps: 1000, ClipGradNorm: 1.0, LRGamma: 0.1, Objective: ObjectiveCopy},
 		Eval:   Eval{Batches: 4, Tasks: []string{}, Lengths: []int{}, Depths: []float64{}, MQARPairs: []int{}},

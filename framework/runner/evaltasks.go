@@ -58,6 +58,8 @@ type EvalOptions struct {
 	PIDs          func() []int // plugin processes whose memory counts too
 	Progress      Progress
 	Log           io.Writer
+	// trainKeyDigits is data.key_digits, for a task:passkey training corpus.
+	trainKeyDigits [2]int
 }
 
 // EvalOptionsFor resolves the experiment's [eval] long-context settings,
@@ -202,7 +204,7 @@ func taskVocab(tok *tokenizer.Tokenizer, modelVocab int) tasks.Vocab {
 
 func newTask(name string, o EvalOptions, tok *tokenizer.Tokenizer, modelVocab int) (*tasks.Task, error) {
 	return tasks.New(name, tasks.Options{Seed: o.Seed, Vocab: taskVocab(tok, modelVocab), Enc: taskEncoder{tok},
-		KeyDigits: o.KeyDigits, Filler: o.Filler, Depths: o.Depths, Pairs: o.MQARPairs, CopyTokens: o.CopyTokens})
+		KeyDigits: o.KeyDigits, TrainKeyDigits: o.trainKeyDigits, Filler: o.Filler, Depths: o.Depths, Pairs: o.MQARPairs, CopyTokens: o.CopyTokens})
 }
 
 // loadCorpus makes the training corpus of an experiment: data.Load, or for a
@@ -224,6 +226,9 @@ func loadCorpus(e *config.Experiment, tok *tokenizer.Tokenizer) (*data.Corpus, e
 	// eval.filler is for evaluation; training uses data.filler.
 	if o.Filler, err = trainFiller(e.Data.Filler, o.ValidFraction); err != nil {
 		return nil, err
+	}
+	if k := e.Data.KeyDigits; len(k) == 2 {
+		o.trainKeyDigits = [2]int{k[0], k[1]}
 	}
 	t, err := newTask(name, o, tok, e.Model.VocabSize)
 	if err != nil {

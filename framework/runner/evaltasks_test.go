@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"liquidlab/framework/config"
+	"liquidlab/framework/data"
 	"liquidlab/framework/tokenizer"
 )
 
@@ -206,5 +207,49 @@ func TestMinSeqLenCorpus(t *testing.T) {
 	}
 	if _, err := config.Parse("x.toml", []byte("[data]\nsource = \"builtin\"\nseq_len = 200\nmin_seq_len = 100\n"), nil); err == nil || !strings.Contains(err.Error(), "task:") {
 		t.Errorf("min_seq_len on a text source: %v", err)
+	}
+}
+
+// TestKeyDigitsCorpus checks that data.key_digits reaches the passkey's
+// training keys and is refused elsewhere.
+func TestKeyDigitsCorpus(t *testing.T) {
+	tok := tokenizer.Default()
+	const base = "[model]\nvocab_size = 2000\n[train]\nsteps = 20\nbatch = 2\nobjective = \"next_token\"\n[eval]\nbatches = 1\n[data]\nsource = \"task:passkey\"\nseq_len = 200\n"
+	lengths := func(c *data.Corpus) map[int]bool {
+		seen := map[int]bool{}
+		for _, seq := range c.Train {
+			ints := make([]int, len(seq))
+			for i, id := range seq {
+				ints[i] = int(id)
+			}
+			s, err := tok.Decode(ints, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i := strings.Index(s, "The pass key is "); i >= 0 {
+				key, _, _ := strings.Cut(s[i+len("The pass key is "):], ".")
+				seen[len(key)] = true
+			}
+		}
+		return seen
+	}
+	c, err := loadCorpus(taskExperiment(t, base), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lengths(c); len(got) != 1 || !got[5] {
+		t.Errorf("default key lengths %v, want only 5", got)
+	}
+	c, err = loadCorpus(taskExperiment(t, base+"key_digits = [6, 7]\n"), tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lengths(c); len(got) != 2 || !got[6] || !got[7] {
+		t.Errorf("key_digits = [6, 7]: key lengths %v", got)
+	}
+	for _, bad := range []string{"data.key_digits=[3]", "data.key_digits=[5, 4]", "data.key_digits=[0, 4]"} {
+		if _, err := config.Parse("x.toml", []byte(base), []string{bad}); err == nil || !strings.Contains(err.Error(), "data.key_digits") {
+			t.Errorf("%s: %v", bad, err)
+		}
 	}
 }

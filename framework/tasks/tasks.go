@@ -34,9 +34,13 @@ type Options struct {
 	Vocab Vocab   // MQAR, selective copy
 	Enc   Encoder // passkey
 	// Passkey.
-	KeyDigits int       // digits of the key (default 5)
-	Filler    string    // filler text, its whitespace runs made single spaces; "" = BuiltinFiller
-	Depths    []float64 // evaluation rows: needle depth as a fraction in [0, 1] (default 0, .25, .5, .75, 1)
+	KeyDigits int // digits of the key (default 5)
+	// TrainKeyDigits, when its upper bound is > 0, is the range of key
+	// lengths training samples draw from (uniformly, bounds included);
+	// evaluation keeps KeyDigits.
+	TrainKeyDigits [2]int
+	Filler         string    // filler text, its whitespace runs made single spaces; "" = BuiltinFiller
+	Depths         []float64 // evaluation rows: needle depth as a fraction in [0, 1] (default 0, .25, .5, .75, 1)
 	// MQAR: evaluation rows (numbers of key–value pairs); training draws from them.
 	Pairs []int // default 4, 16, 64
 	// Selective copying.
@@ -84,6 +88,9 @@ func New(name string, o Options) (*Task, error) {
 		}
 		if t.o.KeyDigits < 1 || t.o.KeyDigits > 18 {
 			return nil, fmt.Errorf("tasks: passkey key length %d: want 1 to 18 digits", t.o.KeyDigits)
+		}
+		if lo, hi := t.o.TrainKeyDigits[0], t.o.TrainKeyDigits[1]; hi != 0 && (lo < 1 || lo > hi || hi > 18) {
+			return nil, fmt.Errorf("tasks: passkey training key lengths %d to %d: want 1 ≤ from ≤ to ≤ 18 digits", lo, hi)
 		}
 		if len(t.o.Depths) == 0 {
 			t.o.Depths = DefaultDepths
@@ -190,7 +197,7 @@ func (t *Task) Sample(length, row, index int) (*Sample, error) {
 	var err error
 	switch t.name {
 	case Passkey:
-		s, err = t.passkey(rng, length, t.o.Depths[row])
+		s, err = t.passkey(rng, length, t.o.Depths[row], t.o.KeyDigits)
 	case MQAR:
 		s, err = t.mqar(rng, length, t.o.Pairs[row])
 	default:
@@ -209,7 +216,11 @@ func (t *Task) TrainSample(length, index int) (*Sample, error) {
 	rng := t.rng(streamTrain, length, 0, index)
 	switch t.name {
 	case Passkey:
-		return t.passkey(rng, length, rng.Float64())
+		depth, digits := rng.Float64(), t.o.KeyDigits
+		if lo, hi := t.o.TrainKeyDigits[0], t.o.TrainKeyDigits[1]; hi > 0 {
+			digits = lo + rng.IntN(hi-lo+1)
+		}
+		return t.passkey(rng, length, depth, digits)
 	case MQAR:
 		var fit []int
 		for _, p := range t.o.Pairs {
@@ -228,9 +239,9 @@ func (t *Task) TrainSample(length, index int) (*Sample, error) {
 
 // passkey: prefix, filler, the needle at depth·(filler length), filler, the
 // question, the key (the targets: one group).
-func (t *Task) passkey(rng *rand.Rand, length int, depth float64) (*Sample, error) {
+func (t *Task) passkey(rng *rand.Rand, length int, depth float64, digits int) (*Sample, error) {
 	key := strconv.Itoa(1 + rng.IntN(9))
-	for i := 1; i < t.o.KeyDigits; i++ {
+	for i := 1; i < digits; i++ {
 		key += strconv.Itoa(rng.IntN(10))
 	}
 	needle, err := encode(t.o.Enc, " The pass key is "+key+". Remember it. "+key+" is the pass key.")

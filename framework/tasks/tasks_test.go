@@ -252,3 +252,42 @@ func TestLabels(t *testing.T) {
 		t.Errorf("labels %v", got)
 	}
 }
+
+// TestTrainKeyDigits checks that training keys take every length of
+// TrainKeyDigits' range, evaluation keys keep KeyDigits, and a bad range is
+// refused.
+func TestTrainKeyDigits(t *testing.T) {
+	tk, err := New(Passkey, Options{Enc: byteEnc{}, KeyDigits: 5, TrainKeyDigits: [2]int{3, 8}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[int]int{}
+	for i := range 200 {
+		s, err := tk.TrainSample(300, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := len(strconv.Itoa(s.Info["key"]))
+		if n < 3 || n > 8 {
+			t.Fatalf("training key %d has %d digits, want 3 to 8", s.Info["key"], n)
+		}
+		seen[n]++
+	}
+	if len(seen) != 6 {
+		t.Errorf("training key lengths %v: want all of 3 to 8", seen)
+	}
+	for i := range 20 {
+		s, err := tk.Sample(300, 0, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(strconv.Itoa(s.Info["key"])); n != 5 {
+			t.Fatalf("evaluation key %d: %d digits, want 5", s.Info["key"], n)
+		}
+	}
+	for _, r := range [][2]int{{0, 3}, {4, 3}, {2, 19}} {
+		if _, err := New(Passkey, Options{Enc: byteEnc{}, TrainKeyDigits: r}); err == nil {
+			t.Errorf("TrainKeyDigits %v accepted", r)
+		}
+	}
+}

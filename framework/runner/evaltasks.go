@@ -19,6 +19,7 @@ import (
 	"liquidlab/framework/corpus"
 	"liquidlab/framework/data"
 	"liquidlab/framework/model"
+	"liquidlab/framework/num"
 	"liquidlab/framework/results"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tasks"
@@ -340,6 +341,7 @@ func EvalTasks(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, o 
 // measure runs f with the peak memory reset and reports its time and peak.
 func measure(o EvalOptions, m *model.Model, f func() error) (secs, peakMB float64, err error) {
 	m.DropScratch()
+	num.DropBufs()
 	runtime.GC()
 	debug.FreeOSMemory()
 	pids := []int{os.Getpid()}

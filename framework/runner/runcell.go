@@ -264,7 +264,11 @@ func (cr *cellRun) train(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cr.log, "data: %s, %d train and %d valid sequences of %d tokens\n", corpus.Source, len(corpus.Train), len(corpus.Valid), corpus.SeqLen)
+	if corpus.TrainAt != nil {
+		fmt.Fprintf(cr.log, "data: %s, fresh training sequences of %d to %d tokens every step, %d valid sequences of %d tokens\n", corpus.Source, corpus.MinSeqLen, corpus.SeqLen, len(corpus.Valid), corpus.SeqLen)
+	} else {
+		fmt.Fprintf(cr.log, "data: %s, %d train and %d valid sequences of %d tokens\n", corpus.Source, len(corpus.Train), len(corpus.Valid), corpus.SeqLen)
+	}
 	// The per-step stream of every repeat (metrics.jsonl, repeat numbered),
 	// with the lines of the kept repeats.
 	steps, err := cr.c.KeepSteps(len(recs))

@@ -10,8 +10,9 @@ import (
 type saved struct {
 	o            options
 	B, Sc, T     int
-	n0           int // cache rows before this chunk
-	tRows        int // rows per batch row of the [B,·,H] cache buffers' allocations (≥ T)
+	n0           int  // cache rows before this chunk
+	tRows        int  // rows per batch row of the [B,·,H] cache buffers' allocations (≥ T)
+	stateCache   bool // kc, vc are the state handed out (growing patterns), not pooled
 	p            params
 	e            []float32 // [B,Sc,H] the input, by reference
 	q            []float32 // [N,H]
@@ -48,6 +49,9 @@ func scaleRows(o *options, x []float32, B, Sc, H, pos0 int) {
 }
 
 func (f *saved) free() {
+	if f.stateCache {
+		f.kc, f.vc = nil, nil
+	}
 	num.PutBuf(f.q, full(f.kc), full(f.vc), f.a, f.lse, f.nrm, f.fq, f.fk, f.zsave)
 	f.q, f.kc, f.vc, f.a, f.lse, f.nrm, f.fq, f.fk, f.zsave = nil, nil, nil, nil, nil, nil, nil, nil, nil
 	f.pl = nil
@@ -84,7 +88,10 @@ func full(b []float32) []float32 { return b[:cap(b)] }
 
 // forward runs one chunk and returns what backward needs, the outputs y and c,
 // and the state after the chunk. Nothing it returns aliases e, st or p.
-func forward(o *options, p params, e []float32, B, Sc int, st *carry, need []float32) (f *saved, y, c []float32, next tensor.Map) {
+//
+// The growing patterns (full, lsh) return as state the cache their attention
+// ran on, extended in place when own allows (see grow.go).
+func forward(o *options, own *owner, p params, e []float32, B, Sc int, st *carry, need []float32) (f *saved, y, c []float32, next tensor.Map) {
 	if o.pattern == Linear {
 		return forwardLinear(o, p, e, B, Sc, st)
 	}
@@ -99,10 +106,17 @@ func forward(o *options, p params, e []float32, B, Sc int, st *carry, need []flo
 		scaleRows(o, f.q, B, Sc, H, f.pos0)
 	}
 	tmp := num.GetBuf(N * H)
-	f.kc, f.vc = getRows(B*T*H, B*f.tRows*H), getRows(B*T*H, B*f.tRows*H)
+	growing := o.capacity() < 0 // every position cached: state rows = T
+	inPlace := false
+	if growing {
+		f.kc, f.vc, inPlace = own.growCaches(st, B, n0, T, H)
+		f.stateCache = true
+	} else {
+		f.kc, f.vc = getRows(B*T*H, B*f.tRows*H), getRows(B*T*H, B*f.tRows*H)
+	}
 	place := func(dst, cache []float32) {
 		for b := 0; b < B; b++ {
-			if n0 > 0 {
+			if n0 > 0 && !inPlace {
 				copy(dst[b*T*H:(b*T+n0)*H], cache[b*st.rows*H:(b*st.rows+n0)*H])
 			}
 			copy(dst[(b*T+n0)*H:(b+1)*T*H], tmp[b*Sc*H:(b+1)*Sc*H])
@@ -163,6 +177,11 @@ func forward(o *options, p params, e []float32, B, Sc int, st *carry, need []flo
 		if o.logScale {
 			next["pos"] = tensor.From([]float32{float32(st.abs + Sc)}, 1)
 		}
+		return f, y, c, next
+	}
+	if growing {
+		next = tensor.Map{"k_cache": tensor.From(f.kc, B, T, H), "v_cache": tensor.From(f.vc, B, T, H),
+			"n_cache": tensor.From([]float32{float32(T)}, 1), "pos": tensor.From([]float32{float32(pos1)}, 1)}
 		return f, y, c, next
 	}
 	b1 := o.base(pos1)

@@ -35,6 +35,7 @@ var paramNames = []string{
 // Stage is the causal attention stage. Use New.
 type Stage struct {
 	handles stage.Handles
+	caches  owner // the growing caches handed out as state (grow.go)
 }
 
 var _ stage.Stage = (*Stage)(nil)
@@ -291,7 +292,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	if err != nil {
 		return nil, err
 	}
-	f, y, c, next := forward(&o, p, e.Data, B, Sc, st, need)
+	f, y, c, next := forward(&o, &s.caches, p, e.Data, B, Sc, st, need)
 	res := &stage.ForwardResult{
 		Outputs: tensor.Map{"y": tensor.From(y, B, Sc, H), "c": tensor.From(c, B, H)},
 		State:   next,
@@ -397,7 +398,8 @@ var _ = num.GetBuf
 // State of 24 H per token is calibrated, not derived: the cache is 2 H per
 // token, but a training bench of attention-cost.toml's model peaked 0.52 GB
 // higher at 32k tokens than at 16k (about 31 H per added token), as the
-// carried state is copied from chunk to chunk.
+// carried state was copied from chunk to chunk. Since the cache grows in
+// place (grow.go) this overestimates; an overestimate only refuses early.
 func (o *options) memoryHint() *stage.MemoryHint {
 	m := &stage.MemoryHint{Saved: int64(6*o.H + 2*o.heads), Work: int64(6*o.H + o.heads*max(o.W, 64))}
 	switch o.pattern {

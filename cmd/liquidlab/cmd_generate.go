@@ -270,7 +270,11 @@ func (g *generation) rerun(ctx context.Context, ts timeline) error {
 			b.IDs[i] = int64(id)
 			b.Timestamps[i] = ts(i, s)
 		}
-		_, err := g.m.Run(ctx, b, model.RunOptions{ChunkSize: g.chunk}, func(blk *model.Block) error {
+		// Only the last position's logits are read: the head (and a per-token
+		// attention) skip the other blocks (RunOptions.Rows).
+		read := make([]bool, s)
+		read[s-1] = true
+		_, err := g.m.Run(ctx, b, model.RunOptions{ChunkSize: g.chunk, Rows: read}, func(blk *model.Block) error {
 			for i, p := range blk.Index {
 				if p == s-1 {
 					copy(last, blk.Logits[i*v:(i+1)*v])

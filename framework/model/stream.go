@@ -140,7 +140,16 @@ func (s *Stream) Feed(ids []int64, timestamps []float32) ([]float32, error) {
 		}
 		return nil
 	}
-	r, err := s.run(b, consume)
+	// Only each row's last logits are read: the head and the attention skip
+	// the other rows' blocks (RunOptions.Rows; the carried state is the same).
+	var read []bool
+	if n > 1 {
+		read = make([]bool, s.B*n)
+		for i := 0; i < s.B; i++ {
+			read[i*n+n-1] = true
+		}
+	}
+	r, err := s.run(b, read, consume)
 	if err != nil {
 		return nil, fmt.Errorf("stream: %w", err)
 	}
@@ -161,9 +170,9 @@ func (s *Stream) Feed(ids []int64, timestamps []float32) ([]float32, error) {
 
 // run returns the batch run for one Feed: the stream's own while the feed fits
 // its buffers (the head packed once), else a new one sized for this feed.
-func (s *Stream) run(b *Batch, consume Consumer) (*batchRun, error) {
+func (s *Stream) run(b *Batch, read []bool, consume Consumer) (*batchRun, error) {
 	if s.r == nil || b.S > s.cap {
-		r, err := s.m.newBatchRun(s.ctx, b, RunOptions{ChunkSize: b.S}, consume)
+		r, err := s.m.newBatchRun(s.ctx, b, RunOptions{ChunkSize: b.S, Rows: read}, consume)
 		if err != nil {
 			return nil, err
 		}
@@ -171,7 +180,7 @@ func (s *Stream) run(b *Batch, consume Consumer) (*batchRun, error) {
 		return r, nil
 	}
 	r := s.r
-	r.b, r.consume = b, consume
+	r.b, r.consume, r.opt.Rows = b, consume, read
 	r.res = &Result{LDJ: make([]float32, b.B*b.S), Stats: map[string]float64{}}
 	return r, nil
 }

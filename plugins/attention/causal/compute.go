@@ -73,8 +73,13 @@ func cacheBufRows(o *options, Sc, T int) int {
 	if c := o.capacity(); c >= 0 && Sc+c >= T {
 		return Sc + c
 	}
+	return pow2(T)
+}
+
+// pow2 is the least power of two ≥ n.
+func pow2(n int) int {
 	r := 1
-	for r < T {
+	for r < n {
 		r *= 2
 	}
 	return r
@@ -87,10 +92,10 @@ func getRows(n, nAlloc int) []float32 { return num.GetBuf(nAlloc)[:n] }
 func full(b []float32) []float32 { return b[:cap(b)] }
 
 // forward runs one chunk and returns what backward needs, the outputs y and c,
-// and the state after the chunk. Nothing it returns aliases e, st or p.
-//
-// The growing patterns (full, lsh) return as state the cache their attention
-// ran on, extended in place when own allows (see grow.go).
+// and the state after the chunk. Nothing it returns aliases e or p, nor st's
+// values: the growing patterns (full, lsh) return as state the cache their
+// attention ran on, which may extend st's buffer past its length when own
+// allows (see grow.go).
 func forward(o *options, own *owner, p params, e []float32, B, Sc int, st *carry, need []float32) (f *saved, y, c []float32, next tensor.Map) {
 	if o.pattern == Linear {
 		return forwardLinear(o, p, e, B, Sc, st)

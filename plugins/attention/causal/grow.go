@@ -72,11 +72,7 @@ func (w *owner) growCaches(st *carry, B, n0, T, H int) (kc, vc []float32, inPlac
 	}
 	c := n
 	if B == 1 {
-		r := 1
-		for r < T {
-			r *= 2
-		}
-		c = r * H
+		c = pow2(T) * H
 	}
 	kc, vc = make([]float32, n, c), make([]float32, n, c)
 	if B == 1 {

@@ -289,6 +289,7 @@ type entry struct {
 // compiled is one graph with its machine.
 type compiled struct {
 	g                   *G.ExprGraph
+	plan                *plan
 	in, params, state   Nodes
 	out, next           Nodes
 	dOut                Nodes // output-gradient inputs (full only)
@@ -361,12 +362,37 @@ func (s *Stage) build(cfg stage.Config, r *request, grad bool) (c *compiled, err
 			return nil, fmt.Errorf("%s: Build's next state %q has shape %v, want %v", d.Name, st.Name, shapeOf(n), want)
 		}
 	}
+	var want []*G.Node
 	if grad {
 		if err := c.addGrads(d); err != nil {
 			return nil, fmt.Errorf("%s: %w", d.Name, err)
 		}
+		want = append(sortedNodes(c.inGrads), sortedNodes(c.paramGrads)...)
+	} else {
+		want = append(sortedNodes(c.out), sortedNodes(c.next)...)
+	}
+	var bound []*G.Node
+	for _, ns := range []Nodes{c.in, c.params, c.state, c.dOut} {
+		bound = append(bound, sortedNodes(ns)...)
+	}
+	if c.plan, err = newPlan(g, want, bound); err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Name, err)
 	}
 	return c, nil
+}
+
+// sortedNodes lists ns's nodes by name, so plans do not depend on map order.
+func sortedNodes(ns Nodes) []*G.Node {
+	names := make([]string, 0, len(ns))
+	for k := range ns {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	out := make([]*G.Node, len(names))
+	for i, k := range names {
+		out[i] = ns[k]
+	}
+	return out
 }
 
 func batchOf(r *request) int {
@@ -474,27 +500,32 @@ func (c *compiled) addGrads(d *Description) error {
 	return nil
 }
 
-// bind lets every input node of c take the host's data (no copy).
-func bind(n *G.Node, v *tensor.Tensor) error {
+// value wraps the host's data as a gorgonia value (no copy).
+func value(n *G.Node, v *tensor.Tensor) G.Value {
 	if n.IsScalar() {
-		return G.Let(n, G.NewF32(v.Data[0]))
+		return G.NewF32(v.Data[0])
 	}
-	return G.Let(n, T.New(T.WithShape(v.Shape...), T.WithBacking(v.Data)))
+	return T.New(T.WithShape(v.Shape...), T.WithBacking(v.Data))
+}
+
+// bind lets input n take the host's data (no copy) for the next run.
+func (c *compiled) bind(n *G.Node, v *tensor.Tensor) error {
+	return c.plan.set(n, value(n, v))
 }
 
 func (c *compiled) bindAll(r *request, params tensor.Map) error {
 	for name, n := range c.in {
-		if err := bind(n, r.in[name]); err != nil {
+		if err := c.bind(n, r.in[name]); err != nil {
 			return fmt.Errorf("binding input %q: %w", name, err)
 		}
 	}
 	for name, n := range c.params {
-		if err := bind(n, params[name]); err != nil {
+		if err := c.bind(n, params[name]); err != nil {
 			return fmt.Errorf("binding parameter %q: %w", name, err)
 		}
 	}
 	for name, n := range c.state {
-		if err := bind(n, r.state[name]); err != nil {
+		if err := c.bind(n, r.state[name]); err != nil {
 			return fmt.Errorf("binding state %q: %w", name, err)
 		}
 	}
@@ -504,34 +535,33 @@ func (c *compiled) bindAll(r *request, params tensor.Map) error {
 // run runs the graph once and hands the results to read. The caller holds
 // the entry's lock.
 //
-// The machine is a forward-only LispMachine, new for every run (gorgonia's
-// lispMachine.Reset rewinds to the last node instead of the first, so a
-// reused machine recomputes only that one). Nodes keep their values between
-// runs and ops with preallocated outputs write into their own last output;
-// views (Reshape, which shares its input's memory) are always recomputed.
-// Not the TapeMachine: it reuses registers and writes in place into values it
+// The graph runs on the kit's own plan (exec.go), ops called in turn on this
+// goroutine, so a panic inside an op comes back as an error. Not gorgonia's
+// TapeMachine: it reuses registers and writes in place into values it
 // believes dead, and through a Reshape view such a write silently overwrites a
-// live tensor (TestViews is such a graph). Nor unbinding the values between
-// runs: gorgonia then returns them to tensor's pools while views still share
-// their headers, and later shapes come out corrupted.
+// live tensor (TestViews is such a graph). Not its LispMachine either, which
+// the kit used first: it clones every value into a dual value and allocates
+// every output afresh, which was most of a small graph's time.
 func (c *compiled) run(read func() error) (err error) {
 	defer recoverTo(&err, "running the graph")
-	vm := G.NewLispMachine(c.g, G.ExecuteFwdOnly())
-	defer vm.Close()
-	if err := vm.RunAll(); err != nil {
+	if err := c.plan.run(); err != nil {
 		return err
 	}
 	return read()
 }
 
 // read copies a node's value into a new tensor of the node's shape.
-func read(n *G.Node) (*tensor.Tensor, error) {
+func (c *compiled) read(n *G.Node) (*tensor.Tensor, error) {
 	sh := shapeOf(n)
 	out := tensor.New(sh...)
 	if out.Shape == nil {
 		out.Shape = []int{}
 	}
-	switch v := n.Value().(type) {
+	val, err := c.plan.value(n)
+	if err != nil {
+		return nil, err
+	}
+	switch v := val.(type) {
 	case *G.F32:
 		out.Data[0] = float32(*v)
 		return out, nil
@@ -550,16 +580,14 @@ func read(n *G.Node) (*tensor.Tensor, error) {
 			out.Data[0] = data
 			return out, nil
 		}
-	case nil:
-		return nil, fmt.Errorf("node %s has no value", n.Name())
 	}
-	return nil, fmt.Errorf("node %s holds %T (%v), want float32", n.Name(), n.Value(), n.Dtype())
+	return nil, fmt.Errorf("node %s holds %T (%v), want float32", n.Name(), val, n.Dtype())
 }
 
-func readAll(ns Nodes) (tensor.Map, error) {
+func (c *compiled) readAll(ns Nodes) (tensor.Map, error) {
 	m := tensor.Map{}
 	for name, n := range ns {
-		v, err := read(n)
+		v, err := c.read(n)
 		if err != nil {
 			return nil, fmt.Errorf("%q: %w", name, err)
 		}
@@ -599,11 +627,11 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	}
 	res := &stage.ForwardResult{}
 	err = c.run(func() (err error) {
-		if res.Outputs, err = readAll(c.out); err != nil {
+		if res.Outputs, err = c.readAll(c.out); err != nil {
 			return fmt.Errorf("output %w", err)
 		}
 		if len(r.d.State) > 0 {
-			if res.State, err = readAll(c.next); err != nil {
+			if res.State, err = c.readAll(c.next); err != nil {
 				return fmt.Errorf("next state %w", err)
 			}
 		}
@@ -687,19 +715,19 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 				g.Shape = []int{}
 			}
 		}
-		if err := bind(n, g); err != nil {
+		if err := c.bind(n, g); err != nil {
 			return nil, fmt.Errorf("%s: binding the gradient of %q: %w", name, o, err)
 		}
 	}
 	res := &stage.BackwardResult{InputGrads: tensor.Map{}, ParamGrads: tensor.Map{}}
 	err = c.run(func() (err error) {
 		for in, n := range c.inGrads {
-			if res.InputGrads[in], err = read(n); err != nil {
+			if res.InputGrads[in], err = c.read(n); err != nil {
 				return fmt.Errorf("gradient of input %q: %w", in, err)
 			}
 		}
 		for p, n := range c.paramGrads {
-			if res.ParamGrads[p], err = read(n); err != nil {
+			if res.ParamGrads[p], err = c.read(n); err != nil {
 				return fmt.Errorf("gradient of parameter %q: %w", p, err)
 			}
 		}

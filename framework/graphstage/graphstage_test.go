@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -325,4 +326,103 @@ func TestGrowingStateAndStateGrads(t *testing.T) {
 			t.Errorf("state hist of shape [2 2 4]: error %v, want one naming it", err)
 		}
 	}
+}
+
+// sliceBuild is a small recurrence over the tokens of x, with what the plan
+// must get right on later runs: slices (whose gradient, sliceIncr, adds into
+// its output), unary ops, broadcasts, views and a concatenation.
+func sliceBuild(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes, error) {
+	x := in[stage.PortX]
+	sh := x.Shape()
+	y := G.Must(Linear(G.Must(Tokens(x)), p["w"], p["b"]))
+	y = G.Must(G.Reshape(y, []int{sh[0], sh[1], y.Shape()[1]}))
+	var h *G.Node
+	hs := make(G.Nodes, sh[1])
+	for t := range hs {
+		yt := G.Must(G.Slice(y, nil, G.S(t)))
+		if h == nil {
+			h = G.Must(G.Tanh(yt))
+		} else {
+			h = G.Must(G.Tanh(G.Must(G.Add(yt, G.Must(G.Mul(h, p["a"]))))))
+		}
+		h = G.Must(G.BroadcastAdd(h, p["frozen"], nil, []byte{0}))
+		hs[t] = G.Must(G.Reshape(h, []int{sh[0], 1, y.Shape()[2]}))
+	}
+	z := G.Must(G.Concat(1, hs...))
+	ldj := G.Must(G.Sum(G.Must(G.Square(z)), 2))
+	return Nodes{stage.PortZ: z, stage.PortLDJ: ldj}, nil, nil
+}
+
+// TestLaterRunsMatchFirst checks the plan's reuse of memory: a stage that has
+// run its graphs before (so its ops write into shared, preallocated memory)
+// gives, bit for bit, what a fresh stage's first run gives for the same
+// request; and the plan does share memory (fewer buffers than outputs).
+func TestLaterRunsMatchFirst(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name  string
+		build func(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes, error)
+	}{{"toy", toyBuild}, {"views", viewBuild}, {"slices", sliceBuild}} {
+		t.Run(tc.name, func(t *testing.T) {
+			mk := func(v float32) (*stage.ForwardRequest, tensor.Map) {
+				x := tensor.New(2, 6, 5)
+				for i := range x.Data {
+					x.Data[i] = v * float32(i%11-5) / 7
+				}
+				req := &stage.ForwardRequest{NeedGrad: true, Params: tensor.Map{
+					"w": tensor.From([]float32{.1, .2, .3, .4, .5, -.1, -.2, -.3, -.4, -.5, .3, .1, -.2, .4, 0}, 3, 5),
+					"b": tensor.From([]float32{.1, -.1, .2}, 3), "a": tensor.From([]float32{0.9}), "frozen": tensor.From([]float32{1, 2, 3}, 3)},
+					Inputs: tensor.Map{stage.PortX: x, "u": tensor.New(2, 6)}}
+				dz := tensor.New(2, 6, 3)
+				for i := range dz.Data {
+					dz.Data[i] = v * float32(i%5-2)
+				}
+				return req, tensor.Map{stage.PortZ: dz, stage.PortLDJ: tensor.From([]float32{1, -1, 2, 0, 1, 3, 1, 1, -2, 0, 1, 2}, 2, 6)}
+			}
+			run := func(s *Stage, v float32) []float32 {
+				req, dOut := mk(v)
+				res, err := s.Forward(ctx, toyConfig(), req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				g, err := s.Backward(ctx, res.Handle, dOut)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var all []float32
+				for _, m := range []tensor.Map{res.Outputs, g.InputGrads, g.ParamGrads} {
+					for _, k := range sortedKeys(m) {
+						all = append(all, m[k].Data...)
+					}
+				}
+				return all
+			}
+			warm := New(toy(tc.build))
+			for _, v := range []float32{1, -0.5, 2} {
+				run(warm, v)
+			}
+			got, want := run(warm, 0.7), run(New(toy(tc.build)), 0.7)
+			if len(got) != len(want) {
+				t.Fatalf("%d values, want %d", len(got), len(want))
+			}
+			for i := range got {
+				if got[i] != want[i] {
+					t.Fatalf("value %d: later run %v, first run %v", i, got[i], want[i])
+				}
+			}
+			bufs, shared := warm.sharing()
+			if tc.name == "slices" && shared == 0 {
+				t.Errorf("the plans share no memory (%d buffers)", bufs)
+			}
+		})
+	}
+}
+
+func sortedKeys(m tensor.Map) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
 }

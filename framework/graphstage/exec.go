@@ -1,0 +1,363 @@
+package graphstage
+
+import (
+	"fmt"
+	"slices"
+
+	G "gorgonia.org/gorgonia"
+	T "gorgonia.org/tensor"
+)
+
+// plan runs a graph: the nodes the wanted values depend on, children first,
+// each op called directly (Op.Do) on the caller's goroutine.
+//
+// Gorgonia's LispMachine wraps every value in a dual value (a clone of it)
+// and allocates every output afresh; at the quickstart's sizes that copying
+// and allocating was most of a graph stage's time. A plan instead keeps the
+// output an op allocated on the first run and hands it back to the op as its
+// preallocated output (UsePreallocDo) on later runs: no dual values, no
+// allocation once warm. Only outputs that share no memory with their inputs
+// are reused that way (an op that returns a view, such as Reshape, runs
+// afresh every time and so follows its input), and nothing is written in
+// place into an input, the TapeMachine's hazard (see compiled.run). Values
+// between runs belong to the plan; readers copy them out.
+type plan struct {
+	steps []step
+	vals  []G.Value        // by slot: leaves first, then step outputs
+	slot  map[*G.Node]int  // every node the plan holds a value for
+	bound map[*G.Node]bool // leaves the caller sets before each run
+	args  [][]G.Value      // per step, reused
+	want  []int            // slots read after a run
+	ran   bool             // the first run is done and memory is shared
+}
+
+// step is one op node.
+type step struct {
+	n    *G.Node
+	op   G.Op
+	args []int // slots of the children, in order
+	out  int   // slot of the result
+	// prealloc is the memory the op writes its output into after the first
+	// run, when its output is memory of its own; nil for views and for ops
+	// that cannot write into given memory.
+	prealloc *T.Dense
+	reuse    reuse
+}
+
+// reuse is how a step writes into its preallocated output.
+type reuse uint8
+
+const (
+	reuseNone      reuse = iota
+	reuseOverwrite       // UsePreallocDo overwrites every element
+	reuseZeroed          // UsePreallocDo adds into it (sliceIncr): zero first
+	reuseUnary           // an elementwise unary op: copy the input in, then in place
+)
+
+// reuseOf says how op may reuse its output. Gorgonia's op types are
+// unexported, so they are told apart by name; an op the kit does not know
+// reuses only after zeroing, which is what its Do starts from.
+func reuseOf(op G.Op) reuse {
+	switch fmt.Sprintf("%T", op) {
+	case "gorgonia.elemBinOp", "gorgonia.linAlgBinOp", "gorgonia.repeatOp":
+		return reuseOverwrite
+	case "gorgonia.elemUnaryOp":
+		if _, ok := op.(G.UnsafeDoer); ok {
+			return reuseUnary
+		}
+		return reuseNone
+	}
+	if _, ok := op.(G.UsePreallocDoer); ok {
+		return reuseZeroed
+	}
+	return reuseNone
+}
+
+// newPlan plans the computation of want in g. Leaves without an op are inputs:
+// those in bound are set with plan.set before each run; the others (constants,
+// value-bound nodes such as Const) keep the value they hold.
+func newPlan(g *G.ExprGraph, want []*G.Node, bound []*G.Node) (*plan, error) {
+	p := &plan{slot: map[*G.Node]int{}, bound: map[*G.Node]bool{}}
+	for _, n := range bound {
+		p.bound[n] = true
+	}
+	// depth-first post-order from the wanted nodes: children before parents
+	state := map[*G.Node]uint8{} // 1 visiting, 2 done
+	type frame struct {
+		n    *G.Node
+		kids []*G.Node
+		i    int
+	}
+	children := func(n *G.Node) []*G.Node {
+		it := g.From(n.ID())
+		out := make([]*G.Node, 0, it.Len())
+		for it.Next() {
+			out = append(out, it.Node().(*G.Node))
+		}
+		return out
+	}
+	var order []*G.Node
+	for _, w := range want {
+		if state[w] == 2 {
+			continue
+		}
+		stack := []frame{{n: w, kids: children(w)}}
+		state[w] = 1
+		for len(stack) > 0 {
+			top := &stack[len(stack)-1]
+			if top.i < len(top.kids) {
+				c := top.kids[top.i]
+				top.i++
+				switch state[c] {
+				case 0:
+					state[c] = 1
+					stack = append(stack, frame{n: c, kids: children(c)})
+				case 1:
+					return nil, fmt.Errorf("graph has a cycle through %s", c.Name())
+				}
+				continue
+			}
+			state[top.n] = 2
+			order = append(order, top.n)
+			stack = stack[:len(stack)-1]
+		}
+	}
+	for _, n := range order {
+		p.slot[n] = len(p.vals)
+		kids := children(n)
+		if len(kids) == 0 {
+			// a leaf: a bound input, a constant or a value-bound node
+			var v G.Value
+			if !p.bound[n] {
+				if v = n.Value(); v == nil {
+					return nil, fmt.Errorf("node %s has no op, no value and is not an input", n.Name())
+				}
+			}
+			p.vals = append(p.vals, v)
+			continue
+		}
+		if n.Op() == nil {
+			return nil, fmt.Errorf("node %s has children but no op", n.Name())
+		}
+		st := step{n: n, op: n.Op(), out: len(p.vals), reuse: reuseOf(n.Op())}
+		for _, c := range kids {
+			st.args = append(st.args, p.slot[c])
+		}
+		p.vals = append(p.vals, nil)
+		p.steps = append(p.steps, st)
+	}
+	for _, w := range want {
+		p.want = append(p.want, p.slot[w])
+	}
+	p.args = make([][]G.Value, len(p.steps))
+	for i, st := range p.steps {
+		p.args[i] = make([]G.Value, len(st.args))
+	}
+	return p, nil
+}
+
+// set gives a bound leaf its value for the next run.
+func (p *plan) set(n *G.Node, v G.Value) error {
+	i, ok := p.slot[n]
+	if !ok {
+		return nil // nothing wanted depends on it
+	}
+	if !p.bound[n] {
+		return fmt.Errorf("node %s is not an input", n.Name())
+	}
+	p.vals[i] = v
+	return nil
+}
+
+// value is n's value after a run.
+func (p *plan) value(n *G.Node) (G.Value, error) {
+	i, ok := p.slot[n]
+	if !ok || p.vals[i] == nil {
+		return nil, fmt.Errorf("node %s has no value", n.Name())
+	}
+	return p.vals[i], nil
+}
+
+// run computes every step in order.
+func (p *plan) run() error {
+	if !p.ran {
+		return p.firstRun()
+	}
+	for i := range p.steps {
+		st := &p.steps[i]
+		args := p.args[i]
+		for j, s := range st.args {
+			if args[j] = p.vals[s]; args[j] == nil {
+				return fmt.Errorf("%s: input %d has no value", st.n.Name(), j)
+			}
+		}
+		v, err := st.do(args)
+		if err != nil {
+			return fmt.Errorf("%s (%v): %w", st.n.Name(), st.op, err)
+		}
+		p.vals[st.out] = v
+	}
+	return nil
+}
+
+// firstRun runs every op with Do and decides, as it goes, which memory each
+// step writes into on later runs: steps whose values are never alive at the
+// same time share it. The first run shows which outputs are views of which
+// inputs; a value's memory (its "root": the step that wrote it, through any
+// views) is free again after the last step that reads it or a view of it, and
+// a later step whose output has the same type and size then writes there. A
+// step never gets the memory of one of its own arguments, and values read
+// after the run (outputs, gradients) are never shared. The first run drops
+// each value once it is dead, so its peak is the live set, not the whole
+// graph: an unrolled solver keeps hundreds of intermediates (several GB at
+// the seed's size), a working set that never stayed in cache.
+func (p *plan) firstRun() error {
+	const forever = int(^uint(0) >> 1)
+	last := make([]int, len(p.vals)) // by slot: the last step reading it
+	for i := range last {
+		last[i] = -1
+	}
+	for i, st := range p.steps {
+		for _, a := range st.args {
+			last[a] = i
+		}
+	}
+	for _, w := range p.want {
+		last[w] = forever
+	}
+	root := make([]int, len(p.vals))
+	for i := range root {
+		root[i] = i
+	}
+	until := slices.Clone(last) // by root: the last step reading it or a view of it
+	members := map[int][]int{}  // by root: the step outputs that share its memory
+	buf := map[int]*T.Dense{}   // by root: the memory later runs write into
+	type key struct {
+		dt T.Dtype
+		n  int
+	}
+	free := map[key][]*T.Dense{}
+	release := func(r, i int) {
+		if until[r] > i {
+			return
+		}
+		if b := buf[r]; b != nil {
+			k := key{b.Dtype(), b.DataSize()}
+			free[k] = append(free[k], b)
+			delete(buf, r)
+		}
+		for _, m := range members[r] {
+			p.vals[m] = nil // this run's value, for the GC
+		}
+		delete(members, r)
+	}
+	for i := range p.steps {
+		st := &p.steps[i]
+		args := p.args[i]
+		for j, s := range st.args {
+			if args[j] = p.vals[s]; args[j] == nil {
+				return fmt.Errorf("%s: input %d has no value", st.n.Name(), j)
+			}
+		}
+		v, err := st.op.Do(args...)
+		if err != nil {
+			return fmt.Errorf("%s (%v): %w", st.n.Name(), st.op, err)
+		}
+		p.vals[st.out] = v
+		if d, ok := v.(*T.Dense); ok {
+			if j := overlaps(d, args); j >= 0 {
+				r := root[st.args[j]]
+				root[st.out] = r
+				until[r] = max(until[r], last[st.out])
+			} else if st.reuse != reuseNone && !d.IsView() {
+				st.prealloc = d
+				k := key{d.Dtype(), d.DataSize()}
+				if l := free[k]; len(l) > 0 {
+					st.prealloc = T.New(T.Of(d.Dtype()), T.WithShape(d.Shape().Clone()...), T.WithBacking(l[len(l)-1].Data()))
+					free[k] = l[:len(l)-1]
+				}
+				buf[st.out] = st.prealloc
+			}
+		}
+		clear(args) // they would keep this run's values alive
+		r := root[st.out]
+		members[r] = append(members[r], st.out)
+		for _, a := range st.args {
+			release(root[a], i)
+		}
+		release(r, i)
+	}
+	p.ran = true
+	return nil
+}
+
+// do runs the step's op, into its preallocated output when it has one.
+func (st *step) do(args []G.Value) (G.Value, error) {
+	pre := st.prealloc
+	if pre == nil {
+		return st.op.Do(args...)
+	}
+	switch st.reuse {
+	case reuseOverwrite:
+		return st.op.(G.UsePreallocDoer).UsePreallocDo(pre, args...)
+	case reuseZeroed:
+		pre.Zero()
+		return st.op.(G.UsePreallocDoer).UsePreallocDo(pre, args...)
+	case reuseUnary:
+		a, ok := args[0].(*T.Dense)
+		if !ok || a.IsView() || a.Dtype() != pre.Dtype() || !a.Shape().Eq(pre.Shape()) {
+			return st.op.Do(args...)
+		}
+		if err := T.Copy(pre, a); err != nil {
+			return nil, err
+		}
+		return st.op.(G.UnsafeDoer).UnsafeDo(pre)
+	}
+	return st.op.Do(args...)
+}
+
+// overlaps is the index of the first argument whose memory d's overlaps, or
+// −1 when d is memory of its own.
+func overlaps(d *T.Dense, args []G.Value) int {
+	if d.MemSize() == 0 {
+		return -1
+	}
+	lo, hi := d.Uintptr(), d.Uintptr()+d.MemSize()
+	for j, a := range args {
+		m, ok := a.(T.Memory)
+		if !ok || m.MemSize() == 0 {
+			continue
+		}
+		alo, ahi := m.Uintptr(), m.Uintptr()+m.MemSize()
+		if alo < hi && lo < ahi {
+			return j
+		}
+	}
+	return -1
+}
+
+// sharing counts, over the stage's plans, the steps that write into
+// preallocated memory and how many of them write into memory another step
+// also uses (tests use it).
+func (s *Stage) sharing() (steps, shared int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.graphs {
+		for _, c := range []*compiled{e.fwd, e.full} {
+			if c == nil {
+				continue
+			}
+			seen := map[uintptr]int{}
+			for _, st := range c.plan.steps {
+				if st.prealloc != nil {
+					steps++
+					seen[st.prealloc.Uintptr()]++
+				}
+			}
+			for _, n := range seen {
+				shared += n - 1
+			}
+		}
+	}
+	return steps, shared
+}

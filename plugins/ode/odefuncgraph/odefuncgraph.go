@@ -75,16 +75,18 @@ func c32(v float64) *G.Node { return G.NewConstant(float32(v)) }
 
 func must(n *G.Node, err error) *G.Node { return G.Must(n, err) }
 
-// rowBcast applies op to x [N,H] and a per-row v [N] (broadcast along H).
-func rowBcast(op func(a, b *G.Node, l, r []byte) (*G.Node, error), x, v *G.Node) *G.Node {
-	return must(op(x, must(G.Reshape(v, []int{v.Shape()[0], 1})), nil, []byte{1}))
+// rowBcast applies op to x [N,H] and a per-row v [N], spread along H by an
+// outer product with ones [1,H] (a matrix product, where gorgonia's
+// broadcasting repeats values one row at a time: a fifth of the forward pass).
+func rowBcast(op func(a, b *G.Node) (*G.Node, error), x, v, ones *G.Node) *G.Node {
+	return must(op(x, must(G.Mul(must(G.Reshape(v, []int{v.Shape()[0], 1})), ones))))
 }
 
 // layerNorm normalises the rows of x [N,H] (eps 1e-5) with weight γ and bias β [H].
-func layerNorm(x, gamma, beta *G.Node) *G.Node {
-	c := rowBcast(G.BroadcastSub, x, must(G.Mean(x, 1)))
+func layerNorm(x, gamma, beta, ones *G.Node) *G.Node {
+	c := rowBcast(G.Sub, x, must(G.Mean(x, 1)), ones)
 	rstd := must(G.Inverse(must(G.Sqrt(must(G.Add(must(G.Mean(must(G.Square(c)), 1)), c32(1e-5)))))))
-	y := rowBcast(G.BroadcastHadamardProd, c, rstd)
+	y := rowBcast(G.HadamardProd, c, rstd, ones)
 	return must(G.BroadcastAdd(must(G.BroadcastHadamardProd(y, gamma, nil, []byte{0})), beta, nil, []byte{0}))
 }
 
@@ -93,9 +95,9 @@ func gelu(x *G.Node) *G.Node {
 	ax := must(G.Abs(x))
 	u := must(G.Mul(ax, c32(1/math.Sqrt2)))
 	t := must(G.Inverse(must(G.Add(c32(1), must(G.Mul(u, c32(0.3275911)))))))
-	poly := c32(1.061405429)
-	for _, a := range []float64{-1.453152027, 1.421413741, -0.284496736, 0.254829592} {
-		poly = must(G.Add(must(G.HadamardProd(must(G.Mul(t, c32(1))), poly)), c32(a)))
+	poly := must(G.Add(must(G.Mul(t, c32(1.061405429))), c32(-1.453152027)))
+	for _, a := range []float64{1.421413741, -0.284496736, 0.254829592} {
+		poly = must(G.Add(must(G.HadamardProd(t, poly)), c32(a)))
 	}
 	poly = must(G.HadamardProd(poly, t))
 	erf := must(G.Sub(c32(1), must(G.HadamardProd(poly, must(G.Exp(must(G.Neg(must(G.Square(u))))))))))
@@ -104,12 +106,12 @@ func gelu(x *G.Node) *G.Node {
 
 // f is the seed's ODEFunc on the rows of y [N,H]:
 // LN(−0.001·‖y‖·y + 0.8·tanh(y) + 0.2·gelu(y)).
-func f(y, gamma, beta *G.Node) *G.Node {
+func f(y, gamma, beta, ones *G.Node) *G.Node {
 	norm := must(G.Sqrt(must(G.Sum(must(G.Square(y)), 1))))
-	x := must(G.Mul(rowBcast(G.BroadcastHadamardProd, y, norm), c32(-0.001)))
+	x := must(G.Mul(rowBcast(G.HadamardProd, y, norm, ones), c32(-0.001)))
 	x = must(G.Add(x, must(G.Mul(must(G.Tanh(y)), c32(0.8)))))
 	x = must(G.Add(x, must(G.Mul(gelu(y), c32(0.2)))))
-	return layerNorm(x, gamma, beta)
+	return layerNorm(x, gamma, beta, ones)
 }
 
 func build(g *G.ExprGraph, cfg stage.Config, in, p, _ gs.Nodes) (gs.Nodes, gs.Nodes, error) {
@@ -126,7 +128,12 @@ func build(g *G.ExprGraph, cfg stage.Config, in, p, _ gs.Nodes) (gs.Nodes, gs.No
 		gt := p[odefunc.ParamGate]
 		u = must(G.Add(must(G.Mul(gt, u)), must(G.Mul(must(G.Sub(c32(1), gt)), Z))))
 	}
-	e0 := layerNorm(must(G.BroadcastAdd(u, p[odefunc.ParamBiasE], nil, []byte{0})), gamma, beta)
+	ones := make([]float32, H)
+	for i := range ones {
+		ones[i] = 1
+	}
+	onesH := gs.Const(g, "ones", ones, 1, H)
+	e0 := layerNorm(must(G.BroadcastAdd(u, p[odefunc.ParamBiasE], nil, []byte{0})), gamma, beta, onesH)
 	// t_span's points as scalars, through products with one-hot constants
 	ts := make([]*G.Node, T)
 	for i := range ts {
@@ -146,7 +153,7 @@ func build(g *G.ExprGraph, cfg stage.Config, in, p, _ gs.Nodes) (gs.Nodes, gs.No
 					ys = must(G.Add(ys, must(G.Mul(must(G.Mul(ks[j], dt)), c32(a)))))
 				}
 			}
-			ks[s] = f(ys, gamma, beta)
+			ks[s] = f(ys, gamma, beta, onesH)
 		}
 		for s, b := range tab.b {
 			if b != 0 {

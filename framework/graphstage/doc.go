@@ -48,12 +48,12 @@
 // A graph is built and compiled once per configuration and input shapes (and
 // first chunk or not) and cached (at most MaxGraphs per stage, oldest dropped);
 // calls on one cached graph are serialised, so a stage is safe for concurrent
-// use. A cached graph keeps the values of its last run (its intermediates,
-// and references to the last request's inputs and parameters, which it never
-// reads again), so memory is bounded by MaxGraphs times one forward and one
+// use. A cached graph keeps the memory its ops write into (shared between
+// values never alive at the same time, see below) and references to the last
+// request's inputs and parameters, which it never reads again, so memory is
+// bounded by MaxGraphs times the live set of one forward and one
 // forward+backward of the largest shape. Inputs and parameters are bound to
-// gorgonia tensors backed by the
-// host's float32 slices (tensor.WithBacking, no copies); outputs and
+// gorgonia tensors backed by the host's float32 slices (tensor.WithBacking, no copies); outputs and
 // gradients are copied out into fresh tensors.
 //
 // Backward builds (once per shape) a second graph: the forward graph plus one
@@ -67,16 +67,28 @@
 // tag) gorgonia's matrix products go through OpenBLAS (gorgonia.Use(netlib)),
 // as framework/num's do.
 //
-// Both graphs run on a forward-only gorgonia LispMachine (see Stage.run for
-// why not the TapeMachine: gorgonia's in-place register reuse and its
-// Reshape views together corrupt results; TestViews is such a graph). Run
-// stagetest.Run on every component all the same: its finite differences
-// catch a wrong graph.
+// Both graphs run on the kit's own plan (exec.go), not on a gorgonia VM: the
+// nodes the wanted values depend on, children first, each op's Do called in
+// turn on the caller's goroutine. The first run allocates as gorgonia's ops
+// do, learns which outputs are views of which inputs, drops each value once
+// nothing reads it, and assigns every op that can write into given memory
+// (elementwise ops, matrix products, repeats; sliceIncr-like ops after
+// zeroing) a buffer shared with values whose lifetimes do not overlap; later
+// runs allocate nothing for those ops. Nothing is written in place into an
+// argument, so Reshape's views stay correct (TestViews), and a later run gives
+// bit for bit what a fresh stage's first run gives (TestLaterRunsMatchFirst).
+// gorgonia's LispMachine, which the kit used first, clones every value into a
+// dual value and allocates every output afresh: at the quickstart's size that
+// was most of a graph's time, and at the seed's it kept every intermediate
+// (odefunc-graph's forward at the seed's size: 14.8 s and a 9.7 GB peak then,
+// 0.58 s and 0.25 GB now).
+// Its TapeMachine writes in place into values it believes dead, which through
+// a Reshape view overwrites a live tensor. Run stagetest.Run on every
+// component all the same: its finite differences catch a wrong graph.
 //
-// Panics inside Describe or Build (gorgonia's Must panics on shape errors)
-// are recovered and returned as errors naming the component. A panic inside
-// a gorgonia op while the graph runs cannot be: the LispMachine runs ops on a
-// goroutine of its own.
+// Panics inside Describe, Build or an op while the graph runs (gorgonia's
+// Must panics on shape errors) are recovered and returned as errors naming
+// the component.
 //
 // # Pitfalls of gorgonia v0.9.18 met writing the graph components
 //

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash"
 	"slices"
 	"strings"
 	"testing"
 
+	"github.com/chewxy/hm"
 	G "gorgonia.org/gorgonia"
+	T "gorgonia.org/tensor"
 
 	"liquidlab/framework/stage"
 	"liquidlab/framework/stage/stagetest"
@@ -425,4 +428,44 @@ func sortedKeys(m tensor.Map) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// panicOp is an op whose Do panics, as a gorgonia op can on data it does not
+// expect.
+type panicOp struct{}
+
+func (panicOp) Arity() int { return 1 }
+func (panicOp) Type() hm.Type {
+	t := G.TensorType{Dims: 2, Of: hm.TypeVariable('a')}
+	return hm.NewFnType(t, t)
+}
+func (panicOp) InferShape(ns ...G.DimSizer) (T.Shape, error) {
+	return ns[0].(T.Shape).Clone(), nil
+}
+func (panicOp) Do(...G.Value) (G.Value, error) { panic("the op broke") }
+func (panicOp) ReturnsPtr() bool               { return false }
+func (panicOp) CallsExtern() bool              { return false }
+func (panicOp) OverwritesInput() int           { return -1 }
+func (panicOp) WriteHash(h hash.Hash)          { fmt.Fprint(h, "panicOp") }
+func (panicOp) Hashcode() uint32               { return 1 }
+func (panicOp) String() string                 { return "panicOp" }
+
+// TestOpPanic: a panic inside an op while the graph runs comes back as an
+// error naming the component, and the stage keeps working.
+func TestOpPanic(t *testing.T) {
+	s := New(toy(func(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes, error) {
+		x := G.Must(Tokens(in[stage.PortX]))
+		z := G.Must(G.ApplyOp(panicOp{}, x))
+		sh := in[stage.PortX].Shape()
+		return Nodes{stage.PortZ: G.Must(G.Reshape(G.Must(Linear(z, p["w"], p["b"])), []int{sh[0], sh[1], 3})),
+			stage.PortLDJ: G.Must(G.Reshape(G.Must(G.Sum(z, 1)), []int{sh[0], sh[1]}))}, nil, nil
+	}))
+	req := &stage.ForwardRequest{Params: tensor.Map{"w": tensor.New(3, 5), "b": tensor.New(3), "a": tensor.From([]float32{1}), "frozen": tensor.New(3)},
+		Inputs: tensor.Map{stage.PortX: tensor.New(2, 3, 5), "u": tensor.New(2, 3)}}
+	for range 2 {
+		_, err := s.Forward(context.Background(), toyConfig(), req)
+		if err == nil || !strings.Contains(err.Error(), "toy") || !strings.Contains(err.Error(), "the op broke") {
+			t.Fatalf("err = %v, want the op's panic, naming the component", err)
+		}
+	}
 }

@@ -60,10 +60,16 @@
 // output-gradient input dOut_o per output, the scalar cost Σ_o Σ out_o ⊙ dOut_o
 // and gorgonia.Grad of it with respect to every differentiable input and
 // parameter, whose values are the vector-Jacobian products the contract asks
-// for. It reruns the forward pass inside that graph from the inputs (kept by
-// reference under the handle, parameters copied), so a training step costs two
-// forward passes and one backward pass; an input or parameter the outputs do
-// not depend on gets a zero gradient. With cgo (and without the noopenblas
+// for; an input or parameter the outputs do not depend on gets a zero
+// gradient. A forward pass with NeedGrad runs the part of that graph that does
+// not depend on dOut (the forward pass and what it alone determines) and keeps
+// its values for the handle, so its Backward runs only the rest: a training
+// step costs one forward and one backward pass. One set of kept values per
+// graph: when a second forward pass with NeedGrad of the same shapes (a
+// chunked sequence), or another handle's backward pass, takes the graph
+// first, a Backward reruns the forward part from the inputs (kept by reference
+// under the handle, parameters and state copied, which is also what the
+// forward pass ran on). TestKeptForward checks both paths bit for bit. With cgo (and without the noopenblas
 // tag) gorgonia's matrix products go through OpenBLAS (gorgonia.Use(netlib)),
 // as framework/num's do.
 //

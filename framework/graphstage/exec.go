@@ -28,7 +28,9 @@ type plan struct {
 	bound map[*G.Node]bool // leaves the caller sets before each run
 	args  [][]G.Value      // per step, reused
 	want  []int            // slots read after a run
+	split int              // steps before it do not depend on the late leaves
 	ran   bool             // the first run is done and memory is shared
+	first *firstState      // a first run between its phases
 }
 
 // step is one op node.
@@ -75,8 +77,11 @@ func reuseOf(op G.Op) reuse {
 
 // newPlan plans the computation of want in g. Leaves without an op are inputs:
 // those in bound are set with plan.set before each run; the others (constants,
-// value-bound nodes such as Const) keep the value they hold.
-func newPlan(g *G.ExprGraph, want []*G.Node, bound []*G.Node) (*plan, error) {
+// value-bound nodes such as Const) keep the value they hold. The steps that do
+// not depend on the late leaves (a subset of bound) come first, the first
+// plan.split of them, so that a run can stop there and go on once the late
+// leaves are set (a forward pass kept for its backward pass).
+func newPlan(g *G.ExprGraph, want, bound, late []*G.Node) (*plan, error) {
 	p := &plan{slot: map[*G.Node]int{}, bound: map[*G.Node]bool{}}
 	for _, n := range bound {
 		p.bound[n] = true
@@ -122,6 +127,27 @@ func newPlan(g *G.ExprGraph, want []*G.Node, bound []*G.Node) (*plan, error) {
 			stack = stack[:len(stack)-1]
 		}
 	}
+	// stable partition: what does not depend on a late leaf first (its
+	// children do not either, so the order stays topological)
+	isLate := map[*G.Node]bool{}
+	for _, n := range late {
+		isLate[n] = true
+	}
+	var early, later []*G.Node
+	for _, n := range order {
+		for _, c := range children(n) {
+			if isLate[c] {
+				isLate[n] = true
+				break
+			}
+		}
+		if isLate[n] {
+			later = append(later, n)
+		} else {
+			early = append(early, n)
+		}
+	}
+	order = append(early, later...)
 	for _, n := range order {
 		p.slot[n] = len(p.vals)
 		kids := children(n)
@@ -145,6 +171,13 @@ func newPlan(g *G.ExprGraph, want []*G.Node, bound []*G.Node) (*plan, error) {
 		}
 		p.vals = append(p.vals, nil)
 		p.steps = append(p.steps, st)
+	}
+	p.split = len(p.steps)
+	for i, st := range p.steps {
+		if isLate[st.n] {
+			p.split = i
+			break
+		}
 	}
 	for _, w := range want {
 		p.want = append(p.want, p.slot[w])
@@ -179,11 +212,16 @@ func (p *plan) value(n *G.Node) (G.Value, error) {
 }
 
 // run computes every step in order.
-func (p *plan) run() error {
+func (p *plan) run() error { return p.runSteps(0, len(p.steps)) }
+
+// runSteps computes steps [lo, hi): all of them, or one of the two phases of
+// a plan split by late leaves (lo = 0, hi = split; then lo = split, hi = all).
+// A later phase runs on the values the earlier one left.
+func (p *plan) runSteps(lo, hi int) error {
 	if !p.ran {
-		return p.firstRun()
+		return p.firstRun(lo, hi)
 	}
-	for i := range p.steps {
+	for i := lo; i < hi; i++ {
 		st := &p.steps[i]
 		args := p.args[i]
 		for j, s := range st.args {
@@ -200,6 +238,22 @@ func (p *plan) run() error {
 	return nil
 }
 
+// firstState is what the first run knows between its two phases.
+type firstState struct {
+	next    int   // the first step not run yet
+	last    []int // by slot: the last step reading it
+	root    []int // by slot: the slot whose memory it shares (itself if its own)
+	until   []int // by root: the last step reading it or a view of it
+	members map[int][]int
+	buf     map[int]*T.Dense
+	free    map[bufKey][]*T.Dense
+}
+
+type bufKey struct {
+	dt T.Dtype
+	n  int
+}
+
 // firstRun runs every op with Do and decides, as it goes, which memory each
 // step writes into on later runs: steps whose values are never alive at the
 // same time share it. The first run shows which outputs are views of which
@@ -210,85 +264,97 @@ func (p *plan) run() error {
 // after the run (outputs, gradients) are never shared. The first run drops
 // each value once it is dead, so its peak is the live set, not the whole
 // graph: an unrolled solver keeps hundreds of intermediates (several GB at
-// the seed's size), a working set that never stayed in cache.
-func (p *plan) firstRun() error {
-	const forever = int(^uint(0) >> 1)
-	last := make([]int, len(p.vals)) // by slot: the last step reading it
-	for i := range last {
-		last[i] = -1
-	}
-	for i, st := range p.steps {
-		for _, a := range st.args {
-			last[a] = i
+// the seed's size), a working set that never stayed in cache. It may come in
+// two calls (the phases); a first phase run again starts it over.
+func (p *plan) firstRun(lo, hi int) error {
+	fs := p.first
+	if lo == 0 || fs == nil {
+		if lo != 0 {
+			return fmt.Errorf("graphstage: phase from step %d before the first", lo)
 		}
+		fs = p.startFirst()
+	} else if lo != fs.next {
+		return fmt.Errorf("graphstage: first run resumed at step %d, want %d", lo, fs.next)
 	}
-	for _, w := range p.want {
-		last[w] = forever
-	}
-	root := make([]int, len(p.vals))
-	for i := range root {
-		root[i] = i
-	}
-	until := slices.Clone(last) // by root: the last step reading it or a view of it
-	members := map[int][]int{}  // by root: the step outputs that share its memory
-	buf := map[int]*T.Dense{}   // by root: the memory later runs write into
-	type key struct {
-		dt T.Dtype
-		n  int
-	}
-	free := map[key][]*T.Dense{}
 	release := func(r, i int) {
-		if until[r] > i {
+		if fs.until[r] > i {
 			return
 		}
-		if b := buf[r]; b != nil {
-			k := key{b.Dtype(), b.DataSize()}
-			free[k] = append(free[k], b)
-			delete(buf, r)
+		if b := fs.buf[r]; b != nil {
+			k := bufKey{b.Dtype(), b.DataSize()}
+			fs.free[k] = append(fs.free[k], b)
+			delete(fs.buf, r)
 		}
-		for _, m := range members[r] {
+		for _, m := range fs.members[r] {
 			p.vals[m] = nil // this run's value, for the GC
 		}
-		delete(members, r)
+		delete(fs.members, r)
 	}
-	for i := range p.steps {
+	for i := lo; i < hi; i++ {
 		st := &p.steps[i]
 		args := p.args[i]
 		for j, s := range st.args {
 			if args[j] = p.vals[s]; args[j] == nil {
+				p.first = nil
 				return fmt.Errorf("%s: input %d has no value", st.n.Name(), j)
 			}
 		}
 		v, err := st.op.Do(args...)
 		if err != nil {
+			p.first = nil
 			return fmt.Errorf("%s (%v): %w", st.n.Name(), st.op, err)
 		}
 		p.vals[st.out] = v
 		if d, ok := v.(*T.Dense); ok {
 			if j := overlaps(d, args); j >= 0 {
-				r := root[st.args[j]]
-				root[st.out] = r
-				until[r] = max(until[r], last[st.out])
+				r := fs.root[st.args[j]]
+				fs.root[st.out] = r
+				fs.until[r] = max(fs.until[r], fs.last[st.out])
 			} else if st.reuse != reuseNone && !d.IsView() {
 				st.prealloc = d
-				k := key{d.Dtype(), d.DataSize()}
-				if l := free[k]; len(l) > 0 {
+				k := bufKey{d.Dtype(), d.DataSize()}
+				if l := fs.free[k]; len(l) > 0 {
 					st.prealloc = T.New(T.Of(d.Dtype()), T.WithShape(d.Shape().Clone()...), T.WithBacking(l[len(l)-1].Data()))
-					free[k] = l[:len(l)-1]
+					fs.free[k] = l[:len(l)-1]
 				}
-				buf[st.out] = st.prealloc
+				fs.buf[st.out] = st.prealloc
 			}
 		}
 		clear(args) // they would keep this run's values alive
-		r := root[st.out]
-		members[r] = append(members[r], st.out)
+		r := fs.root[st.out]
+		fs.members[r] = append(fs.members[r], st.out)
 		for _, a := range st.args {
-			release(root[a], i)
+			release(fs.root[a], i)
 		}
 		release(r, i)
 	}
-	p.ran = true
+	fs.next = hi
+	if hi == len(p.steps) {
+		p.ran, p.first = true, nil
+	}
 	return nil
+}
+
+// startFirst (re)starts the first run: no step has memory of its own yet.
+func (p *plan) startFirst() *firstState {
+	const forever = int(^uint(0) >> 1)
+	fs := &firstState{last: make([]int, len(p.vals)), root: make([]int, len(p.vals)),
+		members: map[int][]int{}, buf: map[int]*T.Dense{}, free: map[bufKey][]*T.Dense{}}
+	for i := range fs.last {
+		fs.last[i], fs.root[i] = -1, i
+	}
+	for i := range p.steps {
+		p.steps[i].prealloc = nil
+		for _, a := range p.steps[i].args {
+			fs.last[a] = i
+		}
+	}
+	for _, w := range p.want {
+		fs.last[w] = forever
+	}
+	fs.until = slices.Clone(fs.last)
+	p.first = fs
+	return fs
 }
 
 // do runs the step's op, into its preallocated output when it has one.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	G "gorgonia.org/gorgonia"
 	T "gorgonia.org/tensor"
@@ -73,6 +74,8 @@ type Stage struct {
 	mu     sync.Mutex
 	graphs map[string]*entry
 	order  []string // keys, oldest first
+
+	kept atomic.Int64 // backward passes that found their forward pass kept (tests)
 }
 
 var _ stage.Stage = (*Stage)(nil)
@@ -288,8 +291,11 @@ type entry struct {
 
 // compiled is one graph with its machine.
 type compiled struct {
-	g                   *G.ExprGraph
-	plan                *plan
+	g    *G.ExprGraph
+	plan *plan
+	// pinned is the handle whose forward pass the plan's first phase holds
+	// (full graphs only; 0: none), so its Backward runs the second phase only.
+	pinned              uint64
 	in, params, state   Nodes
 	out, next           Nodes
 	dOut                Nodes // output-gradient inputs (full only)
@@ -362,20 +368,21 @@ func (s *Stage) build(cfg stage.Config, r *request, grad bool) (c *compiled, err
 			return nil, fmt.Errorf("%s: Build's next state %q has shape %v, want %v", d.Name, st.Name, shapeOf(n), want)
 		}
 	}
-	var want []*G.Node
+	// the outputs and next state are read after a forward pass, the
+	// gradients after a backward pass (whose forward part may be the forward
+	// pass, kept: see Stage.Forward)
+	want := append(sortedNodes(c.out), sortedNodes(c.next)...)
 	if grad {
 		if err := c.addGrads(d); err != nil {
 			return nil, fmt.Errorf("%s: %w", d.Name, err)
 		}
-		want = append(sortedNodes(c.inGrads), sortedNodes(c.paramGrads)...)
-	} else {
-		want = append(sortedNodes(c.out), sortedNodes(c.next)...)
+		want = append(append(want, sortedNodes(c.inGrads)...), sortedNodes(c.paramGrads)...)
 	}
 	var bound []*G.Node
 	for _, ns := range []Nodes{c.in, c.params, c.state, c.dOut} {
 		bound = append(bound, sortedNodes(ns)...)
 	}
-	if c.plan, err = newPlan(g, want, bound); err != nil {
+	if c.plan, err = newPlan(g, want, bound, sortedNodes(c.dOut)); err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Name, err)
 	}
 	return c, nil
@@ -542,9 +549,12 @@ func (c *compiled) bindAll(r *request, params tensor.Map) error {
 // live tensor (TestViews is such a graph). Not its LispMachine either, which
 // the kit used first: it clones every value into a dual value and allocates
 // every output afresh, which was most of a small graph's time.
-func (c *compiled) run(read func() error) (err error) {
+func (c *compiled) run(read func() error) error { return c.runSteps(0, len(c.plan.steps), read) }
+
+// runSteps runs steps [lo, hi) of the plan (see plan.runSteps) and then read.
+func (c *compiled) runSteps(lo, hi int, read func() error) (err error) {
 	defer recoverTo(&err, "running the graph")
-	if err := c.plan.run(); err != nil {
+	if err := c.plan.runSteps(lo, hi); err != nil {
 		return err
 	}
 	return read()
@@ -616,17 +626,36 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	e := s.entry(r.key)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.fwd == nil {
+	// With NeedGrad the forward pass is the first phase of the gradient
+	// graph, whose values stay in its plan for this handle's Backward (until
+	// another forward pass with NeedGrad, or a backward pass, of the same
+	// shapes takes the plan: that handle's Backward then recomputes). It runs
+	// on copies of the parameters and state, the ones the handle keeps.
+	c, keep, hi := e.fwd, r, 0
+	if req.NeedGrad {
+		if e.full == nil {
+			if e.full, err = s.build(cfg, r, true); err != nil {
+				return nil, err
+			}
+		}
+		c = e.full
+		k := *r
+		k.params, k.state = clone(r.params), clone(r.state)
+		keep, hi, c.pinned = &k, c.plan.split, 0
+	} else if c == nil {
 		if e.fwd, err = s.build(cfg, r, false); err != nil {
 			return nil, err
 		}
+		c = e.fwd
 	}
-	c := e.fwd
-	if err := c.bindAll(r, r.params); err != nil {
+	if hi == 0 {
+		hi = len(c.plan.steps)
+	}
+	if err := c.bindAll(keep, keep.params); err != nil {
 		return nil, fmt.Errorf("%s: %w", r.d.Name, err)
 	}
 	res := &stage.ForwardResult{}
-	err = c.run(func() (err error) {
+	err = c.runSteps(0, hi, func() (err error) {
 		if res.Outputs, err = c.readAll(c.out); err != nil {
 			return fmt.Errorf("output %w", err)
 		}
@@ -641,14 +670,12 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 		return nil, fmt.Errorf("%s: %w", r.d.Name, err)
 	}
 	if req.NeedGrad {
-		sv := &saved{cfg: cfg, r: r, out: map[string][]int{}}
-		keep := *r
-		keep.params, keep.state = clone(r.params), clone(r.state)
-		sv.r = &keep
+		sv := &saved{cfg: cfg, r: keep, out: map[string][]int{}}
 		for name, v := range res.Outputs {
 			sv.out[name] = v.Shape
 		}
 		res.Handle = s.handles.Put(sv)
+		c.pinned = res.Handle
 	}
 	return res, nil
 }
@@ -704,9 +731,16 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 		}
 	}
 	c := e.full
-	if err := c.bindAll(r, r.params); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+	lo := c.plan.split // this handle's forward pass is in the plan
+	if c.pinned == handle {
+		s.kept.Add(1)
+	} else {
+		lo = 0
+		if err := c.bindAll(r, r.params); err != nil {
+			return nil, fmt.Errorf("%s: %w", name, err)
+		}
 	}
+	c.pinned = 0 // the second phase overwrites the first's values
 	for o, n := range c.dOut {
 		g := outGrads[o]
 		if g == nil {
@@ -720,7 +754,7 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 		}
 	}
 	res := &stage.BackwardResult{InputGrads: tensor.Map{}, ParamGrads: tensor.Map{}}
-	err = c.run(func() (err error) {
+	err = c.runSteps(lo, len(c.plan.steps), func() (err error) {
 		for in, n := range c.inGrads {
 			if res.InputGrads[in], err = c.read(n); err != nil {
 				return fmt.Errorf("gradient of input %q: %w", in, err)
@@ -758,6 +792,19 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 
 // Release implements stage.Stage.
 func (s *Stage) Release(ctx context.Context, handle uint64) error {
-	s.handles.Drop(handle)
+	v, err := s.handles.Take(handle)
+	if err != nil {
+		return nil // unknown handles are not an error
+	}
+	s.mu.Lock()
+	e := s.graphs[v.(*saved).r.key]
+	s.mu.Unlock()
+	if e != nil {
+		e.mu.Lock()
+		if e.full != nil && e.full.pinned == handle {
+			e.full.pinned = 0
+		}
+		e.mu.Unlock()
+	}
 	return nil
 }

@@ -89,7 +89,8 @@ func run(t *testing.T, s *Stage, B, S int, needGrad bool) *stage.ForwardResult {
 }
 
 // TestGraphCache checks that graphs are built once per shape and that the
-// gradient graph is built only when Backward runs.
+// gradient graph is built only when a forward pass with NeedGrad (whose forward
+// pass it runs) or a backward pass needs it.
 func TestGraphCache(t *testing.T) {
 	s := New(toy(toyBuild))
 	run(t, s, 2, 4, false)
@@ -99,13 +100,17 @@ func TestGraphCache(t *testing.T) {
 	}
 	res := run(t, s, 2, 5, true)
 	if n := s.Graphs(); n != 2 {
-		t.Fatalf("%d graphs after a second shape, want 2", n)
+		t.Fatalf("%d graphs after a second shape with NeedGrad, want 2", n)
 	}
 	if _, err := s.Backward(context.Background(), res.Handle, nil); err != nil {
 		t.Fatal(err)
 	}
+	if n := s.Graphs(); n != 2 {
+		t.Fatalf("%d graphs after its backward pass, want 2", n)
+	}
+	run(t, s, 2, 5, false)
 	if n := s.Graphs(); n != 3 {
-		t.Fatalf("%d graphs after a backward pass, want 3", n)
+		t.Fatalf("%d graphs after a forward pass without NeedGrad, want 3", n)
 	}
 	for i := 1; i <= MaxGraphs+3; i++ {
 		run(t, s, 1, i, false)
@@ -467,5 +472,90 @@ func TestOpPanic(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "toy") || !strings.Contains(err.Error(), "the op broke") {
 			t.Fatalf("err = %v, want the op's panic, naming the component", err)
 		}
+	}
+}
+
+// TestKeptForward checks the backward passes that find their forward pass
+// kept in the gradient graph (the last forward pass with NeedGrad of that
+// shape) and those that must recompute it (an earlier one, or after another
+// backward pass), against a fresh stage's, bit for bit.
+func TestKeptForward(t *testing.T) {
+	ctx := context.Background()
+	mk := func(v float32) *stage.ForwardRequest {
+		x := tensor.New(2, 6, 5)
+		for i := range x.Data {
+			x.Data[i] = v * float32(i%11-5) / 7
+		}
+		return &stage.ForwardRequest{NeedGrad: true, Params: tensor.Map{
+			"w": tensor.From([]float32{.1, .2, .3, .4, .5, -.1, -.2, -.3, -.4, -.5, .3, .1, -.2, .4, 0}, 3, 5),
+			"b": tensor.From([]float32{.1, -.1, .2}, 3), "a": tensor.From([]float32{v}), "frozen": tensor.From([]float32{1, 2, 3}, 3)},
+			Inputs: tensor.Map{stage.PortX: x, "u": tensor.New(2, 6)}}
+	}
+	dOut := tensor.Map{stage.PortZ: tensor.New(2, 6, 3), stage.PortLDJ: tensor.From([]float32{1, -1, 2, 0, 1, 3, 1, 1, -2, 0, 1, 2}, 2, 6)}
+	for i := range dOut[stage.PortZ].Data {
+		dOut[stage.PortZ].Data[i] = float32(i%5 - 2)
+	}
+	flat := func(g *stage.BackwardResult) []float32 {
+		var all []float32
+		for _, m := range []tensor.Map{g.InputGrads, g.ParamGrads} {
+			for _, k := range sortedKeys(m) {
+				all = append(all, m[k].Data...)
+			}
+		}
+		return all
+	}
+	want := func(v float32) []float32 { // a fresh stage, one forward and backward
+		s := New(toy(sliceBuild))
+		res, err := s.Forward(ctx, toyConfig(), mk(v))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, err := s.Backward(ctx, res.Handle, dOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return flat(g)
+	}
+	s := New(toy(sliceBuild))
+	fwd := func(v float32, grad bool) uint64 {
+		req := mk(v)
+		req.NeedGrad = grad
+		res, err := s.Forward(ctx, toyConfig(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Handle
+	}
+	bwd := func(h uint64, v float32) {
+		t.Helper()
+		g, err := s.Backward(ctx, h, dOut)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, w := flat(g), want(v)
+		for i := range w {
+			if got[i] != w[i] {
+				t.Fatalf("handle %d: gradient value %d = %v, want %v", h, i, got[i], w[i])
+			}
+		}
+	}
+	h1 := fwd(0.9, true)
+	h2 := fwd(-0.4, true)
+	bwd(h1, 0.9)  // recomputed: h2's forward pass took the plan
+	bwd(h2, -0.4) // recomputed: h1's backward pass overwrote it
+	if n := s.kept.Load(); n != 0 {
+		t.Fatalf("%d backward passes used a kept forward pass, want 0", n)
+	}
+	h3 := fwd(0.7, true)
+	fwd(1.3, false) // the forward-only graph: leaves h3's values alone
+	bwd(h3, 0.7)
+	h4 := fwd(0.5, true)
+	if err := s.Release(ctx, h4); err != nil {
+		t.Fatal(err)
+	}
+	h5 := fwd(0.3, true)
+	bwd(h5, 0.3)
+	if n := s.kept.Load(); n != 2 {
+		t.Fatalf("%d backward passes used a kept forward pass, want 2 (h3, h5)", n)
 	}
 }

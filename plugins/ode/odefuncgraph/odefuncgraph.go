@@ -11,6 +11,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	G "gorgonia.org/gorgonia"
 
@@ -51,11 +52,15 @@ var tableaus = map[string]struct {
 	"rk4":      {[][]float64{{}, {1.0 / 3}, {-1.0 / 3, 1}, {1, -1, 1}}, []float64{1.0 / 8, 3.0 / 8, 3.0 / 8, 1.0 / 8}},
 }
 
+// defaultMethod is odefunc-graph's default method: odefunc's (dopri5) does
+// not unroll into a graph.
+const defaultMethod = "rk4"
+
 func method(cfg stage.Config) string {
 	if m := cfg.Options["method"]; m != "" {
 		return m
 	}
-	return "dopri5" // odefunc's default
+	return defaultMethod
 }
 
 func describe(cfg stage.Config) (*gs.Description, error) {
@@ -67,6 +72,14 @@ func describe(cfg stage.Config) (*gs.Description, error) {
 		return nil, fmt.Errorf("%s: option method = %q: only the fixed-step euler, midpoint, heun and rk4 unroll into a graph", Name, method(cfg))
 	}
 	d.Name = Name
+	d.Options = slices.Clone(d.Options)
+	for i, o := range d.Options {
+		if o.Name == "method" {
+			o.Default, o.Choices = defaultMethod, []string{"euler", "midpoint", "heun", "rk4"}
+			o.Help = "fixed-step solver unrolled in the graph: euler, midpoint, heun or rk4 (the adaptive methods' step sizes depend on the data)"
+			d.Options[i] = o
+		}
+	}
 	return &gs.Description{Description: *d, NoGrad: []string{odefunc.InputTSpan},
 		Shapes: map[string][]int{odefunc.InputZ: {gs.B, gs.S, cfg.Dims["latent_dim"]}, odefunc.InputTSpan: {gs.Any}}}, nil
 }

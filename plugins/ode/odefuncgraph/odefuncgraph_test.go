@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"liquidlab/framework/stage"
@@ -40,11 +41,30 @@ func TestConformance(t *testing.T) {
 
 // TestRefusesAdaptive checks that the adaptive methods are refused.
 func TestRefusesAdaptive(t *testing.T) {
-	for _, m := range []string{"dopri5", "bosh3", ""} {
+	for _, m := range []string{"dopri5", "bosh3"} {
 		if _, err := New().Describe(context.Background(), tcase{4, 4, 1, 1, m}.config()); err == nil {
 			t.Errorf("method %q accepted", m)
 		}
 	}
+}
+
+// TestDefaultMethod: without a method option the stage describes itself (a
+// config checker asks so before it knows the options) with rk4 as the
+// method's default and the fixed-step methods as its choices.
+func TestDefaultMethod(t *testing.T) {
+	d, err := New().Describe(context.Background(), tcase{4, 4, 1, 1, ""}.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range d.Options {
+		if o.Name == "method" {
+			if o.Default != "rk4" || !slices.Equal(o.Choices, []string{"euler", "midpoint", "heun", "rk4"}) {
+				t.Errorf("option method: default %q, choices %v; want rk4 and the fixed-step methods", o.Default, o.Choices)
+			}
+			return
+		}
+	}
+	t.Error("no option method")
 }
 
 // TestMatchesFused is the oracle check both ways: outputs match odefunc to

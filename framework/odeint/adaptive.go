@@ -19,7 +19,8 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 	var tp *tape
 	y := y0
 	if o.Tape {
-		tp = &tape{tab: tb, n: n, ts: append([]float64(nil), ts...), y0: copyOf(y0)}
+		tp = &tape{tab: tb, n: n, ts: append([]float64(nil), ts...)}
+		tp.y0 = append(tp.get(n)[:0], y0...)
 		y = tp.y0
 	}
 	k := make([][]float32, s)
@@ -98,7 +99,7 @@ func solveAdaptive(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p
 		if tp != nil && st == nil {
 			st = make([][]float32, s)
 			for j := 1; j < s; j++ {
-				st[j] = make([]float32, n)
+				st[j] = tp.get(n) // written by lincomb before it is read
 			}
 		}
 		var ynew []float32

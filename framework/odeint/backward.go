@@ -1,6 +1,10 @@
 package odeint
 
-import "fmt"
+import (
+	"fmt"
+
+	"liquidlab/framework/num"
+)
 
 // Backward takes dL/dYs[i] for each output (nil entries = no gradient;
 // len(gys)==len(ts)) and returns dL/dy0, calling f.VJP for every function
@@ -54,6 +58,15 @@ func (s *Solution) BackwardStop(f Func, gys [][]float32, stop func() error) ([]f
 func backFixed(f Func, tp *tape, gys [][]float32, p *pool, stop func() error) ([]float32, error) {
 	tb, n, s := tp.tab, tp.n, tp.tab.stages()
 	gy := make([]float32, n)
+	// scratch vectors come zeroed from num's pool and go back to it
+	var bufs [][]float32
+	defer func() { num.PutBuf(bufs...) }()
+	scratch := func() []float32 {
+		v := num.GetBuf(n)
+		clear(v)
+		bufs = append(bufs, v)
+		return v
+	}
 	last := -1
 	for i := len(gys) - 1; i >= 1; i-- {
 		if gys[i] != nil {
@@ -63,7 +76,7 @@ func backFixed(f Func, tp *tape, gys [][]float32, p *pool, stop func() error) ([
 	}
 	gY := make([][]float32, s)
 	present := make([]bool, s)
-	gk := make([]float32, n)
+	gk := scratch()
 	terms := make([]term, 0, s+1)
 	for st := last; st >= 0; st-- {
 		if stop != nil {
@@ -92,7 +105,7 @@ func backFixed(f Func, tp *tape, gys [][]float32, p *pool, stop func() error) ([
 			}
 			p.lincomb(gk, nil, dt32, terms)
 			if gY[j] == nil {
-				gY[j] = make([]float32, n)
+				gY[j] = scratch()
 			} else {
 				clear(gY[j])
 			}
@@ -116,8 +129,17 @@ func backFixed(f Func, tp *tape, gys [][]float32, p *pool, stop func() error) ([
 // and the dense-output interpolants.
 func backAdaptive(f Func, tp *tape, gys [][]float32, p *pool, stop func() error) ([]float32, error) {
 	tb, n, s := tp.tab, tp.n, tp.tab.stages()
-	gy := make([]float32, n)  // adjoint of the state after the step being reversed
-	gks := make([]float32, n) // adjoint of that step's last stage derivative
+	// scratch vectors come zeroed from num's pool and go back to it
+	var bufs [][]float32
+	defer func() { num.PutBuf(bufs...) }()
+	scratch := func() []float32 {
+		v := num.GetBuf(n)
+		clear(v)
+		bufs = append(bufs, v)
+		return v
+	}
+	gy := make([]float32, n) // adjoint of the state after the step being reversed (returned)
+	gks := scratch()         // adjoint of that step's last stage derivative
 	last := -1
 	for i, o := range tp.outs {
 		if gys[i+1] != nil {
@@ -129,7 +151,7 @@ func backAdaptive(f Func, tp *tape, gys [][]float32, p *pool, stop func() error)
 	}
 	gY := make([][]float32, s)
 	present := make([]bool, s)
-	gk := make([]float32, n)
+	gk := scratch()
 	var gmid, gf0, gy0x []float32
 	terms := make([]term, 0, s+2)
 	oi := len(tp.outs) - 1
@@ -148,7 +170,7 @@ func backAdaptive(f Func, tp *tape, gys [][]float32, p *pool, stop func() error)
 				continue
 			}
 			if gmid == nil {
-				gmid, gf0, gy0x = make([]float32, n), make([]float32, n), make([]float32, n)
+				gmid, gf0, gy0x = scratch(), scratch(), scratch()
 			}
 			p.interpBack(g, tp.outs[oi].x, step.dt, !hasOut, gy0x, gy, gmid, gf0, gks)
 			hasOut = true
@@ -164,7 +186,7 @@ func backAdaptive(f Func, tp *tape, gys [][]float32, p *pool, stop func() error)
 				terms = append(terms, term{tb.mid32[j], gmid})
 			}
 			if gY[j] == nil {
-				gY[j] = make([]float32, n)
+				gY[j] = scratch()
 			}
 			if j == s-1 {
 				// Y_last is the new state: its adjoint starts from gy.

@@ -39,7 +39,8 @@ func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *p
 	var tp *tape
 	y := y0
 	if o.Tape {
-		tp = &tape{tab: tb, n: n, ts: append([]float64(nil), ts...), y0: copyOf(y0)}
+		tp = &tape{tab: tb, n: n, ts: append([]float64(nil), ts...)}
+		tp.y0 = append(tp.get(n)[:0], y0...)
 		y = tp.y0
 	}
 	k := make([][]float32, s)
@@ -72,7 +73,7 @@ func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *p
 			yj := y
 			if j > 0 {
 				if tp != nil {
-					st[j] = make([]float32, n)
+					st[j] = tp.get(n) // written by lincomb before it is read
 					yj = st[j]
 				} else {
 					yj = scratch
@@ -96,7 +97,7 @@ func solveFixed(f Func, y0 []float32, ts []float64, tb *tableau, o Options, p *p
 		sol.Stats.Accepted++
 		if tp != nil {
 			tp.steps = append(tp.steps, tapeStep{t0: t0, dt: dt, ys: st})
-			y = copyOf(out)
+			y = append(tp.get(n)[:0], out...)
 		} else {
 			y = out
 		}

@@ -116,6 +116,23 @@ type tape struct {
 	y0    []float32
 	steps []tapeStep
 	outs  []outRef // adaptive: outs[i] for Ys[i+1]
+	// owned lists the vectors the tape took from num's buffer pool (y0 and
+	// the stage inputs; a step's ys[0] is one of them or the previous step's
+	// last stage), handed back once by free.
+	owned [][]float32
+}
+
+// get takes a vector of n values from the pool for the tape (contents stale).
+func (tp *tape) get(n int) []float32 {
+	v := num.GetBuf(n)
+	tp.owned = append(tp.owned, v)
+	return v
+}
+
+// free hands the tape's vectors back to the pool; the tape is unusable after.
+func (tp *tape) free() {
+	num.PutBuf(tp.owned...)
+	*tp = tape{}
 }
 
 // replay forces an adaptive solve to take recorded step sizes and accept/reject
@@ -192,9 +209,11 @@ func check(f Func, y0 []float32, ts []float64, opt Options) (*tableau, Options, 
 	return tb, opt, nil
 }
 
-// Release frees the tape; Backward fails afterwards. Ys stay valid.
+// Release hands the tape's vectors back to num's buffer pool; Backward fails
+// afterwards. Ys stay valid.
 func (s *Solution) Release() {
-	if s != nil {
+	if s != nil && s.tape != nil {
+		s.tape.free()
 		s.tape = nil
 	}
 }
@@ -206,7 +225,7 @@ func (s *Solution) Recycle() {
 	if s == nil {
 		return
 	}
-	s.tape = nil
+	s.Release()
 	num.PutBuf(s.Ys...)
 	s.Ys = nil
 }
@@ -214,4 +233,3 @@ func (s *Solution) Recycle() {
 // ErrNoTape is returned by Backward when the solve did not record a tape (or it was released).
 var ErrNoTape = errors.New("odeint: Backward needs a tape: solve with Options.Tape and call Backward before Release")
 
-func copyOf(v []float32) []float32 { return append([]float32(nil), v...) }

@@ -75,6 +75,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 		"ldj": tensor.From(ldj, b, sq),
 	}}
 	if req.NeedGrad {
+		releaseY(d, y, x0)
 		res.Handle = s.handles.Put(&saved{tp: tp, b: b, s: sq})
 	} else {
 		releaseForward(y, x0)
@@ -92,6 +93,7 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 		return nil, fmt.Errorf("coupling: backward: %w", err)
 	}
 	sv := v.(*saved)
+	defer sv.tp.release()
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("coupling: backward: %w", err)
 	}
@@ -123,7 +125,9 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 // Release drops a handle without a backward pass; an unknown handle is not an
 // error.
 func (s *Stage) Release(ctx context.Context, handle uint64) error {
-	s.handles.Drop(handle)
+	if v, err := s.handles.Take(handle); err == nil {
+		v.(*saved).tp.release()
+	}
 	return nil
 }
 

@@ -42,15 +42,10 @@ type tape struct {
 // K = 0. With save it also returns the tape.
 func forward(d dims, p *paramSet, emb []float32, n int, save bool) (y, x0, ldj []float32, tp *tape) {
 	D, H, F := d.D, d.H, d.F
-	// Without a tape the intermediates are scratch: they come from num's buffer
-	// pool and go back to it (see releaseForward), which spares the page faults of
-	// fresh 2–8 MB allocations on every call.
-	alloc := func(k int) []float32 {
-		if save {
-			return make([]float32, k)
-		}
-		return num.GetBuf(k)
-	}
+	// The intermediates come from num's buffer pool and go back to it (see
+	// releaseForward and tape.release), which spares the page faults of fresh
+	// 2–8 MB allocations on every call; every one is written before it is read.
+	alloc := num.GetBuf
 	x0 = alloc(n * D)
 	var proj []float32
 	if save || p.gp != 0 {
@@ -85,8 +80,8 @@ func forward(d dims, p *paramSet, emb []float32, n int, save bool) (y, x0, ldj [
 			out = alloc(n * D)
 		}
 		if save {
-			hs, ht = make([]float32, n*F), make([]float32, n*F)
-			th, ut = make([]float32, n*H), make([]float32, n*H)
+			hs, ht = num.GetBuf(n*F), num.GetBuf(n*F)
+			th, ut = num.GetBuf(n*H), num.GetBuf(n*H)
 			tp.xs = append(tp.xs, cur)
 			tp.hs, tp.ht = append(tp.hs, hs), append(tp.ht, ht)
 			tp.th, tp.ut = append(tp.th, th), append(tp.ut, ut)
@@ -95,6 +90,26 @@ func forward(d dims, p *paramSet, emb []float32, n int, save bool) (y, x0, ldj [
 		cur = out
 	}
 	return cur, x0, ldj, tp
+}
+
+// release returns the tape's buffers to the pool; the tape is unusable
+// afterwards.
+func (tp *tape) release() {
+	num.PutBuf(tp.proj)
+	for _, l := range [][][]float32{tp.xs, tp.hs, tp.ht, tp.th, tp.ut} {
+		num.PutBuf(l...)
+	}
+	*tp = tape{}
+}
+
+// releaseY returns a taped forward's y to the buffer pool once z has been
+// formed (x0 stays: it is the tape's first layer input, or unused when K = 0).
+func releaseY(d dims, y, x0 []float32) {
+	if d.K == 0 {
+		num.PutBuf(x0) // y is x0, and the tape does not hold it
+		return
+	}
+	num.PutBuf(y)
 }
 
 // releaseForward returns a no-tape forward's y and x0 to the buffer pool; the
@@ -239,8 +254,11 @@ type grads struct {
 func (tp *tape) backward(dz, dldj []float32, g *grads) []float32 {
 	d, n := tp.d, tp.n
 	D, H, L, F := d.D, d.H, d.L, d.F
-	dY := make([]float32, n*D)
-	dX0 := make([]float32, n*D)
+	// scratch from the pool, zeroed: both accumulate
+	dY, dX0 := num.GetBuf(n*D), num.GetBuf(n*D)
+	clear(dY)
+	clear(dX0)
+	defer num.PutBuf(dY, dX0)
 	if dz != nil {
 		res := L == H
 		parallel(n, L, func(_, lo, hi int) {
@@ -255,7 +273,9 @@ func (tp *tape) backward(dz, dldj []float32, g *grads) []float32 {
 			}
 		})
 	}
-	dh := make([]float32, n*F)
+	dh := num.GetBuf(n * F)
+	clear(dh)
+	defer num.PutBuf(dh)
 	for i := d.K - 1; i >= 0; i-- {
 		f, gf := &tp.p.flows[i], &g.set.flows[i]
 		g.dgs[i], g.das[i], g.dat[i] = layerBackward(d, f, i%2 == 1, tp.xs[i], tp.th[i], tp.ut[i], dY, dX0, dldj, n)

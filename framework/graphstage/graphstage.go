@@ -44,7 +44,18 @@ type Description struct {
 	// the chunks' backward passes (full backpropagation through time).
 	// Without it the input gets a zero gradient on later chunks.
 	StateGrads map[string]string
+	// PerToken lists inputs of shape [B,S,...] that Build receives one token
+	// at a time: in[TokenKey(name, t)] of shape [B,...] for t < S, and no
+	// whole-input node. A recurrence that slices its input per token
+	// (gorgonia.Slice) pays for it in the backward pass: every slice's
+	// gradient is a whole [B,S,...] tensor, zero but for its token, and
+	// gorgonia adds the S of them, O(S²) work; the kit instead copies the
+	// tokens apart on the way in and the S gradients together on the way out.
+	PerToken []string
 }
+
+// TokenKey is the key of token t of a PerToken input in Build's input nodes.
+func TokenKey(name string, t int) string { return name + "/" + strconv.Itoa(t) }
 
 // Spec is a graph component: Describe and Build are all an author writes.
 type Spec struct {
@@ -129,6 +140,14 @@ func (s *Stage) describe(cfg stage.Config) (d *Description, err error) {
 	for _, in := range d.Inputs {
 		if _, ok := d.Shapes[in]; !ok {
 			return nil, fmt.Errorf("graphstage: %s: input %q has no shape in Description.Shapes", d.Name, in)
+		}
+	}
+	for _, in := range d.PerToken {
+		if sh := d.Shapes[in]; !slices.Contains(d.Inputs, in) || len(sh) < 2 || sh[0] != B || sh[1] != S {
+			return nil, fmt.Errorf("graphstage: %s: PerToken input %q must be an input of shape [B,S,...]", d.Name, in)
+		}
+		if _, ok := d.StateGrads[in]; ok {
+			return nil, fmt.Errorf("graphstage: %s: input %q cannot be both PerToken and in StateGrads", d.Name, in)
 		}
 	}
 	return d, nil
@@ -298,8 +317,9 @@ type compiled struct {
 	pinned              uint64
 	in, params, state   Nodes
 	out, next           Nodes
-	dOut                Nodes // output-gradient inputs (full only)
-	inGrads, paramGrads Nodes // by name; absent when the cost does not depend on it
+	dOut                Nodes                  // output-gradient inputs (full only)
+	tokens              map[string][][]float32 // PerToken input → its tokens' data, bound to in[TokenKey(name, t)]
+	inGrads, paramGrads Nodes                  // by name; absent when the cost does not depend on it
 }
 
 func (s *Stage) entry(key string) *entry {
@@ -331,9 +351,19 @@ func (s *Stage) build(cfg stage.Config, r *request, grad bool) (c *compiled, err
 	defer recoverTo(&err, r.d.Name+": building the graph")
 	d := r.d
 	g := G.NewGraph()
-	c = &compiled{g: g, in: Nodes{}, params: Nodes{}}
+	c = &compiled{g: g, in: Nodes{}, params: Nodes{}, tokens: map[string][][]float32{}}
 	for _, name := range d.Inputs {
-		c.in[name] = newNode(g, "in."+name, r.in[name].Shape)
+		sh := r.in[name].Shape
+		if !slices.Contains(d.PerToken, name) {
+			c.in[name] = newNode(g, "in."+name, sh)
+			continue
+		}
+		tok := append([]int{sh[0]}, sh[2:]...)
+		c.tokens[name] = make([][]float32, sh[1])
+		for t := range sh[1] {
+			c.tokens[name][t] = make([]float32, tensor.Numel(tok))
+			c.in[TokenKey(name, t)] = newNode(g, "in."+TokenKey(name, t), tok)
+		}
 	}
 	for _, p := range d.Params {
 		c.params[p.Name] = newNode(g, "param."+p.Name, p.Shape)
@@ -455,6 +485,13 @@ func (c *compiled) addGrads(d *Description) error {
 		if slices.Contains(d.NoGrad, in) {
 			continue
 		}
+		if toks := c.tokens[in]; toks != nil {
+			for t := range toks {
+				k := TokenKey(in, t)
+				names, wrt = append(names, "in."+k), append(wrt, c.in[k])
+			}
+			continue
+		}
 		n := c.in[in]
 		if st, ok := d.StateGrads[in]; ok && c.state != nil {
 			if c.state[st] == nil {
@@ -522,8 +559,24 @@ func (c *compiled) bind(n *G.Node, v *tensor.Tensor) error {
 
 func (c *compiled) bindAll(r *request, params tensor.Map) error {
 	for name, n := range c.in {
-		if err := c.bind(n, r.in[name]); err != nil {
-			return fmt.Errorf("binding input %q: %w", name, err)
+		if v := r.in[name]; v != nil { // not a token of a PerToken input
+			if err := c.bind(n, v); err != nil {
+				return fmt.Errorf("binding input %q: %w", name, err)
+			}
+		}
+	}
+	for name, toks := range c.tokens {
+		v := r.in[name]
+		b, S := v.Shape[0], v.Shape[1]
+		R := len(v.Data) / (b * S)
+		tok := append([]int{b}, v.Shape[2:]...)
+		for t, buf := range toks {
+			for i := range b {
+				copy(buf[i*R:(i+1)*R], v.Data[(i*S+t)*R:])
+			}
+			if err := c.bind(c.in[TokenKey(name, t)], &tensor.Tensor{Shape: tok, Data: buf}); err != nil {
+				return fmt.Errorf("binding token %d of input %q: %w", t, name, err)
+			}
 		}
 	}
 	for name, n := range c.params {
@@ -759,6 +812,27 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 			if res.InputGrads[in], err = c.read(n); err != nil {
 				return fmt.Errorf("gradient of input %q: %w", in, err)
 			}
+		}
+		for in, toks := range c.tokens { // the tokens' gradients side by side
+			if slices.Contains(r.d.NoGrad, in) {
+				continue
+			}
+			sh := r.in[in].Shape
+			g := tensor.New(sh...)
+			b, S := sh[0], sh[1]
+			R := len(g.Data) / (b * S)
+			for t := range toks {
+				k := TokenKey(in, t)
+				gt := res.InputGrads[k]
+				delete(res.InputGrads, k)
+				if gt == nil {
+					continue
+				}
+				for i := range b {
+					copy(g.Data[(i*S+t)*R:(i*S+t+1)*R], gt.Data[i*R:(i+1)*R])
+				}
+			}
+			res.InputGrads[in] = g
 		}
 		for p, n := range c.paramGrads {
 			if res.ParamGrads[p], err = c.read(n); err != nil {

@@ -559,3 +559,89 @@ func TestKeptForward(t *testing.T) {
 		t.Fatalf("%d backward passes used a kept forward pass, want 2 (h3, h5)", n)
 	}
 }
+
+// perTokenSpec is a small recurrence over x [B,S,D] written with x's tokens
+// either sliced from the whole input (perToken false) or handed over by the
+// kit (Description.PerToken): h_t = tanh(x_t·Wᵀ + b + a·h_{t−1}).
+func perTokenSpec(perToken bool) Spec {
+	sp := toy(func(g *G.ExprGraph, cfg stage.Config, in, p, st Nodes) (Nodes, Nodes, error) {
+		u := in["u"].Shape() // [B,S]
+		var h *G.Node
+		hs := make(G.Nodes, u[1])
+		for t := range hs {
+			var xt *G.Node
+			if perToken {
+				xt = in[TokenKey(stage.PortX, t)]
+			} else {
+				xt = G.Must(G.Slice(in[stage.PortX], nil, G.S(t)))
+			}
+			y := G.Must(Linear(xt, p["w"], p["b"]))
+			if h != nil {
+				y = G.Must(G.Add(y, G.Must(G.Mul(h, p["a"]))))
+			}
+			h = G.Must(G.Tanh(y))
+			hs[t] = G.Must(G.Reshape(h, []int{u[0], 1, 3}))
+		}
+		z := hs[0]
+		if len(hs) > 1 {
+			z = G.Must(G.Concat(1, hs...))
+		}
+		return Nodes{stage.PortZ: z, stage.PortLDJ: G.Must(G.Sum(z, 2))}, nil, nil
+	})
+	describe := sp.Describe
+	sp.Describe = func(cfg stage.Config) (*Description, error) {
+		d, err := describe(cfg)
+		if err == nil && perToken {
+			d.PerToken = []string{stage.PortX}
+		}
+		return d, err
+	}
+	return sp
+}
+
+// TestPerToken: an input handed over token by token gives, bit for bit, the
+// outputs and gradients of the same graph slicing the whole input, and passes
+// the contract kit (finite differences).
+func TestPerToken(t *testing.T) {
+	ctx := context.Background()
+	flat := func(s *Stage) []float32 {
+		x := tensor.New(2, 7, 5)
+		for i := range x.Data {
+			x.Data[i] = float32(i%13-6) / 9
+		}
+		req := &stage.ForwardRequest{NeedGrad: true, Params: tensor.Map{
+			"w": tensor.From([]float32{.1, .2, .3, .4, .5, -.1, -.2, -.3, -.4, -.5, .3, .1, -.2, .4, 0}, 3, 5),
+			"b": tensor.From([]float32{.1, -.1, .2}, 3), "a": tensor.From([]float32{0.8}), "frozen": tensor.New(3)},
+			Inputs: tensor.Map{stage.PortX: x, "u": tensor.New(2, 7)}}
+		res, err := s.Forward(ctx, toyConfig(), req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dz := tensor.New(2, 7, 3)
+		for i := range dz.Data {
+			dz.Data[i] = float32(i%7 - 3)
+		}
+		g, err := s.Backward(ctx, res.Handle, tensor.Map{stage.PortZ: dz})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var all []float32
+		for _, m := range []tensor.Map{res.Outputs, g.InputGrads, g.ParamGrads} {
+			for _, k := range sortedKeys(m) {
+				all = append(all, m[k].Data...)
+			}
+		}
+		return all
+	}
+	got, want := flat(New(perTokenSpec(true))), flat(New(perTokenSpec(false)))
+	if len(got) != len(want) {
+		t.Fatalf("%d values, want %d", len(got), len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("value %d: per token %v, sliced %v", i, got[i], want[i])
+		}
+	}
+	stagetest.Run(t, New(perTokenSpec(true)), stagetest.Config{Dims: toyConfig().Dims, B: 2, S: 4, Seed: 6,
+		Inputs: tensor.Map{"u": tensor.New(2, 4)}})
+}

@@ -232,4 +232,3 @@ func (s *Solution) Recycle() {
 
 // ErrNoTape is returned by Backward when the solve did not record a tape (or it was released).
 var ErrNoTape = errors.New("odeint: Backward needs a tape: solve with Options.Tape and call Backward before Release")
-

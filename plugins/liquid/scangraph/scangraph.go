@@ -49,7 +49,8 @@ func describe(cfg stage.Config) (*gs.Description, error) {
 	d.Name = Name
 	H := cfg.Dims["hidden_size"]
 	return &gs.Description{Description: *d, NoGrad: []string{stage.PortTimestamps}, StateGrads: map[string]string{stage.PortH: "h"},
-		Shapes: map[string][]int{stage.PortE: {gs.B, gs.S, H}, stage.PortTimestamps: {gs.B, gs.S}, stage.PortH: {gs.B, H}}}, nil
+		PerToken: []string{stage.PortE},
+		Shapes:   map[string][]int{stage.PortE: {gs.B, gs.S, H}, stage.PortTimestamps: {gs.B, gs.S}, stage.PortH: {gs.B, H}}}, nil
 }
 
 func option(cfg stage.Config, name, def string) float32 {
@@ -62,8 +63,9 @@ func option(cfg stage.Config, name, def string) float32 {
 }
 
 func build(g *G.ExprGraph, cfg stage.Config, in, p, state gs.Nodes) (gs.Nodes, gs.Nodes, error) {
-	e, ts := in[stage.PortE], in[stage.PortTimestamps]
-	Bn, S, H := e.Shape()[0], e.Shape()[1], e.Shape()[2]
+	ts := in[stage.PortTimestamps] // e comes token by token (Description.PerToken)
+	Bn, S := ts.Shape()[0], ts.Shape()[1]
+	H := in[gs.TokenKey(stage.PortE, 0)].Shape()[1]
 	dtScale := G.NewConstant(option(cfg, "dt_scale", scan.DefaultDtScale))
 	dtMin := G.NewConstant(option(cfg, "dt_min", scan.DefaultDtMin))
 	one := G.NewConstant(float32(1))
@@ -90,13 +92,11 @@ func build(g *G.ExprGraph, cfg stage.Config, in, p, state gs.Nodes) (gs.Nodes, g
 		oh[t] = 1
 		return G.Must(G.Mul(m, gs.Const(g, fmt.Sprintf("onehot.%s.%d", tag, t), oh, S, 1)))
 	}
-	u := G.Must(gs.Linear(G.Must(gs.Tokens(e)), p["input.weight"], p["input.bias"]))
-	u = G.Must(G.Reshape(u, []int{Bn, S, H}))
 	invTau := G.Must(G.Inverse(G.Must(G.Add(G.Must(G.Softplus(p["tau_raw"])), G.NewConstant(float32(scan.TauMin))))))
 	hs := make(G.Nodes, S)
 	for t := 0; t < S; t++ {
 		dt := column(dts, "dt", t) // [B,1]
-		f := G.Must(G.Sigmoid(G.Must(G.Add(G.Must(G.Slice(u, nil, G.S(t))), G.Must(gs.Linear(h, p["recurrent.weight"], nil))))))
+		f := G.Must(G.Sigmoid(G.Must(G.Add(G.Must(gs.Linear(in[gs.TokenKey(stage.PortE, t)], p["input.weight"], p["input.bias"])), G.Must(gs.Linear(h, p["recurrent.weight"], nil))))))
 		num := G.Must(G.Add(h, G.Must(G.BroadcastHadamardProd(G.Must(G.BroadcastHadamardProd(f, p["A"], nil, []byte{0})), dt, nil, []byte{1}))))
 		den := G.Must(G.Add(one, G.Must(G.BroadcastHadamardProd(G.Must(G.BroadcastAdd(f, invTau, nil, []byte{0})), dt, nil, []byte{1}))))
 		h = G.Must(G.HadamardDiv(num, den))

@@ -40,7 +40,12 @@
 // (plugins/liquid/scangraph's TestChunkedBackward). A state declared with −1
 // after the batch dimension has a size that varies from chunk to chunk (a
 // cache that grows with the sequence; plugins/attention/causalgraph's full
-// pattern); graphs are keyed by the state shapes too. Helpers Linear and
+// pattern); graphs are keyed by the state shapes too. An input listed in
+// Description.PerToken (shape [B,S,...]) reaches Build as S nodes [B,...]
+// under TokenKey(name, t), copied apart on the way in; its gradient is
+// assembled from theirs. A recurrence should take its per-token inputs so:
+// gorgonia differentiates a Slice into a whole zero tensor holding one token,
+// and adds S of them, O(S²) (plugins/liquid/scangraph). Helpers Linear and
 // Tokens cover the common PyTorch-layout linear layer over [B,S,D] tensors.
 //
 // # Execution

@@ -43,25 +43,22 @@ func describe(cfg stage.Config) (*gs.Description, error) {
 		},
 		Shapes: map[string][]int{stage.PortE: {gs.B, gs.S, H}, stage.PortTimestamps: {gs.B, gs.S}, stage.PortH: {gs.B, H}},
 		NoGrad: []string{stage.PortTimestamps}, StateGrads: map[string]string{stage.PortH: stage.PortH},
+		PerToken: []string{stage.PortE}, // Build gets e token by token: in[gs.TokenKey("e", t)] [B,H]
 	}, nil
 }
 
 func build(g *G.ExprGraph, cfg stage.Config, in, p, state gs.Nodes) (out, next gs.Nodes, err error) {
-	e := in[stage.PortE]
-	Bn, S, H := e.Shape()[0], e.Shape()[1], e.Shape()[2]
+	ts := in[stage.PortTimestamps].Shape() // [B,S]
+	Bn, S, H := ts[0], ts[1], cfg.Dims["hidden_size"]
 	h := in[stage.PortH] // the first chunk starts from input h, later ones from the state
 	if state != nil {
 		h = state[stage.PortH]
 	}
-	x := G.Must(gs.Tokens(e)) // [B·S,H]: both projections of all tokens at once
-	gate := G.Must(G.Sigmoid(G.Must(gs.Linear(x, p["gate.weight"], p["gate.bias"]))))
-	cand := G.Must(G.Tanh(G.Must(gs.Linear(x, p["input.weight"], p["input.bias"]))))
-	gate = G.Must(G.Reshape(gate, []int{Bn, S, H}))
-	cand = G.Must(G.Reshape(cand, []int{Bn, S, H}))
 	ys := make(G.Nodes, S)
 	for t := 0; t < S; t++ {
-		gt := G.Must(G.Slice(gate, nil, G.S(t)))
-		ct := G.Must(G.Slice(cand, nil, G.S(t)))
+		e := in[gs.TokenKey(stage.PortE, t)] // [B,H]
+		gt := G.Must(G.Sigmoid(G.Must(gs.Linear(e, p["gate.weight"], p["gate.bias"]))))
+		ct := G.Must(G.Tanh(G.Must(gs.Linear(e, p["input.weight"], p["input.bias"]))))
 		// h = c + g⊙(h − c), the same as g⊙h + (1−g)⊙c with one product fewer
 		h = G.Must(G.Add(ct, G.Must(G.HadamardProd(gt, G.Must(G.Sub(h, ct))))))
 		ys[t] = G.Must(G.Reshape(h, []int{Bn, 1, H}))

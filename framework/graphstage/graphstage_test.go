@@ -397,13 +397,7 @@ func TestLaterRunsMatchFirst(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				var all []float32
-				for _, m := range []tensor.Map{res.Outputs, g.InputGrads, g.ParamGrads} {
-					for _, k := range sortedKeys(m) {
-						all = append(all, m[k].Data...)
-					}
-				}
-				return all
+				return flatten(res.Outputs, g.InputGrads, g.ParamGrads)
 			}
 			warm := New(toy(tc.build))
 			for _, v := range []float32{1, -0.5, 2} {
@@ -424,6 +418,17 @@ func TestLaterRunsMatchFirst(t *testing.T) {
 			}
 		})
 	}
+}
+
+// flatten is the values of every tensor of the maps, each map's in key order.
+func flatten(maps ...tensor.Map) []float32 {
+	var all []float32
+	for _, m := range maps {
+		for _, k := range sortedKeys(m) {
+			all = append(all, m[k].Data...)
+		}
+	}
+	return all
 }
 
 func sortedKeys(m tensor.Map) []string {
@@ -495,15 +500,7 @@ func TestKeptForward(t *testing.T) {
 	for i := range dOut[stage.PortZ].Data {
 		dOut[stage.PortZ].Data[i] = float32(i%5 - 2)
 	}
-	flat := func(g *stage.BackwardResult) []float32 {
-		var all []float32
-		for _, m := range []tensor.Map{g.InputGrads, g.ParamGrads} {
-			for _, k := range sortedKeys(m) {
-				all = append(all, m[k].Data...)
-			}
-		}
-		return all
-	}
+	flat := func(g *stage.BackwardResult) []float32 { return flatten(g.InputGrads, g.ParamGrads) }
 	want := func(v float32) []float32 { // a fresh stage, one forward and backward
 		s := New(toy(sliceBuild))
 		res, err := s.Forward(ctx, toyConfig(), mk(v))
@@ -625,13 +622,7 @@ func TestPerToken(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var all []float32
-		for _, m := range []tensor.Map{res.Outputs, g.InputGrads, g.ParamGrads} {
-			for _, k := range sortedKeys(m) {
-				all = append(all, m[k].Data...)
-			}
-		}
-		return all
+		return flatten(res.Outputs, g.InputGrads, g.ParamGrads)
 	}
 	got, want := flat(New(perTokenSpec(true))), flat(New(perTokenSpec(false)))
 	if len(got) != len(want) {

@@ -58,15 +58,9 @@ func (s *Solution) BackwardStop(f Func, gys [][]float32, stop func() error) ([]f
 func backFixed(f Func, tp *tape, gys [][]float32, p *pool, stop func() error) ([]float32, error) {
 	tb, n, s := tp.tab, tp.n, tp.tab.stages()
 	gy := make([]float32, n)
-	// scratch vectors come zeroed from num's pool and go back to it
-	var bufs [][]float32
-	defer func() { num.PutBuf(bufs...) }()
-	scratch := func() []float32 {
-		v := num.GetBuf(n)
-		clear(v)
-		bufs = append(bufs, v)
-		return v
-	}
+	sc := scratchBufs{n: n} // scratch, zeroed, from num's pool and back
+	defer sc.release()
+	scratch := sc.get
 	last := -1
 	for i := len(gys) - 1; i >= 1; i-- {
 		if gys[i] != nil {
@@ -129,15 +123,9 @@ func backFixed(f Func, tp *tape, gys [][]float32, p *pool, stop func() error) ([
 // and the dense-output interpolants.
 func backAdaptive(f Func, tp *tape, gys [][]float32, p *pool, stop func() error) ([]float32, error) {
 	tb, n, s := tp.tab, tp.n, tp.tab.stages()
-	// scratch vectors come zeroed from num's pool and go back to it
-	var bufs [][]float32
-	defer func() { num.PutBuf(bufs...) }()
-	scratch := func() []float32 {
-		v := num.GetBuf(n)
-		clear(v)
-		bufs = append(bufs, v)
-		return v
-	}
+	sc := scratchBufs{n: n} // scratch, zeroed, from num's pool and back
+	defer sc.release()
+	scratch := sc.get
 	gy := make([]float32, n) // adjoint of the state after the step being reversed (returned)
 	gks := scratch()         // adjoint of that step's last stage derivative
 	last := -1
@@ -234,4 +222,23 @@ func backAdaptive(f Func, tp *tape, gys [][]float32, p *pool, stop func() error)
 	}
 	f.VJP(tp.ts[0], tp.y0, gks, gy)
 	return gy, nil
+}
+
+// scratchBufs hands out zeroed vectors of n values from num's buffer pool and
+// takes them all back at once.
+type scratchBufs struct {
+	n    int
+	bufs [][]float32
+}
+
+func (s *scratchBufs) get() []float32 {
+	v := num.GetBuf(s.n)
+	clear(v)
+	s.bufs = append(s.bufs, v)
+	return v
+}
+
+func (s *scratchBufs) release() {
+	num.PutBuf(s.bufs...)
+	s.bufs = nil
 }

@@ -745,7 +745,8 @@ func clone(m tensor.Map) tensor.Map {
 }
 
 // Backward implements stage.Stage: it runs the graph with its symbolic
-// gradients (recomputing the forward pass) and consumes the handle.
+// gradients — only the part after the forward pass when the handle's forward
+// pass is still kept in it, else all of it — and consumes the handle.
 func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map) (*stage.BackwardResult, error) {
 	v, err := s.handles.Take(handle)
 	if err != nil {

@@ -37,7 +37,8 @@ type Client struct {
 	retire   []string
 	next     int
 	replyEst map[string]int
-	dead     error // set once the process is gone or closed
+	needEst  map[string]int // largest request seen per method (bytes)
+	dead     error          // set once the process is gone or closed
 	closed   bool
 
 	// Zero-copy hand-off (arena.go).

@@ -157,3 +157,36 @@ func TestHandoffSurvivesClose(t *testing.T) {
 }
 
 func uintptrOf(f []float32) uintptr { return uintptr(unsafe.Pointer(&f[0])) }
+
+// TestRegionGrowsAfterFirstReply: when a reply outgrows the method's estimate,
+// the region request and reply need together is created as the first call
+// ends, so that the second call creates none (it did, inside the caller's
+// second batch). Its results are unchanged.
+func TestRegionGrowsAfterFirstReply(t *testing.T) {
+	ctx := context.Background()
+	cfg := stage.Config{Options: map[string]string{"mode": ""}}
+	a := launch(t, testOptions(TransportShm))
+	r := rand.New(rand.NewSource(4))
+	w := tensor.Map{"w": tensor.From([]float32{2, 0, 0, 0}, 2, 2)}
+	for call := 0; call < 3; call++ {
+		x := randTensor(r, 1024, 1024) // 4 MiB in, 4 MiB out: the reply does not fit beside the request
+		a.mu.Lock()
+		before := a.next
+		a.mu.Unlock()
+		f, err := a.Forward(ctx, cfg, &stage.ForwardRequest{Params: w, Inputs: tensor.Map{"x": x}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range f.Outputs["y"].Data {
+			if v != 2*x.Data[i] {
+				t.Fatalf("call %d: y[%d] = %v, want %v", call, i, v, 2*x.Data[i])
+			}
+		}
+		a.mu.Lock()
+		created := a.next - before
+		a.mu.Unlock()
+		if call > 0 && created != 0 {
+			t.Errorf("call %d created %d regions, want 0", call, created)
+		}
+	}
+}

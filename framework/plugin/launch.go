@@ -123,7 +123,7 @@ func Launch(ctx context.Context, o Options) (*Client, error) {
 	}
 
 	c := &Client{o: o, who: who, stderr: newTailWriter(o.Stderr), mu: &hostMu, regions: map[string]*region{},
-		pins: map[uint64]*region{}, borrowPins: map[uint64][]*region{}, links: map[*region]string{}, replyEst: map[string]int{}}
+		pins: map[uint64]*region{}, borrowPins: map[uint64][]*region{}, links: map[*region]string{}, replyEst: map[string]int{}, needEst: map[string]int{}}
 	// The command's context only serves to kill it while it starts (see
 	// start); once started, the plugin lives until Close.
 	startCtx, cancelStart := context.WithCancel(context.Background())

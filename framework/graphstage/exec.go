@@ -13,14 +13,14 @@ import (
 //
 // Gorgonia's LispMachine wraps every value in a dual value (a clone of it)
 // and allocates every output afresh; at the quickstart's sizes that copying
-// and allocating was most of a graph stage's time. A plan instead keeps the
-// output an op allocated on the first run and hands it back to the op as its
-// preallocated output (UsePreallocDo) on later runs: no dual values, no
-// allocation once warm. Only outputs that share no memory with their inputs
-// are reused that way (an op that returns a view, such as Reshape, runs
-// afresh every time and so follows its input), and nothing is written in
-// place into an input, the TapeMachine's hazard (see compiled.run). Values
-// between runs belong to the plan; readers copy them out.
+// and allocating was most of a graph stage's time. A plan instead gives each
+// op, after the first run (firstRun), memory to write its output into
+// (UsePreallocDo), shared with values never alive at the same time: no dual
+// values, no allocation once warm. Only outputs that share no memory with
+// their inputs get it (an op that returns a view, such as Reshape, runs afresh
+// every time and so follows its input), and nothing is written in place into
+// an input, the TapeMachine's hazard (see compiled.runSteps). Values between
+// runs belong to the plan; readers copy them out.
 type plan struct {
 	steps []step
 	vals  []G.Value        // by slot: leaves first, then step outputs
@@ -211,9 +211,6 @@ func (p *plan) value(n *G.Node) (G.Value, error) {
 	return p.vals[i], nil
 }
 
-// run computes every step in order.
-func (p *plan) run() error { return p.runSteps(0, len(p.steps)) }
-
 // runSteps computes steps [lo, hi): all of them, or one of the two phases of
 // a plan split by late leaves (lo = 0, hi = split; then lo = split, hi = all).
 // A later phase runs on the values the earlier one left.
@@ -223,11 +220,9 @@ func (p *plan) runSteps(lo, hi int) error {
 	}
 	for i := lo; i < hi; i++ {
 		st := &p.steps[i]
-		args := p.args[i]
-		for j, s := range st.args {
-			if args[j] = p.vals[s]; args[j] == nil {
-				return fmt.Errorf("%s: input %d has no value", st.n.Name(), j)
-			}
+		args, err := p.gather(i)
+		if err != nil {
+			return err
 		}
 		v, err := st.do(args)
 		if err != nil {
@@ -236,6 +231,17 @@ func (p *plan) runSteps(lo, hi int) error {
 		p.vals[st.out] = v
 	}
 	return nil
+}
+
+// gather fills step i's argument list with its children's values.
+func (p *plan) gather(i int) ([]G.Value, error) {
+	st, args := &p.steps[i], p.args[i]
+	for j, s := range st.args {
+		if args[j] = p.vals[s]; args[j] == nil {
+			return nil, fmt.Errorf("%s: input %d has no value", st.n.Name(), j)
+		}
+	}
+	return args, nil
 }
 
 // firstState is what the first run knows between its two phases.
@@ -292,12 +298,10 @@ func (p *plan) firstRun(lo, hi int) error {
 	}
 	for i := lo; i < hi; i++ {
 		st := &p.steps[i]
-		args := p.args[i]
-		for j, s := range st.args {
-			if args[j] = p.vals[s]; args[j] == nil {
-				p.first = nil
-				return fmt.Errorf("%s: input %d has no value", st.n.Name(), j)
-			}
+		args, err := p.gather(i)
+		if err != nil {
+			p.first = nil
+			return err
 		}
 		v, err := st.op.Do(args...)
 		if err != nil {

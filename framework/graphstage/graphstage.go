@@ -592,8 +592,8 @@ func (c *compiled) bindAll(r *request, params tensor.Map) error {
 	return nil
 }
 
-// run runs the graph once and hands the results to read. The caller holds
-// the entry's lock.
+// runSteps runs steps [lo, hi) of the plan (see plan.runSteps) and hands the
+// results to read. The caller holds the entry's lock.
 //
 // The graph runs on the kit's own plan (exec.go), ops called in turn on this
 // goroutine, so a panic inside an op comes back as an error. Not gorgonia's
@@ -602,9 +602,6 @@ func (c *compiled) bindAll(r *request, params tensor.Map) error {
 // live tensor (TestViews is such a graph). Not its LispMachine either, which
 // the kit used first: it clones every value into a dual value and allocates
 // every output afresh, which was most of a small graph's time.
-func (c *compiled) run(read func() error) error { return c.runSteps(0, len(c.plan.steps), read) }
-
-// runSteps runs steps [lo, hi) of the plan (see plan.runSteps) and then read.
 func (c *compiled) runSteps(lo, hi int, read func() error) (err error) {
 	defer recoverTo(&err, "running the graph")
 	if err := c.plan.runSteps(lo, hi); err != nil {

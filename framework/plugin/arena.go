@@ -162,8 +162,7 @@ func (c *Client) adopt(rs []*proto.Region) ([]*region, error) {
 func (c *Client) finish(method string, own *region, adopted []*region, done bool, handle uint64, replyBytes int, borrowed []*region, lend bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	grew := replyBytes > c.replyEst[method]
-	if grew {
+	if replyBytes > c.replyEst[method] {
 		c.replyEst[method] = replyBytes
 		defer c.growLocked(method) // after this call's regions are free again
 	}

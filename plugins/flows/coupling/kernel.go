@@ -45,11 +45,10 @@ func forward(d dims, p *paramSet, emb []float32, n int, save bool) (y, x0, ldj [
 	// The intermediates come from num's buffer pool and go back to it (see
 	// releaseForward and tape.release), which spares the page faults of fresh
 	// 2–8 MB allocations on every call; every one is written before it is read.
-	alloc := num.GetBuf
-	x0 = alloc(n * D)
+	x0 = num.GetBuf(n * D)
 	var proj []float32
 	if save || p.gp != 0 {
-		proj = alloc(n * D)
+		proj = num.GetBuf(n * D)
 		if !save {
 			defer num.PutBuf(proj)
 		}
@@ -77,7 +76,7 @@ func forward(d dims, p *paramSet, emb []float32, n int, save bool) (y, x0, ldj [
 	for i := 0; i < d.K; i++ {
 		out := cur
 		if save || i == 0 {
-			out = alloc(n * D)
+			out = num.GetBuf(n * D)
 		}
 		if save {
 			hs, ht = num.GetBuf(n*F), num.GetBuf(n*F)

@@ -44,6 +44,9 @@ type step struct {
 	// that cannot write into given memory.
 	prealloc *T.Dense
 	reuse    reuse
+	fast     fastKind // the kit's kernel for the op (fast.go), or fastNone
+	fastArg  [3]int   // its parameters
+	shape    T.Shape  // the node's (Node.Shape clones it)
 }
 
 // reuse is how a step writes into its preallocated output.
@@ -165,7 +168,8 @@ func newPlan(g *G.ExprGraph, want, bound, late []*G.Node) (*plan, error) {
 		if n.Op() == nil {
 			return nil, fmt.Errorf("node %s has children but no op", n.Name())
 		}
-		st := step{n: n, op: n.Op(), out: len(p.vals), reuse: reuseOf(n.Op())}
+		st := step{n: n, op: n.Op(), out: len(p.vals), reuse: reuseOf(n.Op()), shape: n.Shape()}
+		st.fast, st.fastArg = fastOf(n.Op())
 		for _, c := range kids {
 			st.args = append(st.args, p.slot[c])
 		}
@@ -260,7 +264,7 @@ type bufKey struct {
 	n  int
 }
 
-// firstRun runs every op with Do and decides, as it goes, which memory each
+// firstRun runs every op (step.do, no memory given) and decides, as it goes, which memory each
 // step writes into on later runs: steps whose values are never alive at the
 // same time share it. The first run shows which outputs are views of which
 // inputs; a value's memory (its "root": the step that wrote it, through any
@@ -303,7 +307,7 @@ func (p *plan) firstRun(lo, hi int) error {
 			p.first = nil
 			return err
 		}
-		v, err := st.op.Do(args...)
+		v, err := st.do(args)
 		if err != nil {
 			p.first = nil
 			return fmt.Errorf("%s (%v): %w", st.n.Name(), st.op, err)
@@ -314,7 +318,7 @@ func (p *plan) firstRun(lo, hi int) error {
 				r := fs.root[st.args[j]]
 				fs.root[st.out] = r
 				fs.until[r] = max(fs.until[r], fs.last[st.out])
-			} else if st.reuse != reuseNone && !d.IsView() {
+			} else if (st.reuse != reuseNone || st.fast != fastNone) && !d.IsView() {
 				st.prealloc = d
 				k := bufKey{d.Dtype(), d.DataSize()}
 				if l := fs.free[k]; len(l) > 0 {
@@ -361,8 +365,15 @@ func (p *plan) startFirst() *firstState {
 	return fs
 }
 
-// do runs the step's op, into its preallocated output when it has one.
+// do runs the step's op, into its preallocated output when it has one: with
+// the kit's kernel when there is one for the op and its arguments, else with
+// gorgonia's.
 func (st *step) do(args []G.Value) (G.Value, error) {
+	if st.fast != fastNone {
+		if v, ok := st.fastDo(args); ok {
+			return v, nil
+		}
+	}
 	pre := st.prealloc
 	if pre == nil {
 		return st.op.Do(args...)

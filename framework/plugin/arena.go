@@ -158,7 +158,7 @@ func (c *Client) adopt(rs []*proto.Region) ([]*region, error) {
 // request region, and the regions of other calls its inputs alias (borrowed),
 // until Backward or Release of that handle. lend (a Forward that succeeded,
 // with Options.LendOutputs) lends the regions holding the reply to the caller
-// and ends the lend of the previous Forward's.
+// and ends the lend of the same method's previous reply.
 func (c *Client) finish(method string, own *region, adopted []*region, done bool, handle uint64, replyBytes int, borrowed []*region, lend bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -192,16 +192,19 @@ func (c *Client) finish(method string, own *region, adopted []*region, done bool
 	if !lend || !done || c.closed || c.dir == "" {
 		return
 	}
-	for _, r := range c.lent {
+	for _, r := range c.lent[method] {
 		r.lent = false
 		delete(lentRegions, r)
 	}
-	c.lent = nil
+	if c.lent == nil {
+		c.lent = map[string][]*region{}
+	}
+	c.lent[method] = nil
 	for _, r := range append(adopted, own) {
 		if r != nil && r.mem != nil {
 			r.lent = true
 			lentRegions[r] = struct{}{}
-			c.lent = append(c.lent, r)
+			c.lent[method] = append(c.lent[method], r)
 		}
 	}
 }
@@ -242,8 +245,9 @@ func (c *Client) pendingRetire() *proto.Arena {
 }
 
 // Zero-copy hand-off. With Options.LendOutputs a Forward's outputs (its
-// state is copied out) stay in the regions the plugin wrote them to, lent to the caller until the Client's
-// next Forward returns. When the caller passes such a tensor as an input or
+// state is copied out) stay in the regions the plugin wrote them to, lent to
+// the caller until the Client's next Forward returns, and a Backward's
+// gradients until its next Backward returns. When the caller passes such a tensor as an input or
 // state to a Client (the same one, or another of this process), it is sent as
 // a descriptor into that region: a region of the Client itself by its name,
 // one of another Client through a hard link in this Client's session

@@ -42,7 +42,7 @@ type Client struct {
 	closed   bool
 
 	// Zero-copy hand-off (arena.go).
-	lent       []*region            // regions holding the outputs of the last Forward (LendOutputs)
+	lent       map[string][]*region // by method: regions holding the reply of its last call (LendOutputs)
 	borrowPins map[uint64][]*region // other regions a handle's inputs alias
 	links      map[*region]string   // hard links in dir to regions of other Clients
 	handoff    handoffStats
@@ -104,7 +104,8 @@ func (c *Client) Describe(ctx context.Context, cfg stage.Config) (*stage.Descrip
 }
 
 // Forward runs one chunk through the plugin. The returned tensors are the
-// caller's (copied out of shared memory).
+// caller's (copied out of shared memory), or with Options.LendOutputs views
+// of it valid until this Client's next Forward returns (state is copied).
 func (c *Client) Forward(ctx context.Context, cfg stage.Config, req *stage.ForwardRequest) (*stage.ForwardResult, error) {
 	if req == nil {
 		return nil, fmt.Errorf("%s: Forward needs a request", c.who)
@@ -170,7 +171,9 @@ func (c *Client) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwa
 	return res, nil
 }
 
-// Backward runs the backward pass of a handle and releases it.
+// Backward runs the backward pass of a handle and releases it. The returned
+// tensors are the caller's, or with Options.LendOutputs views of shared
+// memory valid until this Client's next Backward returns.
 func (c *Client) Backward(ctx context.Context, handle uint64, outGrads tensor.Map) (*stage.BackwardResult, error) {
 	if err := c.alive("Backward"); err != nil {
 		return nil, err
@@ -178,16 +181,21 @@ func (c *Client) Backward(ctx context.Context, handle uint64, outGrads tensor.Ma
 	p := &proto.BackwardRequest{Handle: handle}
 	var own *region
 	var w *shmWriter
+	var borrowed []*region
 	if c.dir != "" {
-		r, a, err := c.take("Backward", mapBytes(outGrads))
+		hand, pinned, decl, saved := c.borrowInputs(outGrads)
+		borrowed = pinned
+		r, a, err := c.take("Backward", mapBytes(outGrads)-saved)
 		if err != nil {
+			c.releaseBorrows(borrowed)
 			return nil, err
 		}
-		own, w, p.Arena = r, &shmWriter{r: r}, a
+		a.Regions = append(a.Regions, decl...)
+		own, w, p.Arena = r, &shmWriter{r: r, handoffs: hand}, a
 	}
 	var err error
 	if p.OutGrads, err = encodeMap("output gradient", outGrads, w); err != nil {
-		c.finish("Backward", own, nil, true, 0, 0, nil, false)
+		c.finish("Backward", own, nil, true, 0, 0, borrowed, false)
 		return nil, fmt.Errorf("%s: Backward: %w", c.who, err)
 	}
 	if w != nil {
@@ -198,22 +206,25 @@ func (c *Client) Backward(ctx context.Context, handle uint64, outGrads tensor.Ma
 	resp, err := c.rpc.Backward(cctx, p)
 	if err != nil {
 		done := finished(err)
-		c.finish("Backward", own, nil, done, 0, 0, nil, false)
+		c.finish("Backward", own, nil, done, 0, 0, borrowed, false)
 		c.unpin(handle, done)
 		return nil, c.callError(ctx, cctx, "Backward", err)
 	}
 	c.unpin(handle, true)
 	adopted, err := c.adopt(resp.GetRegions())
 	if err != nil {
-		c.finish("Backward", own, nil, true, 0, 0, nil, false)
+		c.finish("Backward", own, nil, true, 0, 0, borrowed, false)
 		return nil, fmt.Errorf("%s: Backward sent a reply this host cannot read: %w", c.who, err)
 	}
 	res := &stage.BackwardResult{}
 	look := c.lookup(own, adopted)
-	if res.InputGrads, err = decodeMap("input gradient", resp.GetInputGrads(), look, true); err == nil {
-		res.ParamGrads, err = decodeMap("parameter gradient", resp.GetParamGrads(), look, true)
+	// With LendOutputs the gradients stay where the plugin wrote them, lent
+	// until the next Backward returns, as Forward's outputs are.
+	lend := c.o.LendOutputs && c.dir != ""
+	if res.InputGrads, err = decodeMap("input gradient", resp.GetInputGrads(), look, !lend); err == nil {
+		res.ParamGrads, err = decodeMap("parameter gradient", resp.GetParamGrads(), look, !lend)
 	}
-	c.finish("Backward", own, adopted, true, 0, mapBytes(res.InputGrads)+mapBytes(res.ParamGrads), nil, false)
+	c.finish("Backward", own, adopted, true, 0, mapBytes(res.InputGrads)+mapBytes(res.ParamGrads), borrowed, lend && err == nil)
 	if err != nil {
 		return nil, fmt.Errorf("%s: Backward sent a bad reply: %w: fix the plugin", c.who, err)
 	}

@@ -61,7 +61,9 @@
 //     activations, and a region may be pinned by an earlier handle).
 //   - Zero-copy hand-off (Options.LendOutputs, which the runner sets): Forward's
 //     outputs (not its state, which is copied) stay where the plugin wrote
-//     them, lent to the caller until that Client's next Forward returns. An input or state that lies in
+//     them, lent to the caller until that Client's next Forward returns, and
+//     Backward's gradients until its next Backward returns. An input, state or
+//     output gradient that lies in
 //     a lent region goes to any Client of the process as a descriptor, not a
 //     copy: to the region's own Client by name, to another through a hard link
 //     in its session directory (the same tmpfs pages; one link per region,

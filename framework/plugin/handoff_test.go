@@ -190,3 +190,82 @@ func TestRegionGrowsAfterFirstReply(t *testing.T) {
 		}
 	}
 }
+
+// TestBackwardLends: with LendOutputs a Backward's gradients stay in shared
+// memory, lent until the Client's next Backward returns: a Forward in
+// between leaves them intact, the next Backward does not write over them,
+// and then their region is free again; passed as another Client's output
+// gradient they travel as a descriptor. The numbers are those of copying.
+func TestBackwardLends(t *testing.T) {
+	ctx := context.Background()
+	cfg := stage.Config{Options: map[string]string{"mode": ""}}
+	o := testOptions(TransportShm)
+	o.LendOutputs = true
+	a, b := launch(t, o), launch(t, o)
+	r := rand.New(rand.NewSource(5))
+	w := tensor.Map{"w": tensor.From([]float32{3, 0, 0, 0}, 2, 2)}
+	step := func(c *Client, x, g *tensor.Tensor) *stage.BackwardResult {
+		t.Helper()
+		f, err := c.Forward(ctx, cfg, &stage.ForwardRequest{Params: w, Inputs: tensor.Map{"x": x}, NeedGrad: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		bb, err := c.Backward(ctx, f.Handle, tensor.Map{"y": g})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bb
+	}
+	x, g := randTensor(r, 256, 256), randTensor(r, 256, 256)
+	b1 := step(a, x, g)
+	dx := b1.InputGrads["x"]
+	hostMu.Lock()
+	src := lentAt(uintptrOf(dx.Data), uintptr(4*len(dx.Data)))
+	hostMu.Unlock()
+	if src == nil || src.owner != a {
+		t.Fatalf("the input gradient does not lie in a region A lent (%+v)", src)
+	}
+	for i, v := range dx.Data {
+		if v != 3*g.Data[i] {
+			t.Fatalf("dx[%d] = %v, want %v", i, v, 3*g.Data[i])
+		}
+	}
+	keep := dx.Clone()
+	// B's backward takes A's lent gradient as its output gradient, uncopied
+	xb := randTensor(r, 256, 256)
+	fb, err := b.Forward(ctx, cfg, &stage.ForwardRequest{Params: w, Inputs: tensor.Map{"x": xb}, NeedGrad: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := b.handoff.tensors
+	bb, err := b.Backward(ctx, fb.Handle, tensor.Map{"y": dx})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.handoff.tensors != before+1 {
+		t.Errorf("B's backward handed off %d tensors, want 1", b.handoff.tensors-before)
+	}
+	for i, v := range bb.InputGrads["x"].Data {
+		if v != 3*keep.Data[i] {
+			t.Fatalf("B's dx[%d] = %v, want %v", i, v, 3*keep.Data[i])
+		}
+	}
+	// A's next forward, then its next backward: the first gradients survive
+	// both calls, and are free once the second backward returned
+	x2, g2 := randTensor(r, 256, 256), randTensor(r, 256, 256)
+	b2 := step(a, x2, g2)
+	if !reflect.DeepEqual(dx, keep) {
+		t.Fatal("the first backward's gradient was overwritten before the next backward returned")
+	}
+	for i, v := range b2.InputGrads["x"].Data {
+		if v != 3*g2.Data[i] {
+			t.Fatalf("second dx[%d] = %v, want %v", i, v, 3*g2.Data[i])
+		}
+	}
+	hostMu.Lock()
+	lent, free := src.lent, src.free()
+	hostMu.Unlock()
+	if lent || !free {
+		t.Errorf("the first backward's region: lent %v, free %v after the next backward; want false, true", lent, free)
+	}
+}

@@ -47,9 +47,10 @@ type Options struct {
 	Stderr io.Writer    // gets the plugin's raw stderr as well; may be nil
 
 	// LendOutputs hands Forward's outputs (not its state, which is small and
-	// may be kept longer) to the caller as views of shared memory instead of
-	// copies. They stay valid until this Client's next Forward returns (or
-	// Close), so a pipeline that consumes each step's outputs before it calls
+	// may be kept longer) and Backward's gradients to the caller as views of
+	// shared memory instead of copies. Outputs stay valid until this Client's
+	// next Forward returns, gradients until its next Backward returns (or
+	// Close), so a pipeline that consumes each step's results before it calls
 	// the stage again, as the model does, may use them; passed as inputs to
 	// any Client of this process they travel without a copy (see "Zero-copy
 	// hand-off" in doc.go). Without shared memory it does nothing.

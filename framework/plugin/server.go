@@ -142,8 +142,11 @@ func (s *grpcServer) Describe(ctx context.Context, req *proto.DescribeRequest) (
 type call struct {
 	s    *grpcServer
 	regs *callRegions // nil for the bytes transport
+	mu   sync.Mutex   // guards w, new and out (stage.OutputBuf may run on any goroutine)
 	w    *shmWriter
 	new  []*proto.Region
+	out  map[*float32]handoff // vectors alloc placed in the reply's shared memory
+	sent bool                 // the reply (naming the regions in new) is on its way
 }
 
 func (s *grpcServer) begin(a *proto.Arena) (*call, error) {
@@ -167,9 +170,16 @@ func (s *grpcServer) begin(a *proto.Arena) (*call, error) {
 }
 
 func (c *call) end() {
-	if c.regs != nil {
-		c.regs.release()
+	if c.regs == nil {
+		return
 	}
+	if !c.sent {
+		// the host never learns of regions made for a reply it does not get
+		for _, r := range c.new {
+			c.regs.t.drop(r.GetName())
+		}
+	}
+	c.regs.release()
 }
 
 func (c *call) lookup(name string) *region {
@@ -187,29 +197,83 @@ func (c *call) decode(what string, ps []*proto.Tensor) (tensor.Map, error) {
 	return m, nil
 }
 
-// reserve makes room for n reply bytes: in the offered region when they fit,
-// else in a new plugin-owned region.
-func (c *call) reserve(n int) error {
+// reserve makes room for the reply tensors of ms that alloc did not place:
+// in the offered region when they fit, else in a new plugin-owned region.
+func (c *call) reserve(ms ...tensor.Map) error {
 	if c.regs == nil {
 		return nil
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, m := range ms {
+		for _, t := range m {
+			if t == nil || len(t.Data) == 0 {
+				continue
+			}
+			if _, placed := c.out[&t.Data[0]]; !placed {
+				n += alignUp(4 * len(t.Data))
+			}
+		}
+	}
+	if err := c.roomLocked(n); err != nil {
+		return status.Error(codes.ResourceExhausted, err.Error())
+	}
+	return nil
+}
+
+// roomLocked makes the writer's region have n free bytes, creating a
+// plugin-owned region when the current one has not.
+func (c *call) roomLocked(n int) error {
 	if c.w != nil && c.w.off+n <= len(c.w.r.mem) {
 		return nil
 	}
 	size := max(minRegionSize, alignUp(n+n/4))
 	r, err := c.regs.t.create(c.regs, size)
 	if err != nil {
-		return status.Error(codes.ResourceExhausted, err.Error())
+		return err
 	}
 	c.w = &shmWriter{r: r}
 	c.new = append(c.new, &proto.Region{Name: r.name, Size: uint64(len(r.mem))})
 	return nil
 }
 
+// alloc is stage.OutputBuf's allocator in a plugin: n zeroed values in the
+// reply's shared memory, after what the call has placed there, so that the
+// tensor the stage returns in them is sent as a descriptor, not copied. The
+// offered region is reused from call to call (its pages stay mapped and
+// touched); a vector that does not fit goes to a new region of the plugin's.
+// nil with the bytes transport, or when no region can be made.
+func (c *call) alloc(n int) []float32 {
+	if c.regs == nil || n <= 0 {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b := 4 * n
+	if c.roomLocked(b) != nil {
+		return nil
+	}
+	off := c.w.off
+	v := floats(c.w.r.mem[off : off+b])
+	clear(v)
+	if c.out == nil {
+		c.out = map[*float32]handoff{}
+	}
+	c.out[&v[0]] = handoff{name: c.w.r.name, off: uint64(off)}
+	c.w.off += alignUp(b)
+	return v
+}
+
 func (c *call) encode(what string, m tensor.Map) ([]*proto.Tensor, error) {
 	var w *shmWriter
 	if c.regs != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
 		w = c.w
+		if w != nil {
+			w.handoffs = c.out
+		}
 	}
 	ps, err := encodeMap(what, m, w)
 	if err != nil {
@@ -239,7 +303,7 @@ func (s *grpcServer) Forward(ctx context.Context, req *proto.ForwardRequest) (re
 	if r.State, err = c.decode("state", req.GetState()); err != nil {
 		return nil, err
 	}
-	res, err := s.Impl.Forward(ctx, configFromProto(req.GetConfig()), r)
+	res, err := s.Impl.Forward(stage.WithOutputs(ctx, c.alloc), configFromProto(req.GetConfig()), r)
 	if err != nil {
 		return nil, implError(err)
 	}
@@ -247,7 +311,7 @@ func (s *grpcServer) Forward(ctx context.Context, req *proto.ForwardRequest) (re
 		return nil, status.Error(codes.Internal, "the stage's Forward returned no result")
 	}
 	resp = &proto.ForwardResponse{Handle: res.Handle, Stats: res.Stats}
-	if err := c.reserve(mapBytes(res.Outputs) + mapBytes(res.State)); err != nil {
+	if err := c.reserve(res.Outputs, res.State); err != nil {
 		return nil, err
 	}
 	if resp.Outputs, err = c.encode("output", res.Outputs); err != nil {
@@ -256,7 +320,7 @@ func (s *grpcServer) Forward(ctx context.Context, req *proto.ForwardRequest) (re
 	if resp.State, err = c.encode("state", res.State); err != nil {
 		return nil, err
 	}
-	resp.Regions = c.new
+	resp.Regions, c.sent = c.new, true
 	return resp, nil
 }
 
@@ -275,14 +339,14 @@ func (s *grpcServer) Backward(ctx context.Context, req *proto.BackwardRequest) (
 	if err != nil {
 		return nil, err
 	}
-	res, err := s.Impl.Backward(ctx, req.GetHandle(), g)
+	res, err := s.Impl.Backward(stage.WithOutputs(ctx, c.alloc), req.GetHandle(), g)
 	if err != nil {
 		return nil, implError(err)
 	}
 	if res == nil {
 		return nil, status.Error(codes.Internal, "the stage's Backward returned no result")
 	}
-	if err := c.reserve(mapBytes(res.InputGrads) + mapBytes(res.ParamGrads)); err != nil {
+	if err := c.reserve(res.InputGrads, res.ParamGrads); err != nil {
 		return nil, err
 	}
 	resp = &proto.BackwardResponse{}
@@ -292,7 +356,7 @@ func (s *grpcServer) Backward(ctx context.Context, req *proto.BackwardRequest) (
 	if resp.ParamGrads, err = c.encode("parameter gradient", res.ParamGrads); err != nil {
 		return nil, err
 	}
-	resp.Regions = c.new
+	resp.Regions, c.sent = c.new, true
 	return resp, nil
 }
 

@@ -228,6 +228,17 @@ func (t *regionTable) unmapAll() {
 	}
 }
 
+// drop retires a region the plugin made for a reply that was not sent: its
+// file goes now, its mapping once no call uses it.
+func (t *regionTable) drop(name string) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if r, ok := t.m[name]; ok {
+		r.retired = true
+		os.Remove(filepath.Join(t.dir, name))
+	}
+}
+
 // callRegions are the regions one call holds references on.
 type callRegions struct {
 	t *regionTable

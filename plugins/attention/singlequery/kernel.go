@@ -225,17 +225,19 @@ type grads struct {
 // With w_j the output weights and c the output context (the carried state acts
 // as one more softmax item of constant score), ds_j = w_j·(dc·v_j − dc·c + dw_j −
 // Σ_k dw_k w_k) + dscore_j, v_j = W_v x_j + b_v, and dx_j = ds_j/√H·u + w_j·W_vᵀdc.
-func backward(f *saved, dc, dw, dscore []float32) *grads {
+//
+// out allocates the gradients the stage returns (stage.OutputBuf), zeroed.
+func backward(f *saved, dc, dw, dscore []float32, out func(int) []float32) *grads {
 	B, Sc, H := f.B, f.Sc, f.o.H
 	N := f.offset + Sc
 	p := f.p
 	inv := 1 / math.Sqrt(float64(H))
 	g := &grads{
-		de: make([]float32, B*Sc*H), dts: make([]float32, B*Sc), dh: make([]float32, B*H),
+		de: out(B * Sc * H), dts: out(B * Sc), dh: out(B * H),
 		dwt: make([]float32, H), dbt: make([]float32, H),
-		dwq: make([]float32, H*H), dbq: make([]float32, H),
-		dwk: make([]float32, H*H), dbk: make([]float32, H),
-		dwv: make([]float32, H*H), dbv: make([]float32, H),
+		dwq: out(H * H), dbq: make([]float32, H),
+		dwk: out(H * H), dbk: make([]float32, H),
+		dwv: out(H * H), dbv: make([]float32, H),
 	}
 	gv := make([]float32, B*H) // W_vᵀ dc
 	if dc != nil {

@@ -3,6 +3,7 @@ package coupling
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
@@ -71,7 +72,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	n := b * sq
 	y, x0, ldj, tp := forward(d, p, x.Data, n, req.NeedGrad)
 	res := &stage.ForwardResult{Outputs: tensor.Map{
-		"z":   tensor.From(latent(d, y, x0, n), b, sq, d.L),
+		"z":   tensor.From(latent(d, y, x0, n, stage.OutputBuf(ctx, n*d.L)), b, sq, d.L),
 		"ldj": tensor.From(ldj, b, sq),
 	}}
 	if req.NeedGrad {
@@ -113,8 +114,8 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 		}
 		dldj = t.Data
 	}
-	pg, g := newGrads(d)
-	demb := sv.tp.backward(dz, dldj, g)
+	pg, g := newGrads(ctx, d)
+	demb := sv.tp.backward(dz, dldj, g, stage.OutputBuf(ctx, sv.b*sv.s*d.D))
 	g.store(d, pg)
 	return &stage.BackwardResult{
 		InputGrads: tensor.Map{"x": tensor.From(demb, sv.b, sv.s, d.D)},
@@ -131,12 +132,17 @@ func (s *Stage) Release(ctx context.Context, handle uint64) error {
 	return nil
 }
 
-// newGrads allocates a zero gradient for every declared parameter.
-func newGrads(d dims) (tensor.Map, *grads) {
+// newGrads allocates a zero gradient for every declared parameter, where
+// the call returns its outputs (stage.OutputBuf).
+func newGrads(ctx context.Context, d dims) (tensor.Map, *grads) {
 	m := tensor.Map{}
 	data := map[string][]float32{}
 	for _, spec := range d.params() {
-		t := tensor.New(spec.Shape...)
+		n := 1
+		for _, k := range spec.Shape {
+			n *= k
+		}
+		t := &tensor.Tensor{Shape: slices.Clone(spec.Shape), Data: stage.OutputBuf(ctx, n)}
 		if t.Shape == nil {
 			t.Shape = []int{}
 		}

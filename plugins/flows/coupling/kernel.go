@@ -120,10 +120,11 @@ func releaseForward(y, x0 []float32) {
 	num.PutBuf(x0)
 }
 
-// latent returns z [n,L] = y[:, :L] (+ Residual·x0[:, :L] when L = D/2).
-func latent(d dims, y, x0 []float32, n int) []float32 {
+// latent writes z [n,L] = y[:, :L] (+ Residual·x0[:, :L] when L = D/2) into z
+// and returns it.
+func latent(d dims, y, x0 []float32, n int, z []float32) []float32 {
 	D, L := d.D, d.L
-	z := make([]float32, n*L)
+	z = z[:n*L]
 	res := L == d.H
 	parallel(n, L, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
@@ -247,10 +248,11 @@ type grads struct {
 	das, dat, dgs []float64 // per layer
 }
 
-// backward returns dL/demb [n,D] and accumulates parameter gradients into g,
-// given dz [n,L] and dldj [n] (either may be nil). It reuses the tape's buffers
-// as scratch: a tape supports one backward pass.
-func (tp *tape) backward(dz, dldj []float32, g *grads) []float32 {
+// backward writes dL/demb [n,D] into demb (zeroed) and returns it, and
+// accumulates parameter gradients into g, given dz [n,L] and dldj [n] (either
+// may be nil). It reuses the tape's buffers as scratch: a tape supports one
+// backward pass.
+func (tp *tape) backward(dz, dldj []float32, g *grads, demb []float32) []float32 {
 	d, n := tp.d, tp.n
 	D, H, L, F := d.D, d.H, d.L, d.F
 	// scratch from the pool, zeroed: both accumulate
@@ -283,7 +285,7 @@ func (tp *tape) backward(dz, dldj []float32, g *grads) []float32 {
 	}
 	// dX0 becomes the total gradient of x0; dY becomes dP = gp·dX0.
 	gp := tp.p.gp
-	demb := make([]float32, n*D)
+	demb = demb[:n*D]
 	part := make([]float64, numChunks(n))
 	parallel(n, 4*D, func(c, lo, hi int) {
 		var acc float64

@@ -243,7 +243,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 		return nil, fmt.Errorf("odefunc: integrating %d tokens with %s: %w", n, c.method, err)
 	}
 	yT := sol.Ys[len(sol.Ys)-1]
-	e := tensor.New(bsz, seq, h)
+	e := tensor.From(stage.OutputBuf(ctx, n*h), bsz, seq, h)
 	num.ParallelRows(n, 2*h, func(lo, hi int) {
 		residual(e.Data[lo*h:hi*h], yT[lo*h:hi*h], e0[lo*h:hi*h], residualScale)
 	})
@@ -305,8 +305,8 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 	dBiasE := tensor.New(h)
 	num.ColSumAdd(dBiasE.Data, da, n, h)
 
-	dz := tensor.New(sv.bsz, sv.seq, l)
-	dW, dB := tensor.New(h, l), tensor.New(h)
+	dz := tensor.From(stage.OutputBuf(ctx, n*l), sv.bsz, sv.seq, l)
+	dW, dB := tensor.From(stage.OutputBuf(ctx, h*l), h, l), tensor.New(h)
 	res := &stage.BackwardResult{
 		InputGrads: tensor.Map{InputZ: dz},
 		ParamGrads: tensor.Map{

@@ -96,9 +96,9 @@ func full(b []float32) []float32 { return b[:cap(b)] }
 // values: the growing patterns (full, lsh) return as state the cache their
 // attention ran on, which may extend st's buffer past its length when own
 // allows (see grow.go).
-func forward(o *options, own *owner, p params, e []float32, B, Sc int, st *carry, need []float32) (f *saved, y, c []float32, next tensor.Map) {
+func forward(o *options, own *owner, p params, e []float32, B, Sc int, st *carry, need []float32, out func(int) []float32) (f *saved, y, c []float32, next tensor.Map) {
 	if o.pattern == Linear {
-		return forwardLinear(o, p, e, B, Sc, st)
+		return forwardLinear(o, p, e, B, Sc, st, out)
 	}
 	H, heads, d := o.H, o.heads, o.d
 	N, n0, pos0 := B*Sc, st.n, st.pos
@@ -154,7 +154,7 @@ func forward(o *options, own *owner, p params, e []float32, B, Sc int, st *carry
 		pairs, computed = lshFwd(f.pl.(*lshPlanner), f.q, f.kc, f.vc, B, Sc, T, H, heads, f.a, f.lse)
 	}
 
-	y = make([]float32, N*H)
+	y = out(N * H)
 	num.LinearForward(y, f.a, p.wo, p.bo, N, H, H)
 	c = lastTokens(y, B, Sc, H)
 
@@ -249,7 +249,7 @@ func lastTokens(y []float32, B, Sc, H int) []float32 {
 	return c
 }
 
-func forwardLinear(o *options, p params, e []float32, B, Sc int, st *carry) (f *saved, y, c []float32, next tensor.Map) {
+func forwardLinear(o *options, p params, e []float32, B, Sc int, st *carry, out func(int) []float32) (f *saved, y, c []float32, next tensor.Map) {
 	H, heads, d := o.H, o.heads, o.d
 	N := B * Sc
 	f = &saved{o: *o, B: B, Sc: Sc, T: Sc, e: e}
@@ -269,7 +269,7 @@ func forwardLinear(o *options, p params, e []float32, B, Sc int, st *carry) (f *
 	f.a, f.lse = num.GetBuf(N*H), num.GetBuf(N*heads)
 	f.zsave = num.GetBuf(B * heads * nblk * (d*d + d))
 	linearFwd(o, f.fq, f.fk, f.vc, B, Sc, zs, ks, f.a, f.lse, f.zsave)
-	y = make([]float32, N*H)
+	y = out(N * H)
 	num.LinearForward(y, f.a, p.wo, p.bo, N, H, H)
 	c = lastTokens(y, B, Sc, H)
 	n := float64(min(Sc, linBlock))
@@ -290,18 +290,18 @@ type grads struct {
 
 // backward computes the gradients of one chunk with the carried state held
 // constant. dy [B,Sc,H] and dc [B,H] may be nil (zero).
-func backward(f *saved, dy, dc []float32) *grads {
+func backward(f *saved, dy, dc []float32, out func(int) []float32) *grads {
 	o := &f.o
 	H, heads, B, Sc, T, n0 := o.H, o.heads, f.B, f.Sc, f.T, f.n0
 	N := B * Sc
 	p := f.p
-	g := &grads{de: make([]float32, N*H)}
+	g := &grads{de: out(N * H)}
 	for i := range g.dp {
 		if !o.hasParam(i) {
 			continue
 		}
 		if i%2 == 0 {
-			g.dp[i] = make([]float32, H*H)
+			g.dp[i] = out(H * H)
 		} else {
 			g.dp[i] = make([]float32, H)
 		}

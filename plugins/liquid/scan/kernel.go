@@ -6,6 +6,7 @@ import (
 
 	"liquidlab/framework/num"
 	"liquidlab/framework/odeint"
+	"liquidlab/framework/stage"
 )
 
 // weights is the stage's parameters, copied at Forward so a handle does not
@@ -152,7 +153,7 @@ func (c *chunk) backward(ctx context.Context, dy, dhT []float32) (*grads, error)
 		recurrentBackAdd(carry, c.f[t*H:], S*H, w.Wh, B, H)
 	}
 	g := &grads{
-		de: make([]float32, B*S*H), dh0: carry,
+		de: stage.OutputBuf(ctx, B*S*H), dh0: carry,
 		dWx: make([]float32, H*H), dbx: make([]float32, H), dWh: make([]float32, H*H),
 		dA: make([]float32, H), dTauRaw: make([]float32, H),
 	}

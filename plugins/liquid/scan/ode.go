@@ -269,7 +269,7 @@ func (c *chunk) backwardODE(ctx context.Context, dy, dhT []float32) (*grads, err
 		carry = g0
 	}
 	g := &grads{
-		de: make([]float32, B*S*H), dh0: carry,
+		de: stage.OutputBuf(ctx, B*S*H), dh0: carry,
 		dWx: make([]float32, H*H), dbx: make([]float32, H), dWh: fl.dWh,
 		dA: make([]float32, H), dTauRaw: make([]float32, H),
 	}

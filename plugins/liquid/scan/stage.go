@@ -173,7 +173,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 		stats = map[string]float64{"nfe": float64(nfe), "accepted": float64(acc), "rejected": float64(rej)}
 	}
 
-	y := make([]float32, B*S*H)
+	y := stage.OutputBuf(ctx, B*S*H)
 	hT := make([]float32, B*H)
 	newTS := append([]float32(nil), lastTS...)
 	for b := 0; b < B; b++ {

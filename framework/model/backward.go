@@ -192,6 +192,7 @@ func (r *batchRun) backwardFlows(ch *chunk, dz *tensor.Tensor) error {
 			if id == r.m.PaddingIdx {
 				continue
 			}
+			r.m.emb.MarkRow(id)
 			row := dx.Data[(bi*ch.size+j)*d.D : (bi*ch.size+j+1)*d.D]
 			dst := g[id*d.D : (id+1)*d.D]
 			for k, v := range row {

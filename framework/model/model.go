@@ -198,6 +198,10 @@ func New(ctx context.Context, dims Dims, stages map[string]stage.Stage, options 
 	m.emb = m.Params.Get("liquid_embedding.embedding.weight")
 	m.wo = m.Params.Get("output_proj.weight")
 	m.bo = m.Params.Get("output_proj.bias")
+	if m.wo != m.emb {
+		// backwardFlows writes only the batch's rows (a tied head writes all)
+		m.emb.TrackRows(dims.D)
+	}
 	return m, nil
 }
 

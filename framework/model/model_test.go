@@ -349,3 +349,52 @@ func TestRowsSkipsOnlyUnreadRows(t *testing.T) {
 		}
 	}
 }
+
+// TestEmbeddingGradRows: the embedding's gradient is cleared and summed by
+// the rows the batch touched. Two training steps with ZeroGrad between them
+// leave exactly the second batch's gradient (a fresh model's), the clipping
+// norm is the one over every value, and a tied head (which writes every row)
+// still has all of its gradient cleared.
+func TestEmbeddingGradRows(t *testing.T) {
+	opts := map[string]map[string]string{stage.KindODE: {"method": "euler"}, stage.KindLiquid: {"method": "euler"}}
+	for _, tie := range []bool{false, true} {
+		d := model.Dims{Vocab: 40, D: 8, L: 4, H: 8, F: 5, K: 1, Tie: tie}
+		step := func(m *model.Model, seed uint64) {
+			t.Helper()
+			b := randomBatch(d, 2, 5, seed)
+			var loss float64
+			m.Params.ZeroGrad()
+			if _, err := m.Run(context.Background(), b, model.RunOptions{Train: true}, model.CrossEntropy(b.IDs, -1, 5, &loss, nil)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		m, fresh := seedModel(t, d, opts), seedModel(t, d, opts)
+		step(m, 1)
+		step(m, 2)
+		step(fresh, 2)
+		emb := m.Params.Get("liquid_embedding.embedding.weight")
+		want := fresh.Params.Get("liquid_embedding.embedding.weight").Grad.Data
+		dense := 0.0
+		for i, v := range emb.Grad.Data {
+			if v != want[i] {
+				t.Fatalf("tie %v: grad[%d] = %v after two steps, a fresh model's one step %v", tie, i, v, want[i])
+			}
+			dense += float64(v) * float64(v)
+		}
+		if got := emb.GradSumSquares(); got != dense {
+			t.Errorf("tie %v: GradSumSquares %v, over every value %v", tie, got, dense)
+		}
+		emb.ScaleGrad(0.5)
+		for i, v := range emb.Grad.Data {
+			if v != want[i]*0.5 {
+				t.Fatalf("tie %v: scaled grad[%d] = %v, want %v", tie, i, v, want[i]*0.5)
+			}
+		}
+		m.Params.ZeroGrad()
+		for i, v := range emb.Grad.Data {
+			if v != 0 {
+				t.Fatalf("tie %v: grad[%d] = %v after ZeroGrad", tie, i, v)
+			}
+		}
+	}
+}

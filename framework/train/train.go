@@ -64,22 +64,16 @@ func (o *AdamW) Step(ps *model.Params, lr float64) {
 func ClipGradNorm(ps *model.Params, maxNorm float64) float64 {
 	var ss float64
 	for _, p := range ps.List {
-		if p.Grad == nil {
-			continue
-		}
-		for _, v := range p.Grad.Data {
-			ss += float64(v) * float64(v)
+		if p.Grad != nil {
+			ss += p.GradSumSquares()
 		}
 	}
 	norm := math.Sqrt(ss)
 	if maxNorm > 0 && norm > maxNorm {
 		c := float32(maxNorm / (norm + 1e-6))
 		for _, p := range ps.List {
-			if p.Grad == nil {
-				continue
-			}
-			for i := range p.Grad.Data {
-				p.Grad.Data[i] *= c
+			if p.Grad != nil {
+				p.ScaleGrad(c)
 			}
 		}
 	}

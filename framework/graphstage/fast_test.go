@@ -133,17 +133,6 @@ func TestFastMatchesGorgonia(t *testing.T) {
 			}
 		}
 	}
-	values := func(n *G.Node) []G.Value {
-		var vs []G.Value
-		for _, c := range kids(g, n) {
-			v := c.Value()
-			if v == nil {
-				v = mustDo(t, g, c)
-			}
-			vs = append(vs, v)
-		}
-		return vs
-	}
 	seen := map[fastKind]bool{}
 	for _, c := range cases {
 		k, p := fastOf(c.n.Op())
@@ -151,7 +140,7 @@ func TestFastMatchesGorgonia(t *testing.T) {
 			t.Fatalf("%s: %v is kind %d, want %d", c.name, c.n.Op(), k, c.kind)
 		}
 		seen[k] = true
-		args := values(c.n)
+		args := argValues(t, g, c.n)
 		want, err := c.n.Op().Do(args...)
 		if err != nil {
 			t.Fatalf("%s: gorgonia: %v", c.name, err)
@@ -212,8 +201,9 @@ func kids(g *G.ExprGraph, n *G.Node) []*G.Node {
 	return out
 }
 
-// mustDo computes n's value from its children's values with gorgonia's Do.
-func mustDo(t *testing.T, g *G.ExprGraph, n *G.Node) G.Value {
+// argValues are the values of n's children: their own, or computed with
+// gorgonia's Do.
+func argValues(t *testing.T, g *G.ExprGraph, n *G.Node) []G.Value {
 	var vs []G.Value
 	for _, c := range kids(g, n) {
 		v := c.Value()
@@ -222,7 +212,12 @@ func mustDo(t *testing.T, g *G.ExprGraph, n *G.Node) G.Value {
 		}
 		vs = append(vs, v)
 	}
-	v, err := n.Op().Do(vs...)
+	return vs
+}
+
+// mustDo computes n's value from its children's values with gorgonia's Do.
+func mustDo(t *testing.T, g *G.ExprGraph, n *G.Node) G.Value {
+	v, err := n.Op().Do(argValues(t, g, n)...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -55,18 +55,28 @@ func (p *Param) MarkRow(r int) {
 	}
 }
 
-// zeroGrad clears p's gradient: the marked rows when rows are tracked.
-func (p *Param) zeroGrad() {
+// gradParts calls fn on p's gradient: whole, or row by row over the marked
+// rows when rows are tracked (the others are zero).
+func (p *Param) gradParts(fn func(g []float32)) {
 	rs := p.rows
 	if rs == nil {
-		clear(p.Grad.Data)
+		fn(p.Grad.Data)
 		return
 	}
 	for _, r := range rs.list {
-		clear(p.Grad.Data[r*rs.width : (r+1)*rs.width])
-		rs.touched[r] = false
+		fn(p.Grad.Data[r*rs.width : (r+1)*rs.width])
 	}
-	rs.list = rs.list[:0]
+}
+
+// zeroGrad clears p's gradient: the marked rows when rows are tracked.
+func (p *Param) zeroGrad() {
+	p.gradParts(func(g []float32) { clear(g) })
+	if rs := p.rows; rs != nil {
+		for _, r := range rs.list {
+			rs.touched[r] = false
+		}
+		rs.list = rs.list[:0]
+	}
 }
 
 // GradSumSquares is Σ g² over p's gradient in float64, in index order; rows
@@ -94,19 +104,11 @@ func (p *Param) GradSumSquares() float64 {
 
 // ScaleGrad multiplies p's gradient by c (the rows not marked stay zero).
 func (p *Param) ScaleGrad(c float32) {
-	scale := func(g []float32) {
+	p.gradParts(func(g []float32) {
 		for i := range g {
 			g[i] *= c
 		}
-	}
-	rs := p.rows
-	if rs == nil {
-		scale(p.Grad.Data)
-		return
-	}
-	for _, r := range rs.list {
-		scale(p.Grad.Data[r*rs.width : (r+1)*rs.width])
-	}
+	})
 }
 
 // Params is the model's single parameter store.

@@ -17,11 +17,7 @@ import (
 // is copied, the results are those of copying, and a region pinned under B's
 // handle is not reused by A however often A runs.
 func TestZeroCopyHandoff(t *testing.T) {
-	ctx := context.Background()
-	cfg := stage.Config{Options: map[string]string{"mode": ""}}
-	o := testOptions(TransportShm)
-	o.LendOutputs = true
-	a, b := launch(t, o), launch(t, o)
+	ctx, cfg, a, b := lendingPair(t)
 	r := rand.New(rand.NewSource(3))
 	w := tensor.Map{"w": tensor.From([]float32{2, 0, 0, 0}, 2, 2)}
 	x := randTensor(r, 64, 1024) // 256 KiB
@@ -32,12 +28,7 @@ func TestZeroCopyHandoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	ya := fa.Outputs["y"]
-	hostMu.Lock()
-	src := lentAt(uintptrOf(ya.Data), uintptr(4*len(ya.Data)))
-	hostMu.Unlock()
-	if src == nil || src.owner != a {
-		t.Fatalf("A's output does not lie in a region A lent (region %+v)", src)
-	}
+	src := lentBy(t, a, ya, "A's output")
 	yaCopy := ya.Clone()
 
 	fb, err := b.Forward(ctx, cfg, &stage.ForwardRequest{Params: w, Inputs: tensor.Map{"x": ya}, NeedGrad: true})
@@ -120,11 +111,7 @@ func TestZeroCopyHandoff(t *testing.T) {
 // (the hard link) and its backward still sees the data; the stale link is
 // retired at the consumer's next call.
 func TestHandoffSurvivesClose(t *testing.T) {
-	ctx := context.Background()
-	cfg := stage.Config{Options: map[string]string{"mode": ""}}
-	o := testOptions(TransportShm)
-	o.LendOutputs = true
-	a, b := launch(t, o), launch(t, o)
+	ctx, cfg, a, b := lendingPair(t)
 	w := tensor.Map{"w": tensor.From([]float32{1, 0, 0, 0}, 2, 2)}
 	x := randTensor(rand.New(rand.NewSource(4)), 8, 8)
 	fa, err := a.Forward(ctx, cfg, &stage.ForwardRequest{Params: w, Inputs: tensor.Map{"x": x}})
@@ -154,6 +141,25 @@ func TestHandoffSurvivesClose(t *testing.T) {
 	if links != 0 {
 		t.Errorf("B keeps %d links to a closed Client's regions", links)
 	}
+}
+
+// lendingPair launches two plugins of the test stage with LendOutputs.
+func lendingPair(t *testing.T) (context.Context, stage.Config, *Client, *Client) {
+	o := testOptions(TransportShm)
+	o.LendOutputs = true
+	return context.Background(), stage.Config{Options: map[string]string{"mode": ""}}, launch(t, o), launch(t, o)
+}
+
+// lentBy is the region c lent that holds x, or fails the test.
+func lentBy(t *testing.T, c *Client, x *tensor.Tensor, what string) *region {
+	t.Helper()
+	hostMu.Lock()
+	src := lentAt(uintptrOf(x.Data), uintptr(4*len(x.Data)))
+	hostMu.Unlock()
+	if src == nil || src.owner != c {
+		t.Fatalf("%s does not lie in a region its Client lent (region %+v)", what, src)
+	}
+	return src
 }
 
 func uintptrOf(f []float32) uintptr { return uintptr(unsafe.Pointer(&f[0])) }
@@ -197,11 +203,7 @@ func TestRegionGrowsAfterFirstReply(t *testing.T) {
 // and then their region is free again; passed as another Client's output
 // gradient they travel as a descriptor. The numbers are those of copying.
 func TestBackwardLends(t *testing.T) {
-	ctx := context.Background()
-	cfg := stage.Config{Options: map[string]string{"mode": ""}}
-	o := testOptions(TransportShm)
-	o.LendOutputs = true
-	a, b := launch(t, o), launch(t, o)
+	ctx, cfg, a, b := lendingPair(t)
 	r := rand.New(rand.NewSource(5))
 	w := tensor.Map{"w": tensor.From([]float32{3, 0, 0, 0}, 2, 2)}
 	step := func(c *Client, x, g *tensor.Tensor) *stage.BackwardResult {
@@ -219,12 +221,7 @@ func TestBackwardLends(t *testing.T) {
 	x, g := randTensor(r, 256, 256), randTensor(r, 256, 256)
 	b1 := step(a, x, g)
 	dx := b1.InputGrads["x"]
-	hostMu.Lock()
-	src := lentAt(uintptrOf(dx.Data), uintptr(4*len(dx.Data)))
-	hostMu.Unlock()
-	if src == nil || src.owner != a {
-		t.Fatalf("the input gradient does not lie in a region A lent (%+v)", src)
-	}
+	src := lentBy(t, a, dx, "A's input gradient")
 	for i, v := range dx.Data {
 		if v != 3*g.Data[i] {
 			t.Fatalf("dx[%d] = %v, want %v", i, v, 3*g.Data[i])

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"slices"
 	"strings"
 
 	G "gorgonia.org/gorgonia"
@@ -218,11 +219,15 @@ func (st *step) fastStructural(args []G.Value) (G.Value, bool) {
 			return nil, false
 		}
 		out := st.output(shape)
+		if k == 0 {
+			clear(out.Float32s()) // Gemm would scale the stale values by 0 (NaN stays)
+			return out, true
+		}
 		num.Gemm(p[0] == 1, p[1] == 1, m, n, k, 1, ds[0].Float32s(), in[1], ds[1].Float32s(), b[1], 0, out.Float32s(), n)
 		return out, true
 	case fastSum:
 		ax := p[0]
-		if ax < 0 || ax >= len(in) || prod(shape) != prod(in)/max(in[ax], 1) || in[ax] == 0 {
+		if ax < 0 || ax >= len(in) || in[ax] == 0 || !slices.Equal(shape, slices.Delete(slices.Clone(in), ax, ax+1)) {
 			return nil, false
 		}
 		out := st.output(shape)
@@ -237,7 +242,7 @@ func (st *step) fastStructural(args []G.Value) (G.Value, bool) {
 		total := 0
 		for _, d := range ds {
 			s := d.Shape()
-			if len(s) != len(shape) || prod(s[:ax]) != outer {
+			if len(s) != len(shape) || !slices.Equal(s[:ax], shape[:ax]) || !slices.Equal(s[ax+1:], shape[ax+1:]) {
 				return nil, false
 			}
 			total += prod(s[ax:])

@@ -381,8 +381,22 @@ func TestEmbeddingGradRows(t *testing.T) {
 			}
 			dense += float64(v) * float64(v)
 		}
-		if got := emb.GradSumSquares(); got != dense {
-			t.Errorf("tie %v: GradSumSquares %v, over every value %v", tie, got, dense)
+		if got := emb.AddGradSumSquares(0); got != dense {
+			t.Errorf("tie %v: AddGradSumSquares %v, over every value %v", tie, got, dense)
+		}
+		// across parameters: one running sum, as a loop over every value
+		all, run := 0.0, 0.0
+		for _, p := range m.Params.List {
+			if p.Grad == nil {
+				continue
+			}
+			for _, v := range p.Grad.Data {
+				all += float64(v) * float64(v)
+			}
+			run = p.AddGradSumSquares(run)
+		}
+		if run != all {
+			t.Errorf("tie %v: running sum over parameters %v, over every value %v", tie, run, all)
 		}
 		emb.ScaleGrad(0.5)
 		for i, v := range emb.Grad.Data {

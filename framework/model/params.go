@@ -37,7 +37,7 @@ type rowSet struct {
 	list    []int  // the touched rows, in the order they were first marked
 }
 
-// TrackRows makes ZeroGrad, GradSumSquares and ScaleGrad visit only the rows
+// TrackRows makes ZeroGrad, AddGradSumSquares and ScaleGrad visit only the rows
 // of p's gradient marked with MarkRow since the last ZeroGrad; rows of width
 // values. The gradient must be zero when it is called (as after ZeroGrad).
 func (p *Param) TrackRows(width int) {
@@ -79,11 +79,12 @@ func (p *Param) zeroGrad() {
 	}
 }
 
-// GradSumSquares is Σ g² over p's gradient in float64, in index order; rows
-// not marked are zero and are skipped (adding +0 changes no sum), so the
-// result is the same as over every value.
-func (p *Param) GradSumSquares() float64 {
-	var ss float64
+// AddGradSumSquares adds Σ g² over p's gradient to ss in float64, value by
+// value in index order; rows not marked are zero and are skipped (adding +0
+// changes no sum), so the result is the same as over every value. Summing
+// parameters one after another through it gives the one running sum of a
+// loop over all of them.
+func (p *Param) AddGradSumSquares(ss float64) float64 {
 	add := func(g []float32) {
 		for _, v := range g {
 			ss += float64(v) * float64(v)

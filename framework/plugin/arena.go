@@ -178,8 +178,15 @@ func (c *Client) finish(method string, own *region, adopted []*region, done bool
 		r.inUse = false
 		switch {
 		case c.closed:
+			// Closed while the call ran. Its reply, when lent, is views
+			// into these regions that the caller is about to read: they
+			// stay mapped (the pages go when the process ends; Close has
+			// removed the files), a rare, bounded leak instead of a read of
+			// unmapped memory.
 			r.gone = true
-			r.unmap()
+			if !(lend && done) {
+				r.unmap()
+			}
 			delete(c.regions, r.name)
 		case !done:
 			// The plugin may still be writing into it: never reuse it.

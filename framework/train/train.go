@@ -65,7 +65,7 @@ func ClipGradNorm(ps *model.Params, maxNorm float64) float64 {
 	var ss float64
 	for _, p := range ps.List {
 		if p.Grad != nil {
-			ss += p.GradSumSquares()
+			ss = p.AddGradSumSquares(ss)
 		}
 	}
 	norm := math.Sqrt(ss)

@@ -59,7 +59,7 @@ func (r *batchRun) backwardSequential(ch *chunk) error {
 // handle, and adds the parameter gradients into Params.
 func (r *batchRun) bwd(ch *chunk, kind string, outGrads tensor.Map) (*stage.BackwardResult, error) {
 	m := r.m
-	br, err := m.Stages[kind].Backward(r.ctx, ch.take(kind), outGrads)
+	br, err := m.Stages[kind].Backward(m.outputs(r.ctx, kind, "Backward"), ch.take(kind), outGrads)
 	if err == nil && br == nil {
 		err = errors.New("Backward returned no result")
 	}

@@ -106,9 +106,13 @@ func (r *batchRun) embed(ch *chunk) {
 func (r *batchRun) call(ch *chunk, kind string, in, state tensor.Map) (*stage.ForwardResult, error) {
 	m := r.m
 	var fr *stage.ForwardResult
+	ctx := r.ctx
+	if !r.opt.Train {
+		ctx = m.outputs(ctx, kind, "Forward")
+	}
 	err := r.labelled(kind, func() error {
 		var err error
-		fr, err = m.Stages[kind].Forward(r.ctx, m.Configs[kind], &stage.ForwardRequest{
+		fr, err = m.Stages[kind].Forward(ctx, m.Configs[kind], &stage.ForwardRequest{
 			Params: r.params[kind], Inputs: in, State: state, NeedGrad: r.opt.Train})
 		return err
 	})

@@ -92,6 +92,7 @@ type Result struct {
 type scratch struct {
 	x, ts, hin, u, logits, wob, hinAug, dlogits, dwob, de []float32
 	hinBF                                                 []uint16
+	outs                                                  map[string]*outArena // by stage kind and method (outbuf.go)
 }
 
 // DropScratch frees the buffers Run keeps between batches (the benchmark

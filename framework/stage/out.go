@@ -19,7 +19,9 @@ func WithOutputs(ctx context.Context, alloc func(n int) []float32) context.Conte
 // In a plugin it lies in the shared memory the reply travels in: the tensor
 // is sent without a copy, in memory that is reused from call to call, where a
 // fresh slice costs a page fault per 4 KiB (about 10 µs each on the machines
-// of the README's tables: 25 ms for an 8 MB gradient). In process it is
+// of the README's tables: 25 ms for an 8 MB gradient). In process the model
+// hands its stages an arena of the same kind (framework/model, outbuf.go) for
+// Backward and for Forward when it does not train; elsewhere it is
 // make([]float32, n).
 func OutputBuf(ctx context.Context, n int) []float32 {
 	if alloc, ok := ctx.Value(outKey{}).(func(int) []float32); ok && n > 0 {

@@ -31,3 +31,8 @@ func OutputBuf(ctx context.Context, n int) []float32 {
 	}
 	return make([]float32, n)
 }
+
+// OutputAlloc is OutputBuf bound to ctx, for kernels that take an allocator.
+func OutputAlloc(ctx context.Context) func(n int) []float32 {
+	return func(n int) []float32 { return OutputBuf(ctx, n) }
+}

@@ -292,7 +292,7 @@ func (s *Stage) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwar
 	if err != nil {
 		return nil, err
 	}
-	f, y, c, next := forward(&o, &s.caches, p, e.Data, B, Sc, st, need, outputs(ctx))
+	f, y, c, next := forward(&o, &s.caches, p, e.Data, B, Sc, st, need, stage.OutputAlloc(ctx))
 	res := &stage.ForwardResult{
 		Outputs: tensor.Map{"y": tensor.From(y, B, Sc, H), "c": tensor.From(c, B, H)},
 		State:   next,
@@ -358,7 +358,7 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("causal: backward: %w", err)
 	}
-	g := backward(f, grads["y"], grads["c"], outputs(ctx))
+	g := backward(f, grads["y"], grads["c"], stage.OutputAlloc(ctx))
 	pg := tensor.Map{}
 	for i, name := range paramNames {
 		if !f.o.hasParam(i) {
@@ -409,10 +409,4 @@ func (o *options) memoryHint() *stage.MemoryHint {
 		m.Row = int64(2 * (o.W + o.G + 64) * o.H)
 	}
 	return m
-}
-
-// outputs allocates the tensors a call returns and does not keep
-// (stage.OutputBuf): in a plugin, in the reply's shared memory.
-func outputs(ctx context.Context) func(int) []float32 {
-	return func(n int) []float32 { return stage.OutputBuf(ctx, n) }
 }

@@ -355,7 +355,7 @@ func (s *Stage) Backward(ctx context.Context, handle uint64, outGrads tensor.Map
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("singlequery: backward: %w", err)
 	}
-	g := backward(f, grads["c"], grads["w"], grads["score"], func(n int) []float32 { return stage.OutputBuf(ctx, n) })
+	g := backward(f, grads["c"], grads["w"], grads["score"], stage.OutputAlloc(ctx))
 	return &stage.BackwardResult{
 		InputGrads: tensor.Map{
 			"e":          tensor.From(g.de, B, Sc, H),

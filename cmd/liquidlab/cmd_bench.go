@@ -91,7 +91,7 @@ func cmdBench(e *env, args []string) error {
 		// (`go tool pprof -tagfocus part=bench-run`); goroutines started
 		// inside, such as num.Gemm's halves, inherit them.
 		var peak float64
-		pprof.Do(ctx, pprof.Labels("part", "sgemm-peak"), func(context.Context) { peak = num.SgemmPeak(1024, 5) })
+		pprof.Do(ctx, pprof.Labels("part", "sgemm-peak"), func(context.Context) { peak = num.SgemmPeak(num.PeakSize, 5) })
 		var out []runner.CellOutcome
 		var err error
 		pprof.Do(ctx, pprof.Labels("part", "bench-run"), func(ctx context.Context) {

@@ -378,7 +378,6 @@ func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 	r.res.HeadS += time.Since(t0).Seconds()
 	if r.opt.Train {
 		blk.DLogits = r.dlogits[:rows*d.Vocab]
-		clear(blk.DLogits)
 	}
 	if err := r.consume(blk); err != nil {
 		return err

@@ -23,6 +23,9 @@ func CrossEntropy(labels []int64, ignoreID int64, count int, loss *float64, corr
 				rowLoss[i], rowOK[i] = 0, false
 				lab := labels[blk.Index[i]]
 				if lab == ignoreID {
+					if blk.DLogits != nil {
+						clear(blk.DLogits[i*v : (i+1)*v])
+					}
 					continue
 				}
 				row := blk.Logits[i*v : (i+1)*v]
@@ -32,13 +35,11 @@ func CrossEntropy(labels []int64, ignoreID int64, count int, loss *float64, corr
 				if blk.DLogits != nil {
 					dst = blk.DLogits[i*v : (i+1)*v]
 				}
-				lse := num.LogSumExp(row, mx, dst)
+				// dst gets softmax/count, the mean loss's gradient but for
+				// the label's −1/count.
+				lse := num.LogSumExp(row, mx, dst, inv)
 				rowLoss[i] = lse - float64(row[lab])
 				if dst != nil {
-					// dst holds exp(x−lse) = softmax.
-					for j := range dst {
-						dst[j] *= inv
-					}
 					dst[lab] -= inv
 				}
 			}

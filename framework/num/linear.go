@@ -136,8 +136,17 @@ func checkLen(what string, s []float32, n int) {
 	}
 }
 
+// PeakSize is the side of the square products SgemmPeak times for bench's
+// yardstick. At 1024 (until session 9) the probe read 275–324 GFLOP/s with
+// the AVX-512 kernels where 2048 read 342–367 in the same minute and the
+// seed's head product itself ran at 333: a low yardstick that made bench print
+// 95 % of "peak" for a forward pass at 72 % of the real one. 2048³ takes
+// ~50 ms a product.
+const PeakSize = 2048
+
 // SgemmPeak measures this machine's sgemm rate in GFLOP/s on n×n×n products
-// (best of reps), the yardstick for how much of the BLAS the model reaches.
+// (best of reps, after one untimed), the yardstick for how much of the BLAS
+// the model reaches.
 func SgemmPeak(n, reps int) float64 {
 	a, b, c := make([]float32, n*n), make([]float32, n*n), make([]float32, n*n)
 	for i := range a {

@@ -21,7 +21,7 @@ func TestLogSumExp(t *testing.T) {
 	want := math.Log(s)
 	dst := make([]float32, len(x))
 	for _, d := range [][]float32{nil, dst} {
-		if got := LogSumExp(x, mx, d); math.Abs(got-want) > 1e-5 {
+		if got := LogSumExp(x, mx, d, 1); math.Abs(got-want) > 1e-5 {
 			t.Errorf("LogSumExp = %g, want %g", got, want)
 		}
 	}
@@ -35,6 +35,16 @@ func TestLogSumExp(t *testing.T) {
 	if math.Abs(sum-1) > 1e-5 {
 		t.Errorf("softmax sums to %g", sum)
 	}
+	// With a scale, dst is the softmax times it, rounded twice: the bits of
+	// multiplying the unscaled softmax afterwards (what CrossEntropy did).
+	scaled := make([]float32, len(x))
+	const sc = float32(1.0 / 4096)
+	LogSumExp(x, mx, scaled, sc)
+	for i := range scaled {
+		if w := dst[i] * sc; scaled[i] != w {
+			t.Fatalf("scaled softmax[%d] = %g, want %g", i, scaled[i], w)
+		}
+	}
 }
 
 func BenchmarkLogSumExp32000(b *testing.B) {
@@ -45,7 +55,7 @@ func BenchmarkLogSumExp32000(b *testing.B) {
 	dst := make([]float32, len(x))
 	b.SetBytes(int64(4 * len(x)))
 	for b.Loop() {
-		LogSumExp(x, 1, dst)
+		LogSumExp(x, 1, dst, 1)
 	}
 }
 
@@ -56,5 +66,33 @@ func TestMaxArg(t *testing.T) {
 	}
 	if m, a := MaxArg(x[:5]); m != 5 || a != 1 {
 		t.Errorf("MaxArg = %v, %v", m, a)
+	}
+	// The first of several maxima, in the vectorised part and in the tail.
+	y := make([]float32, 45)
+	for i := range y {
+		y[i] = float32(i % 9)
+	}
+	for _, n := range []int{45, 44, 9, 8, 7} {
+		wantM, wantA := float32(-1), -1
+		for i, v := range y[:n] {
+			if v > wantM {
+				wantM, wantA = v, i
+			}
+		}
+		if m, a := MaxArg(y[:n]); m != wantM || a != wantA {
+			t.Errorf("MaxArg(y[:%d]) = %v, %v, want %v, %v", n, m, a, wantM, wantA)
+		}
+	}
+}
+
+func BenchmarkMaxArg32000(b *testing.B) {
+	x := make([]float32, 32000)
+	for i := range x {
+		x[i] = float32(i%97) * 0.01
+	}
+	x[31000] = 5
+	b.SetBytes(int64(4 * len(x)))
+	for b.Loop() {
+		MaxArg(x)
 	}
 }

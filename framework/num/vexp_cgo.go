@@ -11,10 +11,10 @@ package num
 
 #include "expf.h"
 
-static double lse_generic(const float *x, int n, float mx, float *dst) {
+static double lse_generic(const float *x, int n, float mx, float *dst, float scale) {
 	double s = 0;
 	for (int j = 0; j < n; j++) { float e = ll_expf(x[j] - mx); if (dst) dst[j] = e; s += e; }
-	if (dst) { float inv = (float)(1.0 / s); for (int i = 0; i < n; i++) dst[i] *= inv; }
+	if (dst) { float inv = (float)(1.0 / s); for (int i = 0; i < n; i++) dst[i] = (dst[i] * inv) * scale; }
 	return (double)mx + log(s);
 }
 
@@ -39,7 +39,7 @@ static inline __m256 exp8(__m256 x) {
 }
 
 __attribute__((target("avx2,fma")))
-static double lse_avx2(const float *x, int n, float mx, float *dst) {
+static double lse_avx2(const float *x, int n, float mx, float *dst, float scale) {
 	__m256 m = _mm256_set1_ps(mx), acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
 	double s = 0;
 	int j = 0, blk = 0;
@@ -59,10 +59,10 @@ static double lse_avx2(const float *x, int n, float mx, float *dst) {
 	for (int i = 0; i < 8; i++) s += t[i];
 	for (; j < n; j++) { float e = ll_expf(x[j] - mx); if (dst) dst[j] = e; s += e; }
 	if (dst) {
-		__m256 inv = _mm256_set1_ps((float)(1.0 / s));
+		__m256 inv = _mm256_set1_ps((float)(1.0 / s)), sc = _mm256_set1_ps(scale);
 		int i = 0;
-		for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_loadu_ps(dst + i), inv));
-		for (; i < n; i++) dst[i] *= (float)(1.0 / s);
+		for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, _mm256_mul_ps(_mm256_mul_ps(_mm256_loadu_ps(dst + i), inv), sc));
+		for (; i < n; i++) dst[i] = (dst[i] * (float)(1.0 / s)) * scale;
 	}
 	return (double)mx + log(s);
 }
@@ -82,18 +82,36 @@ static float max_avx2(const float *x, int n) {
 	return m;
 }
 
+// The first j with x[j] == m, or 0: eight lanes compared at a time.
+__attribute__((target("avx2")))
+static int find_avx2(const float *x, int n, float m) {
+	__m256 v = _mm256_set1_ps(m);
+	int j = 0;
+	for (; j + 8 <= n; j += 8) {
+		int k = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(x + j), v, _CMP_EQ_OQ));
+		if (k) return j + __builtin_ctz(k);
+	}
+	for (; j < n; j++) if (x[j] == m) return j;
+	return 0;
+}
+
 static float ll_max(const float *x, int n, int *arg) {
 	float m;
-	if (__builtin_cpu_supports("avx2")) m = max_avx2(x, n);
-	else { m = -INFINITY; for (int j = 0; j < n; j++) m = x[j] > m ? x[j] : m; }
+	if (__builtin_cpu_supports("avx2")) {
+		m = max_avx2(x, n);
+		*arg = find_avx2(x, n, m);
+		return m;
+	}
+	m = -INFINITY;
+	for (int j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
 	*arg = 0;
 	for (int j = 0; j < n; j++) if (x[j] == m) { *arg = j; break; }
 	return m;
 }
 
-static double ll_lse(const float *x, int n, float mx, float *dst) {
-	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return lse_avx2(x, n, mx, dst);
-	return lse_generic(x, n, mx, dst);
+static double ll_lse(const float *x, int n, float mx, float *dst, float scale) {
+	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return lse_avx2(x, n, mx, dst, scale);
+	return lse_generic(x, n, mx, dst, scale);
 }
 */
 import "C"
@@ -105,8 +123,9 @@ import (
 
 // LogSumExp returns log Σ exp(x_j) given mx = max_j x_j. When dst is non-nil it
 // also writes the softmax exp(x_j − lse) into it. (Vectorised C, AVX2 when the
-// CPU has it; the accumulation is in float64 every 1024 terms.)
-func LogSumExp(x []float32, mx float32, dst []float32) float64 {
+// CPU has it; the accumulation is in float64 every 1024 terms.) With scale ≠ 1
+// dst holds softmax·scale, rounded twice as (softmax)·scale would be.
+func LogSumExp(x []float32, mx float32, dst []float32, scale float32) float64 {
 	if len(x) == 0 {
 		return math.Inf(-1)
 	}
@@ -114,7 +133,7 @@ func LogSumExp(x []float32, mx float32, dst []float32) float64 {
 	if dst != nil {
 		d = (*C.float)(unsafe.Pointer(&dst[:len(x)][0]))
 	}
-	return float64(C.ll_lse((*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)), C.float(mx), d))
+	return float64(C.ll_lse((*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)), C.float(mx), d, C.float(scale)))
 }
 
 // MaxArg returns the largest value of x and the first index holding it

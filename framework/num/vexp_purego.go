@@ -6,7 +6,7 @@ import "math"
 
 // LogSumExp returns log Σ exp(x_j) given mx = max_j x_j. When dst is non-nil it
 // also writes the softmax exp(x_j − lse) into it.
-func LogSumExp(x []float32, mx float32, dst []float32) float64 {
+func LogSumExp(x []float32, mx float32, dst []float32, scale float32) float64 {
 	var s float64
 	var a float32
 	for j, v := range x {
@@ -24,7 +24,7 @@ func LogSumExp(x []float32, mx float32, dst []float32) float64 {
 	if dst != nil {
 		inv := float32(1 / s)
 		for j := range x {
-			dst[j] *= inv
+			dst[j] = (dst[j] * inv) * scale
 		}
 	}
 	return float64(mx) + math.Log(s)

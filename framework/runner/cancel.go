@@ -45,7 +45,7 @@ func loadCorpusCtx(ctx context.Context, e *config.Experiment, tok *tokenizer.Tok
 
 // watch returns a consumer of logits that ends the run with ctx's error
 // before each block once ctx is done. The head of a long chunk is many blocks
-// (at V = 32000, 4096 tokens are eight blocks of 512 rows, each three large
+// (at V = 32000, 4096 tokens are four blocks of 1024 rows, each three large
 // matrix products when training), and Run checks ctx only between chunks.
 func watch(ctx context.Context, c model.Consumer) model.Consumer {
 	return func(b *model.Block) error {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"liquidlab/framework/config"
+	"liquidlab/framework/model"
 	"liquidlab/framework/stage"
 )
 
@@ -35,7 +36,7 @@ const (
 	// collections: liquidlab runs with GOGC = 25 (cmd/liquidlab/main.go).
 	gcHeadroom = 1.25
 	// headRows is model.RunOptions' default block of logits.
-	headRows = 512
+	headRows = model.DefaultHeadRows
 )
 
 // MemoryPart is one named share of an estimate.

@@ -15,6 +15,8 @@ import (
 // them under no_grad. Stages are visited in reverse order, each with one
 // f.VJP(t_i, Y_i, g_i, gy_i) call; parameter gradients accumulate in f. The tape
 // is kept, so Backward may be called again (gradients then add up in f).
+// The returned vector is the caller's, from num's buffer pool: it may give it
+// back (num.PutBuf) when done.
 func (s *Solution) Backward(f Func, gys [][]float32) ([]float32, error) {
 	return s.BackwardStop(f, gys, nil)
 }
@@ -57,7 +59,8 @@ func (s *Solution) BackwardStop(f Func, gys [][]float32, stop func() error) ([]f
 // backFixed reverses y ← y + dt·Σ b·k, one step per interval.
 func backFixed(f Func, tp *tape, gys [][]float32, p *pool, stop func() error) ([]float32, error) {
 	tb, n, s := tp.tab, tp.n, tp.tab.stages()
-	gy := make([]float32, n)
+	gy := num.GetBuf(n) // returned
+	clear(gy)
 	sc := scratchBufs{n: n} // scratch, zeroed, from num's pool and back
 	defer sc.release()
 	scratch := sc.get
@@ -126,8 +129,9 @@ func backAdaptive(f Func, tp *tape, gys [][]float32, p *pool, stop func() error)
 	sc := scratchBufs{n: n} // scratch, zeroed, from num's pool and back
 	defer sc.release()
 	scratch := sc.get
-	gy := make([]float32, n) // adjoint of the state after the step being reversed (returned)
-	gks := scratch()         // adjoint of that step's last stage derivative
+	gy := num.GetBuf(n) // adjoint of the state after the step being reversed (returned; the caller may give it back to num's pool)
+	clear(gy)
+	gks := scratch() // adjoint of that step's last stage derivative
 	last := -1
 	for i, o := range tp.outs {
 		if gys[i+1] != nil {

@@ -13,3 +13,6 @@ func adamwKernel(w, g, m, v []float32, b1, b2, decay, step, invSqrtBC2, eps floa
 		w[i] = w[i]*decay - step*m[i]/denom
 	}
 }
+
+// adamwPath is the cgo build's vector-path switch; the Go loop has one path.
+var adamwPath = 2

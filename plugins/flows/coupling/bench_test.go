@@ -93,3 +93,32 @@ func BenchmarkLayerRows(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkLayerBackRows is one coupling layer's backward per-row work on the
+// seed's path (4096 rows, D=512, an odd layer, on one core): impl=c is the
+// cgo build's kernel, impl=go the Go loop (the code before the kernel).
+func BenchmarkLayerBackRows(b *testing.B) {
+	const rows, D, H = 4096, 512, 256
+	r := rand.New(rand.NewPCG(13, 13))
+	in, dX0 := stagetest.Randn(r, rows*D, 1), stagetest.Randn(r, rows*D, 1)
+	th0, ut0, dY0 := stagetest.Randn(r, rows*H, 0.5), stagetest.Randn(r, rows*H, 1), stagetest.Randn(r, rows*D, 1)
+	dldj := stagetest.Randn(r, rows, 1)
+	th, ut, dY := make([]float32, rows*H), make([]float32, rows*H), make([]float32, rows*D)
+	if _, _, _, ok := layerBackRowsC(in, th, ut, dY, dX0, dldj, 1, D, H, 1, 1, 1, false, true); !ok {
+		b.Skip("pure-Go build")
+	}
+	for _, impl := range []string{"c", "go"} {
+		b.Run("impl="+impl, func(b *testing.B) {
+			for b.Loop() {
+				copy(th, th0)
+				copy(ut, ut0)
+				copy(dY, dY0)
+				if impl == "c" {
+					layerBackRowsC(in, th, ut, dY, dX0, dldj, rows, D, H, 0.9, 0.7, 0.8, false, true)
+				} else {
+					layerBackRows(in, th, ut, dY, dX0, dldj, rows, D, H, 0.9, 0.7, 0.8, false, true)
+				}
+			}
+		})
+	}
+}

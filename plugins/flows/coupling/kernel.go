@@ -316,42 +316,17 @@ func layerBackward(d dims, f *flow, odd bool, in, th, ut, dY, dX0, dldj []float3
 	nc := numChunks(n)
 	part := make([]float64, 3*nc)
 	parallel(n, 40*H, func(c, lo, hi int) {
-		var sg, sas, sat float64
-		for r := lo; r < hi; r++ {
-			dyr := dY[r*D : (r+1)*D]
-			if odd {
-				for k, v := range dyr {
-					dX0[r*D+k] += v * Residual
-				}
-			}
-			var dl float32
-			if dldj != nil {
-				dl = dldj[r]
-			}
-			x2, dy2 := in[r*D+H:(r+1)*D], dyr[H:]
-			thr, utr := th[r*H:(r+1)*H], ut[r*H:(r+1)*H]
-			for j, t := range thr {
-				s := t * as
-				e, em1 := expm1(s)
-				xv, u, dv := x2[j], utr[j], dy2[j]
-				a := 1 + g*em1
-				dt := dv * g
-				ds := dt * xv * e
-				gsum := dv * (xv*em1 + u*at)
-				if exact {
-					ds += dl * g * e / a
-					gsum += dl * em1 / a
-				} else {
-					ds += dl * g
-					gsum += dl * s
-				}
-				sg += float64(gsum)
-				sas += float64(ds * t)
-				sat += float64(dt * u)
-				thr[j] = ds * as * (1 - t*t)
-				utr[j] = dt * at
-				dy2[j] = dv * a
-			}
+		var dl, dx0 []float32
+		if dldj != nil {
+			dl = dldj[lo:hi]
+		}
+		if odd {
+			dx0 = dX0[lo*D : hi*D]
+		}
+		in, th, ut, dY := in[lo*D:hi*D], th[lo*H:hi*H], ut[lo*H:hi*H], dY[lo*D:hi*D]
+		sg, sas, sat, ok := layerBackRowsC(in, th, ut, dY, dx0, dl, hi-lo, D, H, as, at, g, exact, odd)
+		if !ok {
+			sg, sas, sat = layerBackRows(in, th, ut, dY, dx0, dl, hi-lo, D, H, as, at, g, exact, odd)
 		}
 		part[3*c], part[3*c+1], part[3*c+2] = sg, sas, sat
 	})
@@ -361,6 +336,50 @@ func layerBackward(d dims, f *flow, odd bool, in, th, ut, dY, dX0, dldj []float3
 		dat += part[3*c+2]
 	}
 	return dg, das, dat
+}
+
+// layerBackRows is layerBackward's work on rows rows (the slices start at the
+// first): it returns Σ gsum, Σ ds·t and Σ dt·u in row order. dX0 is read only
+// when odd, dldj may be nil. The cgo build's C kernel (layerBackRowsC) gives
+// the same bits.
+func layerBackRows(in, th, ut, dY, dX0, dldj []float32, rows, D, H int, as, at, g float32, exact, odd bool) (sg, sas, sat float64) {
+	for r := 0; r < rows; r++ {
+		dyr := dY[r*D : (r+1)*D]
+		if odd {
+			for k, v := range dyr {
+				dX0[r*D+k] += v * Residual
+			}
+		}
+		var dl float32
+		if dldj != nil {
+			dl = dldj[r]
+		}
+		x2, dy2 := in[r*D+H:(r+1)*D], dyr[H:]
+		thr, utr := th[r*H:(r+1)*H], ut[r*H:(r+1)*H]
+		for j, t := range thr {
+			s := t * as
+			e, em1 := expm1(s)
+			xv, u, dv := x2[j], utr[j], dy2[j]
+			a := 1 + g*em1
+			dt := dv * g
+			ds := dt * xv * e
+			gsum := dv * (xv*em1 + u*at)
+			if exact {
+				ds += dl * g * e / a
+				gsum += dl * em1 / a
+			} else {
+				ds += dl * g
+				gsum += dl * s
+			}
+			sg += float64(gsum)
+			sas += float64(ds * t)
+			sat += float64(dt * u)
+			thr[j] = ds * as * (1 - t*t)
+			utr[j] = dt * at
+			dy2[j] = dv * a
+		}
+	}
+	return sg, sas, sat
 }
 
 // netBackward back-propagates du [n,H] through a net whose ReLU output was h

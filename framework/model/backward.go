@@ -59,7 +59,12 @@ func (r *batchRun) backwardSequential(ch *chunk) error {
 // handle, and adds the parameter gradients into Params.
 func (r *batchRun) bwd(ch *chunk, kind string, outGrads tensor.Map) (*stage.BackwardResult, error) {
 	m := r.m
-	br, err := m.Stages[kind].Backward(m.outputs(r.ctx, kind, "Backward"), ch.take(kind), outGrads)
+	var br *stage.BackwardResult
+	err := r.labelled("backward-"+kind, func() error {
+		var err error
+		br, err = m.Stages[kind].Backward(m.outputs(r.ctx, kind, "Backward"), ch.take(kind), outGrads)
+		return err
+	})
 	if err == nil && br == nil {
 		err = errors.New("Backward returned no result")
 	}

@@ -131,9 +131,11 @@ func (r *batchRun) call(ch *chunk, kind string, in, state tensor.Map) (*stage.Fo
 
 // labelled runs fn with the pprof label step=<step> on this goroutine and on
 // the goroutines it starts (num.Gemm's and num.ParallelRows' workers), so a CPU
-// profile of a run (bench -cpuprofile) tells the forward steps apart:
-// go tool pprof -tagfocus step=ode. In-process stages only: a plugin's work
-// runs in its own process.
+// profile of a run (bench -cpuprofile) tells the steps apart: go tool pprof
+// -tags, or -tagfocus step=ode (forward steps are named by kind, "head" is the
+// output head with its loss and backward, backward steps "backward-<kind>";
+// bench labels the optimiser "adamw" and "clip"). In-process stages only: a
+// plugin's work runs in its own process.
 func (r *batchRun) labelled(step string, fn func() error) error {
 	var err error
 	pprof.Do(r.ctx, pprof.Labels("step", step), func(context.Context) { err = fn() })

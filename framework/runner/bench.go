@@ -9,6 +9,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -79,8 +80,8 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 					if err != nil {
 						return nil, err
 					}
-					train.ClipGradNorm(&m.Params, 1)
-					opt.Step(&m.Params, 1e-4)
+					pprof.Do(ctx, pprof.Labels("step", "clip"), func(context.Context) { train.ClipGradNorm(&m.Params, 1) })
+					pprof.Do(ctx, pprof.Labels("step", "adamw"), func(context.Context) { opt.Step(&m.Params, 1e-4) })
 					return headStats(res), nil
 				}
 				return nil, fmt.Errorf("unknown bench mode %q (forward, eval, train)", mode)

@@ -28,47 +28,30 @@ static void adamw_scalar(float *w, const float *g, float *m, float *v, long n,
 	}
 }
 
-__attribute__((target("avx512f")))
-static long adamw_avx512(float *w, const float *g, float *m, float *v, long n,
-		float b1, float b2, float decay, float step, float inv_sqrt_bc2, float eps) {
-	__m512 B1 = _mm512_set1_ps(b1), C1 = _mm512_set1_ps(1 - b1);
-	__m512 B2 = _mm512_set1_ps(b2), C2 = _mm512_set1_ps(1 - b2);
-	__m512 D = _mm512_set1_ps(decay), S = _mm512_set1_ps(step);
-	__m512 I = _mm512_set1_ps(inv_sqrt_bc2), E = _mm512_set1_ps(eps);
-	long i = 0;
-	for (; i + 16 <= n; i += 16) {
-		__m512 gi = _mm512_loadu_ps(g + i);
-		__m512 mi = _mm512_add_ps(_mm512_mul_ps(B1, _mm512_loadu_ps(m + i)), _mm512_mul_ps(C1, gi));
-		__m512 vi = _mm512_add_ps(_mm512_mul_ps(B2, _mm512_loadu_ps(v + i)), _mm512_mul_ps(_mm512_mul_ps(C2, gi), gi));
-		_mm512_storeu_ps(m + i, mi);
-		_mm512_storeu_ps(v + i, vi);
-		__m512 den = _mm512_add_ps(_mm512_mul_ps(_mm512_sqrt_ps(vi), I), E);
-		__m512 wi = _mm512_sub_ps(_mm512_mul_ps(_mm512_loadu_ps(w + i), D), _mm512_div_ps(_mm512_mul_ps(S, mi), den));
-		_mm512_storeu_ps(w + i, wi);
-	}
+// ADAMW_VEC is the scalar loop on W lanes with the intrinsics of prefix P
+// (_mm512 or _mm256) and vector type VT; it returns how many values it did.
+#define ADAMW_VEC(P, VT, W) \
+	VT B1 = P##_set1_ps(b1), C1 = P##_set1_ps(1 - b1); \
+	VT B2 = P##_set1_ps(b2), C2 = P##_set1_ps(1 - b2); \
+	VT D = P##_set1_ps(decay), S = P##_set1_ps(step); \
+	VT I = P##_set1_ps(inv_sqrt_bc2), E = P##_set1_ps(eps); \
+	long i = 0; \
+	for (; i + W <= n; i += W) { \
+		VT gi = P##_loadu_ps(g + i); \
+		VT mi = P##_add_ps(P##_mul_ps(B1, P##_loadu_ps(m + i)), P##_mul_ps(C1, gi)); \
+		VT vi = P##_add_ps(P##_mul_ps(B2, P##_loadu_ps(v + i)), P##_mul_ps(P##_mul_ps(C2, gi), gi)); \
+		P##_storeu_ps(m + i, mi); \
+		P##_storeu_ps(v + i, vi); \
+		VT den = P##_add_ps(P##_mul_ps(P##_sqrt_ps(vi), I), E); \
+		P##_storeu_ps(w + i, P##_sub_ps(P##_mul_ps(P##_loadu_ps(w + i), D), P##_div_ps(P##_mul_ps(S, mi), den))); \
+	} \
 	return i;
-}
 
-__attribute__((target("avx2")))
-static long adamw_avx2(float *w, const float *g, float *m, float *v, long n,
-		float b1, float b2, float decay, float step, float inv_sqrt_bc2, float eps) {
-	__m256 B1 = _mm256_set1_ps(b1), C1 = _mm256_set1_ps(1 - b1);
-	__m256 B2 = _mm256_set1_ps(b2), C2 = _mm256_set1_ps(1 - b2);
-	__m256 D = _mm256_set1_ps(decay), S = _mm256_set1_ps(step);
-	__m256 I = _mm256_set1_ps(inv_sqrt_bc2), E = _mm256_set1_ps(eps);
-	long i = 0;
-	for (; i + 8 <= n; i += 8) {
-		__m256 gi = _mm256_loadu_ps(g + i);
-		__m256 mi = _mm256_add_ps(_mm256_mul_ps(B1, _mm256_loadu_ps(m + i)), _mm256_mul_ps(C1, gi));
-		__m256 vi = _mm256_add_ps(_mm256_mul_ps(B2, _mm256_loadu_ps(v + i)), _mm256_mul_ps(_mm256_mul_ps(C2, gi), gi));
-		_mm256_storeu_ps(m + i, mi);
-		_mm256_storeu_ps(v + i, vi);
-		__m256 den = _mm256_add_ps(_mm256_mul_ps(_mm256_sqrt_ps(vi), I), E);
-		__m256 wi = _mm256_sub_ps(_mm256_mul_ps(_mm256_loadu_ps(w + i), D), _mm256_div_ps(_mm256_mul_ps(S, mi), den));
-		_mm256_storeu_ps(w + i, wi);
-	}
-	return i;
-}
+#define ADAMW_ARGS float *w, const float *g, float *m, float *v, long n, \
+		float b1, float b2, float decay, float step, float inv_sqrt_bc2, float eps
+
+__attribute__((target("avx512f"))) static long adamw_avx512(ADAMW_ARGS) { ADAMW_VEC(_mm512, __m512, 16) }
+__attribute__((target("avx2"))) static long adamw_avx2(ADAMW_ARGS) { ADAMW_VEC(_mm256, __m256, 8) }
 
 // path: 2 = AVX-512, 1 = AVX2, 0 = scalar only (for the tests).
 static void ll_adamw(int path, float *w, const float *g, float *m, float *v, long n,

@@ -100,3 +100,15 @@ func (s Schedule) At(t int) float64 {
 	}
 	return lr
 }
+
+// adamwRule is one AdamW step in Go: the pure-Go build's kernel, and the bits
+// the cgo build's vector paths must give (TestAdamWKernelBits).
+func adamwRule(w, g, m, v []float32, b1, b2, decay, step, invSqrtBC2, eps float32) {
+	for i := range w {
+		gi := g[i]
+		m[i] = b1*m[i] + (1-b1)*gi
+		v[i] = b2*v[i] + (1-b2)*gi*gi
+		denom := float32(math.Sqrt(float64(v[i])))*invSqrtBC2 + eps
+		w[i] = w[i]*decay - step*m[i]/denom
+	}
+}

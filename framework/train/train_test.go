@@ -58,17 +58,6 @@ func TestClipAndSchedule(t *testing.T) {
 	}
 }
 
-// adamwGo is the update rule in Go, the bits every kernel path must give.
-func adamwGo(w, g, m, v []float32, b1, b2, decay, step, invSqrtBC2, eps float32) {
-	for i := range w {
-		gi := g[i]
-		m[i] = b1*m[i] + (1-b1)*gi
-		v[i] = b2*v[i] + (1-b2)*gi*gi
-		denom := float32(math.Sqrt(float64(v[i])))*invSqrtBC2 + eps
-		w[i] = w[i]*decay - step*m[i]/denom
-	}
-}
-
 // TestAdamWKernelBits: the vector paths (AVX-512, AVX2 where the CPU has
 // them) and the scalar loop give the Go rule's bits, tails included.
 func TestAdamWKernelBits(t *testing.T) {
@@ -92,7 +81,7 @@ func TestAdamWKernelBits(t *testing.T) {
 		}
 		return [][]float32{w, m, v}
 	}
-	want := run(adamwGo)
+	want := run(adamwRule)
 	for _, path := range []int{0, 1, 2} {
 		adamwPath = path
 		got := run(adamwKernel)

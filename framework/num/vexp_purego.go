@@ -5,7 +5,8 @@ package num
 import "math"
 
 // LogSumExp returns log Σ exp(x_j) given mx = max_j x_j. When dst is non-nil it
-// also writes the softmax exp(x_j − lse) into it.
+// also writes the softmax exp(x_j − lse) times scale into it (rounded twice, as
+// multiplying the softmax afterwards would).
 func LogSumExp(x []float32, mx float32, dst []float32, scale float32) float64 {
 	var s float64
 	var a float32

@@ -61,13 +61,24 @@ type Consumer func(*Block) error
 // matrix in each product: the seed's training step at 4096 tokens took
 // 1.09–1.14 s with blocks of 512 rows and 1.01 s with 1024 (AVX-512
 // kernels, in process, A B A B); 2048 gained ~5 % more forward, nothing in
-// training, for 0.12–0.3 GB.
+// training, for 0.12–0.3 GB. A larger vocabulary gets fewer rows
+// (HeadRowsFor), and no block is longer than the chunk.
 const DefaultHeadRows = 1024
+
+// headBlockBytes caps a default block of logits (and, training, of dlogits).
+const headBlockBytes = 128 << 20
+
+// HeadRowsFor is the default block of logits for a vocabulary of V:
+// DefaultHeadRows rows, fewer when a block would pass 128 MiB (at
+// V = 32000 it is 1024 rows, 125 MiB; at V = 256000, 131 rows), at least 64.
+func HeadRowsFor(vocab int) int {
+	return max(64, min(DefaultHeadRows, headBlockBytes/(4*max(vocab, 1))))
+}
 
 // RunOptions control Run.
 type RunOptions struct {
 	ChunkSize int  // tokens per chunk along S; 0 = the whole sequence
-	HeadRows  int  // rows of logits per block; 0 = DefaultHeadRows
+	HeadRows  int  // rows of logits per block; 0 = HeadRowsFor(V)
 	Train     bool // compute parameter gradients (added into Params' Grad)
 	// DH is dLoss/dh for the final liquid state (B×H), called when Train; nil = 0.
 	DH func(h, dh []float32)
@@ -199,8 +210,9 @@ func (m *Model) newBatchRun(ctx context.Context, b *Batch, opt RunOptions, consu
 		r.chunk = b.S
 	}
 	if r.headRows <= 0 {
-		r.headRows = DefaultHeadRows
+		r.headRows = HeadRowsFor(m.Dims.Vocab)
 	}
+	r.headRows = max(1, min(r.headRows, b.B*r.chunk)) // a block never passes the chunk
 	if opt.KeepAttn {
 		r.res.Attn = make([]float32, b.B*b.S)
 	}

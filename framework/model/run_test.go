@@ -336,3 +336,15 @@ func BenchmarkRunHost(b *testing.B) {
 		})
 	}
 }
+
+// TestHeadRowsFor: the default block of logits is DefaultHeadRows rows until
+// a block would pass 128 MiB, then fewer, never below 64.
+func TestHeadRowsFor(t *testing.T) {
+	for _, c := range []struct{ vocab, want int }{
+		{10, model.DefaultHeadRows}, {32000, 1024}, {50265, 667}, {256000, 131}, {1 << 30, 64}, {0, model.DefaultHeadRows},
+	} {
+		if got := model.HeadRowsFor(c.vocab); got != c.want {
+			t.Errorf("HeadRowsFor(%d) = %d, want %d", c.vocab, got, c.want)
+		}
+	}
+}

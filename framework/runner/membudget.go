@@ -35,8 +35,6 @@ const (
 	// gcHeadroom is the garbage the Go heap holds beyond its live data between
 	// collections: liquidlab runs with GOGC = 25 (cmd/liquidlab/main.go).
 	gcHeadroom = 1.25
-	// headRows is model.RunOptions' default block of logits.
-	headRows = model.DefaultHeadRows
 )
 
 // MemoryPart is one named share of an estimate.
@@ -176,6 +174,7 @@ func estimatePass(e *config.Experiment, descs map[string]*stage.Description, p p
 
 	// The host's buffers (model/run.go allocate) and the head.
 	ha := H + 1
+	headRows := min(int64(model.HeadRowsFor(int(V))), max(n, 1)) // model.RunOptions' default block
 	buf := n*D + n + n*H + headRows*V + headRows*ha
 	if m.HeadPrecision != "bf16" || p.train {
 		buf += V * ha // W_o and b_o packed

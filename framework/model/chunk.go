@@ -136,9 +136,13 @@ func (r *batchRun) call(ch *chunk, kind string, in, state tensor.Map) (*stage.Fo
 // output head with its loss and backward, backward steps "backward-<kind>";
 // bench labels the optimiser "adamw" and "clip"). In-process stages only: a
 // plugin's work runs in its own process.
+//
+// It also adds the step's wall time to Result.Stats[StepSeconds+step].
 func (r *batchRun) labelled(step string, fn func() error) error {
 	var err error
+	t0 := time.Now()
 	pprof.Do(r.ctx, pprof.Labels("step", step), func(context.Context) { err = fn() })
+	r.res.Stats[StepSeconds+step] += time.Since(t0).Seconds()
 	return err
 }
 

@@ -55,6 +55,12 @@ type Block struct {
 // Consumer receives every block of logits once, in order.
 type Consumer func(*Block) error
 
+// StepSeconds prefixes the Result.Stats keys that hold a run's wall time by
+// step, summed over chunks: the labels of batchRun.labelled (the stages'
+// Forward by kind, "embed", "head" with its loss and backward,
+// "backward-<kind>"). A plugin stage's time is its whole call.
+const StepSeconds = "host.step_seconds."
+
 // DefaultHeadRows is the block of logits the head computes, hands to the
 // consumer and (when training) back-propagates at a time: V floats per row,
 // 131 MB at V = 32000. Larger blocks amortise the packing of the output
@@ -102,7 +108,7 @@ type Result struct {
 	H     []float32          // B×H final liquid state
 	LDJ   []float32          // B×S log-det-Jacobian of the flows
 	Attn  []float32          // B×S attention weights (KeepAttn; exact for one chunk)
-	Stats map[string]float64 // "<kind>.<stat>", summed over chunks
+	Stats map[string]float64 // "<kind>.<stat>", summed over chunks; StepSeconds+step: wall time by step
 	// HeadS is the wall time of the output head's matrix products (the
 	// logits; with Train also dLoss/d(head input) and the head's gradient),
 	// without the consumer. HeadBackS is the backward part of it.

@@ -10,6 +10,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -144,6 +145,9 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 				row.Notes = append(row.Notes, fmt.Sprintf("head %s: %.3f s of %.3f s in the last run (%.0f%%)%s",
 					m.Dims.HeadPath(), hs, last, 100*hs/last, headBackNote(stats[statHeadBackS], mode)))
 			}
+			if n := stepNote(stats); n != "" && last > 0 {
+				row.Notes = append(row.Notes, fmt.Sprintf("wall time by step in the last run (of %.3f s): %s", last, n))
+			}
 			if o.ChunkSize > 0 && o.ChunkSize < S && strings.Contains(stats2methods(m), "adaptive") {
 				row.Notes = append(row.Notes, fmt.Sprintf("chunked by %d: the adaptive ODE chooses its step sizes per chunk, so results differ slightly from one whole-sequence solve", o.ChunkSize))
 			}
@@ -166,6 +170,32 @@ func headStats(res *model.Result) map[string]float64 {
 		st[k] = v
 	}
 	return st
+}
+
+// stepNote lists a run's wall time by step (model.StepSeconds), longest
+// first: "head 0.201 s, flows 0.031 s, …".
+func stepNote(stats map[string]float64) string {
+	type step struct {
+		name string
+		s    float64
+	}
+	var steps []step
+	for k, v := range stats {
+		if name, ok := strings.CutPrefix(k, model.StepSeconds); ok && v > 0 {
+			steps = append(steps, step{name, v})
+		}
+	}
+	sort.Slice(steps, func(i, j int) bool {
+		if steps[i].s != steps[j].s {
+			return steps[i].s > steps[j].s
+		}
+		return steps[i].name < steps[j].name
+	})
+	parts := make([]string, len(steps))
+	for i, s := range steps {
+		parts[i] = fmt.Sprintf("%s %.3f s", s.name, s.s)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // headBackNote says which part of a training run's head time is its float32

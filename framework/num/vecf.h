@@ -70,6 +70,17 @@ INL float lane_sum(vf p) {
 	return a[0];
 }
 
+// e^r − 1 for |r| ≤ ln2/2: expCore's polynomial, p·r·r + r (vexp adds the 1;
+// plugins/flows/coupling's expm1 uses it as it is).
+INL vf vexp_poly(vf r) {
+	vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+	p = p * r + 8.3334519073e-3f;
+	p = p * r + 4.1665795894e-2f;
+	p = p * r + 1.6666665459e-1f;
+	p = p * r + 5.0000001201e-1f;
+	return p * r * r + r;
+}
+
 // e^x with x clamped to [-86, 88] as fastmath.go's ExpFast (a NaN passes
 // through), then expCore's Cody–Waite reduction and polynomial.
 INL vf vexp(vf x) {
@@ -84,12 +95,7 @@ INL vf vexp(vf x) {
 	vf kf = t - magic;
 	vf r = v - kf * 0.693359375f;
 	r -= kf * -2.12194440e-4f;
-	vf p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-	p = p * r + 8.3334519073e-3f;
-	p = p * r + 4.1665795894e-2f;
-	p = p * r + 1.6666665459e-1f;
-	p = p * r + 5.0000001201e-1f;
-	vf y = p * r * r + r + 1;
+	vf y = vexp_poly(r) + 1;
 	return (vf)((vu)y + (k << 23));
 }
 

@@ -44,12 +44,7 @@ void ll_coupling_rows(const float *in, float *out, const float *x0, float *ldj, 
 // (e^x, e^x − 1) lane by lane as fastmath.go's expm1: expPoly inside
 // |x| < ln2/2, vexp (num.ExpFast) outside.
 INL void vexpm1(vf x, vf *e, vf *em1) {
-	vf p = x * 1.9875691500e-4f + 1.3981999507e-3f;
-	p = p * x + 8.3334519073e-3f;
-	p = p * x + 4.1665795894e-2f;
-	p = p * x + 1.6666665459e-1f;
-	p = p * x + 5.0000001201e-1f;
-	vf pm1 = p * x * x + x;
+	vf pm1 = vexp_poly(x);
 	vf big = vexp(x);
 	vu in = (vu)(x > -0.34657359f) & (vu)(x < 0.34657359f);
 	*em1 = (vf)(((vu)pm1 & in) | ((vu)(big - 1) & ~in));

@@ -106,10 +106,7 @@ func (r *batchRun) embed(ch *chunk) {
 func (r *batchRun) call(ch *chunk, kind string, in, state tensor.Map) (*stage.ForwardResult, error) {
 	m := r.m
 	var fr *stage.ForwardResult
-	ctx := r.ctx
-	if !r.opt.Train {
-		ctx = m.outputs(ctx, kind, "Forward")
-	}
+	ctx := m.outputs(r.ctx, kind, "Forward")
 	err := r.labelled(kind, func() error {
 		var err error
 		fr, err = m.Stages[kind].Forward(ctx, m.Configs[kind], &stage.ForwardRequest{

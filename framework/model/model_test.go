@@ -139,6 +139,72 @@ func TestChunkedMatchesWhole(t *testing.T) {
 	}
 }
 
+// TestTrainOutputsArena: a training Forward's outputs come from the stage's
+// reusable arena (stage.OutputBuf), which its next Forward reuses. Three
+// batches of three chunks each on one model give the third batch's gradients
+// bit for bit as a fresh model's single batch, whose first calls find no slab
+// and make their outputs — they would not if a chunk's outputs were
+// overwritten before every Backward of the chunk had read them — for the
+// seed's pipeline and the causal attention → liquid scan ones, and the flows'
+// and ODE's arenas have slabs by then.
+func TestTrainOutputsArena(t *testing.T) {
+	d := model.Dims{Vocab: 40, D: 8, L: 4, H: 6, F: 5, K: 2}
+	for _, pipe := range []string{"seed", "scan", "scan-sequential"} {
+		newModel := func() *model.Model {
+			opts := map[string]map[string]string{stage.KindODE: {"method": "rk4"}, stage.KindLiquid: {"method": "rk4"}}
+			if pipe == "seed" {
+				return seedModel(t, d, opts)
+			}
+			d := d
+			if pipe == "scan-sequential" {
+				d.Block = model.BlockSequential
+			}
+			opts[stage.KindAttention], opts[stage.KindLiquid] = map[string]string{"window": "5"}, map[string]string{}
+			m, err := model.New(context.Background(), d, stages(t, "causal", "scan"), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := m.Init(7); err != nil {
+				t.Fatal(err)
+			}
+			return m
+		}
+		grads := func(m *model.Model, seeds ...uint64) map[string][]float32 {
+			t.Helper()
+			for _, seed := range seeds {
+				b := randomBatch(d, 2, 9, seed)
+				m.Params.ZeroGrad()
+				var loss float64
+				if _, err := m.Run(context.Background(), b, model.RunOptions{Train: true, ChunkSize: 4},
+					model.CrossEntropy(b.IDs, -1, len(b.IDs), &loss, nil)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			g := map[string][]float32{}
+			for _, p := range m.Params.List {
+				if p.Grad != nil {
+					g[p.Name] = append([]float32(nil), p.Grad.Data...)
+				}
+			}
+			return g
+		}
+		m := newModel()
+		got, want := grads(m, 1, 2, 3), grads(newModel(), 3)
+		for name, w := range want {
+			for i := range w {
+				if got[name][i] != w[i] {
+					t.Fatalf("%s: %s[%d] = %v after three batches, a fresh model's %v", pipe, name, i, got[name][i], w[i])
+				}
+			}
+		}
+		for _, kind := range []string{stage.KindFlows, stage.KindODE} {
+			if model.ForwardArenaLen(m, kind) == 0 {
+				t.Errorf("%s: %s has no Forward slab after three batches", pipe, kind)
+			}
+		}
+	}
+}
+
 // TestCheckpointRoundTrip saves a model and loads it into a fresh one; the
 // fixture (PyTorch state_dict names with a "param." prefix) loads as well.
 func TestCheckpointRoundTrip(t *testing.T) {

@@ -15,10 +15,11 @@ import (
 // the same method begins — the rule the model already keeps for plugins'
 // lent replies (plugin.Options.LendOutputs).
 //
-// The model uses it for every Backward and for Forward when it does not
-// train: a training Forward's outputs are the next stage's inputs, which
-// that stage may keep under its handle until Backward, and nothing here
-// pins them the way the plugin arena pins a borrowed region.
+// The model uses it for every Forward and Backward. A training Forward's
+// outputs are the next stage's inputs, which that stage may keep under its
+// handle until its Backward — but Run runs each chunk's Backward steps before
+// the next chunk's Forward, and a chunk's handles end with it, so the next
+// call of the same Forward comes after every use (TestTrainOutputsArena).
 type outArena struct {
 	mu   sync.Mutex
 	slab []float32

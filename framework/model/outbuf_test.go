@@ -67,3 +67,12 @@ func TestOutArena(t *testing.T) {
 		t.Error("the slab did not grow to hold the larger call")
 	}
 }
+
+// ForwardArenaLen is the length of kind's Forward slab (for
+// TestTrainOutputsArena in package model_test).
+func ForwardArenaLen(m *Model, kind string) int {
+	if a := m.scratch.outs[kind+".Forward"]; a != nil {
+		return len(a.slab)
+	}
+	return 0
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -117,4 +118,41 @@ func TestCompareTwoRuns(t *testing.T) {
 		}
 	}
 	t.Log(out.String())
+}
+
+// TestBenchProbesPeakTwice: bench times the sgemm peak before and after the
+// runs, divides by the better reading and says so, and bench.json keeps both.
+func TestBenchProbesPeakTwice(t *testing.T) {
+	dir := t.TempDir()
+	exp := filepath.Join(dir, "tiny.toml")
+	if err := os.WriteFile(exp, []byte(tinyExperiment), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := filepath.Join(dir, "results")
+	var out bytes.Buffer
+	args := []string{"bench", "-lengths", "64", "-modes", "forward", "-set", "bench.repeats=1", "-set", "bench.warmup=0", "-set", "model.num_flows=0", "-results", res, exp}
+	if err := run(&env{stdout: &out, stderr: &out}, args); err != nil {
+		t.Fatalf("bench: %v\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "(the better of ") || !strings.Contains(out.String(), "before the runs and") {
+		t.Errorf("the bound line does not name both probes:\n%s", out.String())
+	}
+	files, _ := filepath.Glob(filepath.Join(res, "tiny.bench", "*", "bench.json"))
+	if len(files) == 0 {
+		t.Fatalf("no bench.json under %s", res)
+	}
+	b, err := os.ReadFile(files[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var j struct {
+		Peak   float64   `json:"sgemm_peak_gflops"`
+		Probes []float64 `json:"sgemm_peak_probes_gflops"`
+	}
+	if err := json.Unmarshal(b, &j); err != nil {
+		t.Fatal(err)
+	}
+	if len(j.Probes) != 2 || j.Peak != max(j.Probes[0], j.Probes[1]) || j.Peak <= 0 {
+		t.Errorf("bench.json: peak %v, probes %v: want the better of two", j.Peak, j.Probes)
+	}
 }

@@ -124,18 +124,13 @@ func TestCompareTwoRuns(t *testing.T) {
 // runs, divides by the better reading and says so, and bench.json keeps both.
 func TestBenchProbesPeakTwice(t *testing.T) {
 	dir := t.TempDir()
-	exp := filepath.Join(dir, "tiny.toml")
-	if err := os.WriteFile(exp, []byte(tinyExperiment), 0o644); err != nil {
-		t.Fatal(err)
-	}
 	res := filepath.Join(dir, "results")
-	var out bytes.Buffer
-	args := []string{"bench", "-lengths", "64", "-modes", "forward", "-set", "bench.repeats=1", "-set", "bench.warmup=0", "-set", "model.num_flows=0", "-results", res, exp}
-	if err := run(&env{stdout: &out, stderr: &out}, args); err != nil {
-		t.Fatalf("bench: %v\n%s", err, out.String())
+	out, err := runTiny(t, dir, "bench", "-lengths", "64", "-modes", "forward", "-set", "bench.repeats=1", "-set", "bench.warmup=0", "-set", "model.num_flows=0", "-results", res)
+	if err != nil {
+		t.Fatalf("bench: %v\n%s", err, out)
 	}
-	if !strings.Contains(out.String(), "(the better of ") || !strings.Contains(out.String(), "before the runs and") {
-		t.Errorf("the bound line does not name both probes:\n%s", out.String())
+	if !strings.Contains(out, "(the better of ") || !strings.Contains(out, "before the runs and") {
+		t.Errorf("the bound line does not name both probes:\n%s", out)
 	}
 	files, _ := filepath.Glob(filepath.Join(res, "tiny.bench", "*", "bench.json"))
 	if len(files) == 0 {

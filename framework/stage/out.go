@@ -21,8 +21,7 @@ func WithOutputs(ctx context.Context, alloc func(n int) []float32) context.Conte
 // fresh slice costs a page fault per 4 KiB (about 10 µs each on the machines
 // of the README's tables: 25 ms for an 8 MB gradient). In process the model
 // hands its stages an arena of the same kind (framework/model, outbuf.go) for
-// Backward and for Forward when it does not train; elsewhere it is
-// make([]float32, n).
+// every Forward and Backward; elsewhere it is make([]float32, n).
 func OutputBuf(ctx context.Context, n int) []float32 {
 	if alloc, ok := ctx.Value(outKey{}).(func(int) []float32); ok && n > 0 {
 		if b := alloc(n); b != nil {

@@ -98,8 +98,8 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 				resetPeak(p)
 			}
 			row := results.BenchRow{Mode: mode, SeqLen: S, Batch: B, ChunkSize: o.ChunkSize}
-			var stats map[string]float64
-			var last float64 // the last repeat's time, which stats belong to
+			var stats map[string]float64      // the last repeat's
+			var runStats []map[string]float64 // every measured repeat's
 			for i := 0; i < o.Warmup+o.Repeats; i++ {
 				if o.Progress != nil {
 					o.Progress.Update("bench %s %d tokens: run %d/%d", mode, S, i+1, o.Warmup+o.Repeats)
@@ -109,9 +109,9 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 				if err != nil {
 					return rows, fmt.Errorf("bench %s at %d tokens: %w", mode, S, err)
 				}
-				last = time.Since(t0).Seconds()
 				if i >= o.Warmup {
-					row.TimesS = append(row.TimesS, last)
+					row.TimesS = append(row.TimesS, time.Since(t0).Seconds())
+					runStats = append(runStats, st)
 				}
 				stats = st
 			}
@@ -141,12 +141,16 @@ func Bench(ctx context.Context, m *model.Model, o BenchOptions) ([]results.Bench
 			if n := stats["ode.nfe"]; n > 0 {
 				row.Notes = append(row.Notes, fmt.Sprintf("ode nfe %g (accepted %g, rejected %g)", n, stats["ode.accepted"], stats["ode.rejected"]))
 			}
-			if hs := stats[statHeadS]; hs > 0 && last > 0 {
-				row.Notes = append(row.Notes, fmt.Sprintf("head %s: %.3f s of %.3f s in the last run (%.0f%%)%s",
-					m.Dims.HeadPath(), hs, last, 100*hs/last, headBackNote(stats[statHeadBackS], mode)))
+			// Times by step are medians over the measured runs, as the
+			// batch's time is: one run's split swings with the machine.
+			med := medianStats(runStats)
+			runs := fmt.Sprintf("median of %d runs", len(runStats))
+			if hs := med[statHeadS]; hs > 0 && row.MedianS > 0 {
+				row.Notes = append(row.Notes, fmt.Sprintf("head %s: %.3f s of %.3f s (%s, %.0f%%)%s",
+					m.Dims.HeadPath(), hs, row.MedianS, runs, 100*hs/row.MedianS, headBackNote(med[statHeadBackS], mode)))
 			}
-			if n := stepNote(stats); n != "" && last > 0 {
-				row.Notes = append(row.Notes, fmt.Sprintf("wall time by step in the last run (of %.3f s): %s", last, n))
+			if n := stepNote(med); n != "" && row.MedianS > 0 {
+				row.Notes = append(row.Notes, fmt.Sprintf("wall time by step (%s; the batch %.3f s): %s", runs, row.MedianS, n))
 			}
 			if o.ChunkSize > 0 && o.ChunkSize < S && strings.Contains(stats2methods(m), "adaptive") {
 				row.Notes = append(row.Notes, fmt.Sprintf("chunked by %d: the adaptive ODE chooses its step sizes per chunk, so results differ slightly from one whole-sequence solve", o.ChunkSize))
@@ -170,6 +174,26 @@ func headStats(res *model.Result) map[string]float64 {
 		st[k] = v
 	}
 	return st
+}
+
+// medianStats is, for every key of the runs' statistics, the median of its
+// values (a run without the key counts as 0).
+func medianStats(runs []map[string]float64) map[string]float64 {
+	keys := map[string]bool{}
+	for _, st := range runs {
+		for k := range st {
+			keys[k] = true
+		}
+	}
+	med := make(map[string]float64, len(keys))
+	vs := make([]float64, len(runs))
+	for k := range keys {
+		for i, st := range runs {
+			vs[i] = st[k]
+		}
+		med[k] = median(vs)
+	}
+	return med
 }
 
 // stepNote lists a run's wall time by step (model.StepSeconds), longest

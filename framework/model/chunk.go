@@ -9,6 +9,7 @@ import (
 
 	"liquidlab/framework/num"
 	"liquidlab/framework/num/bf16"
+	"liquidlab/framework/num/packed"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
 )
@@ -374,6 +375,10 @@ func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 		r.hinBF = bf16.ConvertA(r.hinBF, in, rows, d.H)
 		if err := bf16.Gemm(blk.Logits, r.hinBF, rows, &r.m.packed, r.m.bo.Value.Data); err != nil {
 			return fmt.Errorf("bf16 head: %w", err)
+		}
+	} else if FP32HeadPacked() {
+		if err := packed.Gemm(blk.Logits, d.Vocab, in, d.H, rows, &r.m.pk, r.m.bo.Value.Data); err != nil {
+			return fmt.Errorf("fp32 head: %w", err)
 		}
 	} else {
 		num.Gemm(false, true, rows, d.Vocab, ha, 1, hinAug, ha, r.wob, ha, 0, blk.Logits, d.Vocab)

@@ -8,6 +8,7 @@ import (
 
 	"liquidlab/framework/model"
 	"liquidlab/framework/num/bf16"
+	"liquidlab/framework/num/packed"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
 	"liquidlab/framework/train"
@@ -221,5 +222,47 @@ func TestHeadFP32Spelled(t *testing.T) {
 	b := randomBatch(a.Dims, 1, 11, 6)
 	if !same(headLogits(t, a, b), headLogits(t, c, b)) {
 		t.Error(`head_precision "fp32" differs from the default`)
+	}
+}
+
+// TestHeadKernels: the float32 head on package packed's kernel and on
+// OpenBLAS's sgemm (LIQUIDLAB_HEAD_KERNEL) give the same logits within
+// float32 rounding, also after an optimiser step; a bad value of the
+// variable is an error at construction.
+func TestHeadKernels(t *testing.T) {
+	t.Setenv(model.HeadKernelEnv, "bogus")
+	if _, err := model.New(context.Background(), headDims("fp32"), seedStages(t), euler); err == nil || !strings.Contains(err.Error(), model.HeadKernelEnv) {
+		t.Fatalf("%s=bogus: err %v, want one naming the variable", model.HeadKernelEnv, err)
+	}
+	if !packed.Available() {
+		t.Setenv(model.HeadKernelEnv, "packed")
+		if _, err := model.New(context.Background(), headDims("fp32"), seedStages(t), euler); err == nil {
+			t.Fatalf("%s=packed without AVX-512F: no error", model.HeadKernelEnv)
+		}
+		t.Skip("no packed kernel here: ", packed.Path())
+	}
+	t.Setenv(model.HeadKernelEnv, "packed")
+	m := seedModel(t, headDims("fp32"), euler)
+	if got := m.Dims.HeadPath(); got != packed.Path() {
+		t.Errorf("HeadPath = %q, want %q", got, packed.Path())
+	}
+	b := randomBatch(m.Dims, 2, 23, 7)
+	for step := 0; step < 2; step++ {
+		t.Setenv(model.HeadKernelEnv, "packed")
+		pk := headLogits(t, m, b)
+		t.Setenv(model.HeadKernelEnv, "sgemm")
+		sg := headLogits(t, m, b)
+		var worst float64
+		for i := range pk {
+			d := math.Abs(float64(pk[i]-sg[i])) / math.Max(1, math.Abs(float64(sg[i])))
+			worst = math.Max(worst, d)
+		}
+		// H = 64 products: float32 rounding bounds the difference by ~64·2^-24
+		// relative to Σ|h·w|, which is ≤ a few times the logits here.
+		if worst > 2e-5 {
+			t.Fatalf("step %d: packed and sgemm logits differ by %.3g (relative)", step, worst)
+		}
+		t.Setenv(model.HeadKernelEnv, "packed")
+		trainSteps(t, m, 1, 1e-2)
 	}
 }

@@ -3,10 +3,12 @@ package model
 import (
 	"context"
 	"fmt"
+	"os"
 	"strconv"
 
 	"liquidlab/framework/num"
 	"liquidlab/framework/num/bf16"
+	"liquidlab/framework/num/packed"
 	"liquidlab/framework/stage"
 )
 
@@ -65,7 +67,43 @@ func (d Dims) HeadPath() string {
 	if d.HeadBF16() {
 		return bf16.Path()
 	}
+	if FP32HeadPacked() {
+		return packed.Path()
+	}
 	return "fp32 sgemm (" + num.Backend() + ")"
+}
+
+// HeadKernelEnv names the environment variable that chooses the float32
+// head's forward kernel: "sgemm" forces OpenBLAS's sgemm (for comparison),
+// "packed" requires the AVX-512F packed-weight kernel, "" or "auto" takes
+// the packed kernel where the CPU has AVX-512F. Both give float32 products
+// within rounding; with OpenBLAS's AVX-512 kernels, bit for bit the same.
+const HeadKernelEnv = "LIQUIDLAB_HEAD_KERNEL"
+
+// FP32HeadPacked reports whether the float32 head's forward product runs on
+// package packed's kernel (see HeadKernelEnv).
+func FP32HeadPacked() bool {
+	switch os.Getenv(HeadKernelEnv) {
+	case "sgemm":
+		return false
+	default:
+		return packed.Available()
+	}
+}
+
+// checkHeadKernel validates HeadKernelEnv.
+func checkHeadKernel() error {
+	switch v := os.Getenv(HeadKernelEnv); v {
+	case "", "auto", "sgemm":
+		return nil
+	case "packed":
+		if !packed.Available() {
+			return fmt.Errorf("%s=packed needs AVX-512F and a cgo build; this CPU has %s", HeadKernelEnv, bf16.CPU())
+		}
+		return nil
+	default:
+		return fmt.Errorf("%s=%q: want \"auto\", \"packed\" or \"sgemm\"", HeadKernelEnv, v)
+	}
 }
 
 // Map returns the dims under the names stage.Config uses.
@@ -99,7 +137,7 @@ func (d Dims) Validate() error {
 		// Never a silent fallback to float32.
 		return fmt.Errorf("head_precision bf16 needs AVX512_BF16; this CPU has %s", bf16.CPU())
 	}
-	return nil
+	return checkHeadKernel()
 }
 
 // Model is the seed model assembled from stages.
@@ -137,6 +175,11 @@ type Model struct {
 	// DropScratch.
 	wobVersion uint64
 	wobOK      bool
+	// The same for the float32 head's W_o packed for package packed's kernel
+	// (FP32HeadPacked).
+	pk        packed.Matrix
+	pkVersion uint64
+	pkOK      bool
 }
 
 // PerTokenLiquid reports whether the liquid stage feeds the head.

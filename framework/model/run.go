@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"liquidlab/framework/num/bf16"
+	"liquidlab/framework/num/packed"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
 )
@@ -166,7 +167,7 @@ func (m *Model) Run(ctx context.Context, b *Batch, opt RunOptions, consume Consu
 	if opt.Train {
 		r.addHeadGrad()
 		// The caller steps the optimiser next: the packed weights are stale.
-		m.packedOK, m.wobOK = false, false
+		m.packedOK, m.wobOK, m.pkOK = false, false, false
 	}
 	return r.res, nil
 }
@@ -244,6 +245,13 @@ func (m *Model) newBatchRun(ctx context.Context, b *Batch, opt RunOptions, consu
 // LoadStateDict, Changed).
 func (m *Model) packHead(train bool) error {
 	if !m.Dims.HeadBF16() {
+		if !FP32HeadPacked() || (!train && m.pkOK && m.pkVersion == m.Params.version) {
+			return nil
+		}
+		if err := packed.Pack(&m.pk, m.wo.Value.Data, m.Dims.Vocab, m.Dims.H); err != nil {
+			return fmt.Errorf("fp32 head: %w", err)
+		}
+		m.pkOK, m.pkVersion = true, m.Params.version
 		return nil
 	}
 	if !train && m.packedOK && m.packedVersion == m.Params.version {
@@ -275,7 +283,9 @@ func (r *batchRun) allocate() {
 		}
 		r.hinBF = m.scratch.hinBF
 	}
-	if !d.HeadBF16() || r.opt.Train {
+	// [W_o | b_o] and [e | 1] serve the float32 head's sgemm and every
+	// head's backward.
+	if (!d.HeadBF16() && !FP32HeadPacked()) || r.opt.Train {
 		r.wob = m.packWOB(r.opt.Train)
 		r.hinAug = m.buf(&m.scratch.hinAug, r.headRows*ha)
 	}

@@ -177,9 +177,12 @@ func estimatePass(e *config.Experiment, descs map[string]*stage.Description, p p
 	headRows := min(int64(model.HeadRowsFor(int(V))), max(n, 1)) // model.RunOptions' default block
 	buf := n*D + n + n*H + headRows*V + headRows*ha
 	if m.HeadPrecision != "bf16" || p.train {
-		buf += V * ha // W_o and b_o packed
+		buf += V * ha // W_o and b_o packed (or, fp32 inference on the packed kernel, W_o in panels)
 	} else {
 		buf += V * ha / 2 // the bf16 copy
+	}
+	if m.HeadPrecision != "bf16" && p.train && model.FP32HeadPacked() {
+		buf += V * H // W_o in panels for the forward, beside [W_o | b_o] for the backward
 	}
 	if p.train {
 		buf += headRows*V + V*ha + n*H // dlogits, dW_o|b_o, de

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 
+	"liquidlab/framework/num/packed"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
 )
@@ -147,8 +148,14 @@ func (d dims) params() []stage.ParamSpec {
 	return ps
 }
 
-// net is one scale or translate net: Lin(H→F), ReLU, Lin(F→H).
-type net struct{ w1, b1, w2, b2 []float32 }
+// net is one scale or translate net: Lin(H→F), ReLU, Lin(F→H). p1 and p2
+// are w1 and w2 packed for package packed's kernel, made by the net's first
+// netForward (a net lives for one call's parameters, so they cannot go
+// stale).
+type net struct {
+	w1, b1, w2, b2 []float32
+	p1, p2         *packed.Matrix
+}
 
 // flow is one coupling layer's parameters.
 type flow struct {

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"liquidlab/framework/num"
+	"liquidlab/framework/num/packed"
 )
 
 // Rows are processed in fixed chunks so that reductions (the scalar gradients)
@@ -143,6 +144,14 @@ func latent(d dims, y, x0 []float32, n int, z []float32) []float32 {
 // netForward computes h = relu(x1·w1ᵀ + b1) [n,F] and u = h·w2ᵀ + b2 [n,H],
 // where x1 is the first H columns of x (row stride ldx).
 func netForward(nt *net, x []float32, ldx int, h, u []float32, n, H, F int) {
+	if usePacked(n) && netForwardPacked(nt, x, ldx, h, u, n, H, F) {
+		return
+	}
+	netForwardSgemm(nt, x, ldx, h, u, n, H, F)
+}
+
+// netForwardSgemm is netForward on num.Gemm (OpenBLAS's sgemm).
+func netForwardSgemm(nt *net, x []float32, ldx int, h, u []float32, n, H, F int) {
 	parallel(n, F+H, func(_, lo, hi int) {
 		for r := lo; r < hi; r++ {
 			copy(h[r*F:(r+1)*F], nt.b1)
@@ -152,6 +161,29 @@ func netForward(nt *net, x []float32, ldx int, h, u []float32, n, H, F int) {
 	num.Gemm(false, true, n, F, H, 1, x, ldx, nt.w1, H, 1, h, F)
 	parallel(n, F, func(_, lo, hi int) { num.ReLUInPlace(h[lo*F : hi*F]) })
 	num.Gemm(false, true, n, H, F, 1, h, F, nt.w2, F, 1, u, H)
+}
+
+// usePacked reports whether netForward runs on package packed's AVX-512F
+// kernel: where the CPU has it, for products large enough that packing the
+// weights (F×H floats) is small beside them.
+func usePacked(n int) bool { return n >= 256 && packed.Available() }
+
+// netForwardPacked is netForward on package packed's kernel, which adds the
+// bias itself and, unlike OpenBLAS's sgemm, reuses the weights packed once per
+// call. It reports false (nothing written) if the kernel refused.
+func netForwardPacked(nt *net, x []float32, ldx int, h, u []float32, n, H, F int) bool {
+	if nt.p1 == nil {
+		p1, p2 := new(packed.Matrix), new(packed.Matrix)
+		if packed.Pack(p1, nt.w1, F, H) != nil || packed.Pack(p2, nt.w2, H, F) != nil {
+			return false
+		}
+		nt.p1, nt.p2 = p1, p2
+	}
+	if packed.Gemm(h, F, x, ldx, n, nt.p1, nt.b1) != nil {
+		return false
+	}
+	parallel(n, F, func(_, lo, hi int) { num.ReLUInPlace(h[lo*F : hi*F]) })
+	return packed.Gemm(u, H, h, F, n, nt.p2, nt.b2) == nil
 }
 
 // logGate is log|1 + g·(e^s − 1)|, the log-determinant of one gated coupling

@@ -105,3 +105,35 @@ func TestLayerBackRowsCMatchesGo(t *testing.T) {
 		}
 	}
 }
+
+// TestNetForwardPacked: a coupling net on package packed's kernel (rows of
+// stride D, as the layers call it) gives OpenBLAS's sgemm path's h and u
+// within float32 rounding, twice on the same net (the packed weights are
+// kept for the call).
+func TestNetForwardPacked(t *testing.T) {
+	const n, D, H, F = 300, 96, 48, 20
+	if !usePacked(n) {
+		t.Skip("no packed kernel here")
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	nt := &net{w1: stagetest.Randn(r, F*H, 0.3), b1: stagetest.Randn(r, F, 0.3), w2: stagetest.Randn(r, H*F, 0.3), b2: stagetest.Randn(r, H, 0.3)}
+	x := stagetest.Randn(r, n*D, 1)
+	hS, uS := make([]float32, n*F), make([]float32, n*H)
+	netForwardSgemm(nt, x, D, hS, uS, n, H, F)
+	for rep := 0; rep < 2; rep++ {
+		hP, uP := make([]float32, n*F), make([]float32, n*H)
+		if !netForwardPacked(nt, x, D, hP, uP, n, H, F) || nt.p1 == nil {
+			t.Fatal("the packed kernel refused")
+		}
+		for _, c := range []struct {
+			name string
+			a, b []float32
+		}{{"h", hP, hS}, {"u", uP, uS}} {
+			for i := range c.a {
+				if d := math.Abs(float64(c.a[i] - c.b[i])); d > 1e-5*math.Max(1, math.Abs(float64(c.b[i]))) {
+					t.Fatalf("rep %d: %s[%d] = %v packed, %v sgemm", rep, c.name, i, c.a[i], c.b[i])
+				}
+			}
+		}
+	}
+}

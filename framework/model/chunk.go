@@ -395,7 +395,13 @@ func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 		// d[W_o|b_o] += dlogitsᵀ·[e|1].
 		// Both in float32 (master weights), also with the bf16 head.
 		t0 := time.Now()
-		num.Gemm(false, false, rows, d.H, d.Vocab, 1, blk.DLogits, d.Vocab, r.wob, ha, 0, ch.de[r0*d.H:(r0+rows)*d.H], d.H)
+		if FP32HeadPacked() {
+			if err := packed.GemmKB(ch.de[r0*d.H:(r0+rows)*d.H], d.H, blk.DLogits, d.Vocab, rows, &r.m.pkT, nil); err != nil {
+				return fmt.Errorf("head backward: %w", err)
+			}
+		} else {
+			num.Gemm(false, false, rows, d.H, d.Vocab, 1, blk.DLogits, d.Vocab, r.wob, ha, 0, ch.de[r0*d.H:(r0+rows)*d.H], d.H)
+		}
 		num.Gemm(true, false, d.Vocab, ha, rows, 1, blk.DLogits, d.Vocab, hinAug, ha, 1, r.dwob, ha)
 		dt := time.Since(t0).Seconds()
 		r.res.HeadS += dt

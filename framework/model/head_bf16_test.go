@@ -265,4 +265,43 @@ func TestHeadKernels(t *testing.T) {
 		t.Setenv(model.HeadKernelEnv, "packed")
 		trainSteps(t, m, 1, 1e-2)
 	}
+	// The backward's dlogits·W_o (K = 997 here, two K blocks of 512) on the
+	// packed kernel: every gradient as with sgemm, within float32 rounding,
+	// for either head.
+	for _, prec := range []string{"fp32", "bf16"} {
+		if prec == "bf16" && !bf16.Available() {
+			continue
+		}
+		m := seedModel(t, headDims(prec), euler)
+		b := randomBatch(m.Dims, 2, 29, 8)
+		grads := func(kernel string) map[string][]float32 {
+			t.Setenv(model.HeadKernelEnv, kernel)
+			m.Params.ZeroGrad()
+			var loss float64
+			if _, err := m.Run(context.Background(), b, model.RunOptions{Train: true}, model.CrossEntropy(b.IDs, -1, b.B*b.S, &loss, nil)); err != nil {
+				t.Fatal(err)
+			}
+			g := map[string][]float32{}
+			for name := range m.Params.StateDict() {
+				if p := m.Params.Get(name); p.Grad != nil {
+					g[name] = append([]float32(nil), p.Grad.Data...)
+				}
+			}
+			return g
+		}
+		pk, sg := grads("packed"), grads("sgemm")
+		if len(pk) == 0 || len(pk) != len(sg) {
+			t.Fatalf("%s: %d and %d gradients", prec, len(pk), len(sg))
+		}
+		for name, want := range sg {
+			var scale, worst float64
+			for i, w := range want {
+				scale = math.Max(scale, math.Abs(float64(w)))
+				worst = math.Max(worst, math.Abs(float64(pk[name][i]-w)))
+			}
+			if worst > 1e-4*math.Max(scale, 1e-6) {
+				t.Errorf("%s head: gradient %s differs by %.3g (largest |g| %.3g) between the packed and the sgemm backward", prec, name, worst, scale)
+			}
+		}
+	}
 }

@@ -73,8 +73,9 @@ func (d Dims) HeadPath() string {
 	return "fp32 sgemm (" + num.Backend() + ")"
 }
 
-// HeadKernelEnv names the environment variable that chooses the float32
-// head's forward kernel: "sgemm" forces OpenBLAS's sgemm (for comparison),
+// HeadKernelEnv names the environment variable that chooses the kernel of
+// the float32 head's forward product and of the backward's dlogits·W_o (of
+// either head): "sgemm" forces OpenBLAS's sgemm (for comparison),
 // "packed" requires the AVX-512F packed-weight kernel, "" or "auto" takes
 // the packed kernel where the CPU has AVX-512F. Both give float32 products
 // within rounding; with OpenBLAS's AVX-512 kernels, bit for bit the same.
@@ -180,6 +181,9 @@ type Model struct {
 	pk        packed.Matrix
 	pkVersion uint64
 	pkOK      bool
+	// W_o packed as the right operand of dlogits·W_o (PackKN), for the
+	// backward of either head; repacked on every training Run.
+	pkT packed.Matrix
 }
 
 // PerTokenLiquid reports whether the liquid stage feeds the head.

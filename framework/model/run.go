@@ -244,6 +244,13 @@ func (m *Model) newBatchRun(ctx context.Context, b *Batch, opt RunOptions, consu
 // the first Run, after a training Run, and whenever Params changed (Init,
 // LoadStateDict, Changed).
 func (m *Model) packHead(train bool) error {
+	if train && FP32HeadPacked() {
+		// The backward's de = dlogits·W_o, on package packed's kernel for
+		// long K; W_o changes with every optimiser step.
+		if err := packed.PackKN(&m.pkT, m.wo.Value.Data, m.Dims.Vocab, m.Dims.H, m.Dims.H); err != nil {
+			return fmt.Errorf("head backward: %w", err)
+		}
+	}
 	if !m.Dims.HeadBF16() {
 		if !FP32HeadPacked() || (!train && m.pkOK && m.pkVersion == m.Params.version) {
 			return nil

@@ -181,8 +181,11 @@ func estimatePass(e *config.Experiment, descs map[string]*stage.Description, p p
 	} else {
 		buf += V * ha / 2 // the bf16 copy
 	}
-	if m.HeadPrecision != "bf16" && p.train && model.FP32HeadPacked() {
-		buf += V * H // W_o in panels for the forward, beside [W_o | b_o] for the backward
+	if p.train && model.FP32HeadPacked() {
+		buf += V * H // W_o in panels for the backward's dlogits·W_o
+		if m.HeadPrecision != "bf16" {
+			buf += V * H // and for the forward, beside [W_o | b_o] for the backward's dW
+		}
 	}
 	if p.train {
 		buf += headRows*V + V*ha + n*H // dlogits, dW_o|b_o, de

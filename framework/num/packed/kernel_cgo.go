@@ -14,16 +14,21 @@ package packed
 // #define MR 6
 // #define NP 4
 //
-// static inline __attribute__((always_inline)) void tile(float *c, long ldc, const float *a, long lda, int k,
-// 		const float *bp, const float *bias, int col0, int n, const int mr, const int np) {
+// /* tile: C[0..mr, col0..col0+16·np) of rows at c (stride ldc) from A rows at a
+//  * (stride lda) over klen k's, B panels at bp (panel stride pstride floats).
+//  * acc == 0: C = sum (+ bias), streaming whole aligned panels when nt;
+//  * acc == 1: C += sum. */
+// static inline __attribute__((always_inline)) void tile(float *c, long ldc, const float *a, long lda, int klen,
+// 		const float *bp, size_t pstride, const float *bias, int col0, int n, const int mr, const int np,
+// 		int acc_c, int nt) {
 // 	__m512 acc[MR][NP];
 // 	for (int i = 0; i < mr; i++)
 // 		for (int q = 0; q < np; q++)
 // 			acc[i][q] = _mm512_setzero_ps();
-// 	for (int kk = 0; kk < k; kk++) {
+// 	for (int kk = 0; kk < klen; kk++) {
 // 		__m512 bv[NP];
 // 		for (int q = 0; q < np; q++)
-// 			bv[q] = _mm512_loadu_ps(bp + ((size_t)q * k + kk) * PANEL);
+// 			bv[q] = _mm512_loadu_ps(bp + (size_t)q * pstride + (size_t)kk * PANEL);
 // 		for (int i = 0; i < mr; i++) {
 // 			__m512 av = _mm512_set1_ps(a[(size_t)i * lda + kk]);
 // 			for (int q = 0; q < np; q++)
@@ -34,11 +39,17 @@ package packed
 // 		int col = col0 + q * PANEL;
 // 		int valid = n - col < PANEL ? n - col : PANEL;
 // 		__mmask16 m = (__mmask16)((1u << valid) - 1u);
-// 		__m512 bb = bias ? _mm512_maskz_loadu_ps(m, bias + col) : _mm512_setzero_ps();
+// 		__m512 bb = _mm512_setzero_ps();
+// 		if (!acc_c && bias)
+// 			bb = _mm512_maskz_loadu_ps(m, bias + col);
 // 		for (int i = 0; i < mr; i++) {
-// 			__m512 v = bias ? _mm512_add_ps(acc[i][q], bb) : acc[i][q];
 // 			float *dst = c + (size_t)i * ldc + col;
-// 			if (valid == PANEL && ((uintptr_t)dst & 63) == 0)
+// 			__m512 v = acc[i][q];
+// 			if (acc_c)
+// 				v = _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), v);
+// 			else if (bias)
+// 				v = _mm512_add_ps(v, bb);
+// 			if (nt && valid == PANEL && ((uintptr_t)dst & 63) == 0)
 // 				_mm512_stream_ps(dst, v);
 // 			else
 // 				_mm512_mask_storeu_ps(dst, m, v);
@@ -46,43 +57,74 @@ package packed
 // 	}
 // }
 //
-// #define TILE(MRC, NPC) tile(c + (size_t)row * ldc, ldc, a + (size_t)row * lda, lda, k, bp0, bias, col0, n, MRC, NPC)
+// #define TILE(MRC, NPC) tile(c + (size_t)row * ldc + col0, ldc, a + (size_t)row * lda + k0, lda, klen, bp0, pstride, \
+// 		bias ? bias + col0 : 0, 0, n - col0, MRC, NPC, acc_c, nt)
 // #define ROWS(MRC) switch (np) { case 4: TILE(MRC, 4); break; case 3: TILE(MRC, 3); break; case 2: TILE(MRC, 2); break; default: TILE(MRC, 1); }
+// #define TAIL switch (r1 - row) { case 5: ROWS(5) break; case 4: ROWS(4) break; case 3: ROWS(3) break; case 2: ROWS(2) break; case 1: ROWS(1) break; }
 //
-// // pk_gemm computes the columns of panels [plo, phi) of C for all r rows.
+// /* pk_gemm: the columns of panels [plo, phi) of C for all r rows, each output
+//  * one FMA chain over the whole of K (no K blocking). */
 // void pk_gemm(float *c, long ldc, const float *a, long lda, int r, int k, const float *bp, int n,
 // 		const float *bias, int plo, int phi) {
-// 	/* rows per pass over B: A.s block stays in L2 (~512 KB) */
+// 	/* rows per pass over B: A's block stays in L2 (~512 KB) */
 // 	int mc = (512 * 1024) / (k * 4);
 // 	mc = mc / MR * MR;
 // 	if (mc < MR)
 // 		mc = MR;
+// 	const size_t pstride = (size_t)k * PANEL;
+// 	const int k0 = 0, klen = k, acc_c = 0, nt = 1;
 // 	for (int r0 = 0; r0 < r; r0 += mc) {
 // 		int r1 = r0 + mc < r ? r0 + mc : r;
 // 		for (int p0 = plo; p0 < phi; p0 += NP) {
 // 			int np = phi - p0 < NP ? phi - p0 : NP;
-// 			const float *bp0 = bp + (size_t)p0 * k * PANEL;
+// 			const float *bp0 = bp + (size_t)p0 * pstride;
 // 			int col0 = p0 * PANEL;
 // 			int row = r0;
 // 			for (; row + MR <= r1; row += MR) {
 // 				ROWS(6)
 // 			}
-// 			switch (r1 - row) {
-// 			case 5: ROWS(5) break;
-// 			case 4: ROWS(4) break;
-// 			case 3: ROWS(3) break;
-// 			case 2: ROWS(2) break;
-// 			case 1: ROWS(1) break;
-// 			}
+// 			TAIL
 // 		}
 // 	}
 // 	_mm_sfence(); /* the streaming stores are visible before Gemm returns */
+// }
+//
+// /* pk_gemm_kb: rows [rlo, rhi) of C, all columns, K in blocks of kc (the
+//  * panels' block stays in L2): the first block writes C (+ bias), the others
+//  * add to it. For long K (the head's backward: K = vocabulary). */
+// void pk_gemm_kb(float *c, long ldc, const float *a, long lda, int rlo, int rhi, int k, const float *bp, int n,
+// 		const float *bias, int kc) {
+// 	const int panels = (n + PANEL - 1) / PANEL;
+// 	const size_t pstride = (size_t)k * PANEL;
+// 	const int nt = 0;
+// 	for (int k0 = 0; k0 < k; k0 += kc) {
+// 		const int klen = k - k0 < kc ? k - k0 : kc;
+// 		const int acc_c = k0 > 0;
+// 		const int r1 = rhi;
+// 		int row = rlo;
+// 		for (; row < r1; row += MR) {
+// 			for (int p0 = 0; p0 < panels; p0 += NP) {
+// 				int np = panels - p0 < NP ? panels - p0 : NP;
+// 				const float *bp0 = bp + (size_t)p0 * pstride + (size_t)k0 * PANEL;
+// 				int col0 = p0 * PANEL;
+// 				if (row + MR <= r1) {
+// 					ROWS(6)
+// 				} else {
+// 					TAIL
+// 				}
+// 			}
+// 		}
+// 	}
 // }
 import "C"
 
 import "unsafe"
 
 const haveKernel = true
+
+// kBlock is the K block of gemmKernelKB: 512 k's of 16 panels (the seed's
+// H = 256 columns) are 512 KB, half of a core's L2.
+const kBlock = 512
 
 // gemmKernel computes the panels [lo,hi) of c (see Gemm). The C code only
 // runs when Available said the CPU has AVX-512F.
@@ -93,4 +135,14 @@ func gemmKernel(c []float32, ldc int, a []float32, lda, r int, p *Matrix, bias [
 	}
 	C.pk_gemm((*C.float)(unsafe.Pointer(&c[0])), C.long(ldc), (*C.float)(unsafe.Pointer(&a[0])), C.long(lda), C.int(r), C.int(p.K),
 		(*C.float)(unsafe.Pointer(&p.Data[0])), C.int(p.N), bp, C.int(lo), C.int(hi))
+}
+
+// gemmKernelKB computes rows [lo,hi) of c with K blocked (see GemmKB).
+func gemmKernelKB(c []float32, ldc int, a []float32, lda int, p *Matrix, bias []float32, lo, hi int) {
+	var bp *C.float
+	if bias != nil {
+		bp = (*C.float)(unsafe.Pointer(&bias[0]))
+	}
+	C.pk_gemm_kb((*C.float)(unsafe.Pointer(&c[0])), C.long(ldc), (*C.float)(unsafe.Pointer(&a[0])), C.long(lda), C.int(lo), C.int(hi), C.int(p.K),
+		(*C.float)(unsafe.Pointer(&p.Data[0])), C.int(p.N), bp, C.int(kBlock))
 }

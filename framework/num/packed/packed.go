@@ -68,6 +68,49 @@ func Pack(p *Matrix, b []float32, n, k int) error {
 	return nil
 }
 
+// PackKN packs B given in [K,N] layout (row-major, row stride ldb ≥ n; the
+// first n columns of each row are used) into p: the same panels as Pack's of
+// Bᵀ, so GemmKB(c, a, p) computes a·B. The head's backward uses it for
+// dlogits·W_o with W_o [V,H] (K = V).
+func PackKN(p *Matrix, b []float32, k, n, ldb int) error {
+	if n < 1 || k < 1 || ldb < n || len(b) < (k-1)*ldb+n {
+		return fmt.Errorf("packed: pack %d×%d (stride %d) from %d values", k, n, ldb, len(b))
+	}
+	panels := (n + Panel - 1) / Panel
+	size := panels * k * Panel
+	if cap(p.Data) < size {
+		p.Data = make([]float32, size)
+	}
+	p.N, p.K, p.Panels, p.Data = n, k, panels, p.Data[:size]
+	parallel(k, func(lo, hi int) {
+		for pi := 0; pi < panels; pi++ {
+			c0 := pi * Panel
+			w := min(Panel, n-c0)
+			blk := p.Data[pi*k*Panel:]
+			for kk := lo; kk < hi; kk++ {
+				dst := blk[kk*Panel : (kk+1)*Panel]
+				copy(dst, b[kk*ldb+c0:kk*ldb+c0+w])
+				clear(dst[w:])
+			}
+		}
+	})
+	return nil
+}
+
+// GemmKB is Gemm for long K (thousands): K in blocks whose panels stay in
+// the L2 cache, each block's sums added to C in turn (so an output is a sum
+// of per-block FMA chains, not one chain), the rows split over the cores.
+func GemmKB(c []float32, ldc int, a []float32, lda, r int, p *Matrix, bias []float32) error {
+	if !Available() {
+		return ErrUnsupported
+	}
+	if err := check(c, ldc, a, lda, r, p, bias); err != nil {
+		return err
+	}
+	parallel((r+5)/6, func(lo, hi int) { gemmKernelKB(c, ldc, a, lda, p, bias, 6*lo, min(6*hi, r)) })
+	return nil
+}
+
 // Gemm computes c [R,N] (row stride ldc) = a·Bᵀ + bias for a [R,K] (row
 // stride lda), B packed, bias [N] (nil: none). It splits the panels over the
 // cores.

@@ -278,3 +278,95 @@ func TestPeak(t *testing.T) {
 		t.Errorf("Peak = %v with Available() = %v", g, Available())
 	}
 }
+
+// TestGemmKB: B packed from [K,N] layout (PackKN) and multiplied with K in
+// blocks (GemmKB) is within float32's error bound of the float64 product,
+// for K a multiple of the block, past it and below it, every row tail, and N
+// not a multiple of 16; the first block overwrites whatever C held.
+func TestGemmKB(t *testing.T) {
+	if !Available() {
+		t.Skip("no AVX-512F kernel here:", Path())
+	}
+	rng := rand.New(rand.NewPCG(11, 12))
+	for _, s := range []struct{ r, n, k, lda, ldb, ldc int }{
+		{1, 16, 1, 1, 16, 16}, {7, 33, 1500, 1500, 40, 33}, {13, 256, 1024, 1030, 257, 256},
+		{6, 20, 511, 511, 20, 25}, {25, 64, 2049, 2049, 64, 64},
+	} {
+		a := randSlice(rng, (s.r-1)*s.lda+s.k)
+		bKN := randSlice(rng, (s.k-1)*s.ldb+s.n)
+		b := make([]float32, s.n*s.k) // the same matrix in [N,K] layout, for within
+		for kk := 0; kk < s.k; kk++ {
+			for j := 0; j < s.n; j++ {
+				b[j*s.k+kk] = bKN[kk*s.ldb+j]
+			}
+		}
+		var p Matrix
+		if err := PackKN(&p, bKN, s.k, s.n, s.ldb); err != nil {
+			t.Fatal(err)
+		}
+		var q Matrix
+		if err := Pack(&q, b, s.n, s.k); err != nil {
+			t.Fatal(err)
+		}
+		for i := range q.Data {
+			if q.Data[i] != p.Data[i] {
+				t.Fatalf("%+v: PackKN and Pack of the transpose differ at %d", s, i)
+			}
+		}
+		for _, bias := range [][]float32{nil, randSlice(rng, s.n)} {
+			c := make([]float32, (s.r-1)*s.ldc+s.n)
+			for i := range c {
+				c[i] = 7
+			}
+			if err := GemmKB(c, s.ldc, a, s.lda, s.r, &p, bias); err != nil {
+				t.Fatal(err)
+			}
+			within(t, c, s.ldc, a, s.lda, s.r, b, s.n, s.k, bias)
+		}
+	}
+	var p Matrix
+	if err := PackKN(&p, make([]float32, 10), 3, 4, 4); err == nil {
+		t.Error("PackKN of 10 values as 3×4: no error")
+	}
+}
+
+// BenchmarkHeadBackward is the head's backward product de = dlogits·W_o on a
+// block of 1024 rows (K = 32000): GemmKB on W_o packed by PackKN against
+// num.Gemm on [W_o | b_o] (stride 257), and the packing itself.
+func BenchmarkHeadBackward(b *testing.B) {
+	r, n, k := 1024, 256, 32000
+	rng := rand.New(rand.NewPCG(9, 10))
+	dl, wob := randSlice(rng, r*k), randSlice(rng, k*(n+1))
+	c := make([]float32, r*n)
+	flops := 2 * float64(r) * float64(n) * float64(k)
+	b.Run("kernel=packed", func(b *testing.B) {
+		if !Available() {
+			b.Skip(Path())
+		}
+		var p Matrix
+		if err := PackKN(&p, wob, k, n, n+1); err != nil {
+			b.Fatal(err)
+		}
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if err := GemmKB(c, n, dl, k, r, &p, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+	b.Run("kernel=sgemm", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			num.Gemm(false, false, r, n, k, 1, dl, k, wob, n+1, 0, c, n)
+		}
+		b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+	b.Run("pack", func(b *testing.B) {
+		var p Matrix
+		for i := 0; i < b.N; i++ {
+			if err := PackKN(&p, wob, k, n, n+1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

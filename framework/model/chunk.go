@@ -402,7 +402,18 @@ func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 		} else {
 			num.Gemm(false, false, rows, d.H, d.Vocab, 1, blk.DLogits, d.Vocab, r.wob, ha, 0, ch.de[r0*d.H:(r0+rows)*d.H], d.H)
 		}
-		num.Gemm(true, false, d.Vocab, ha, rows, 1, blk.DLogits, d.Vocab, hinAug, ha, 1, r.dwob, ha)
+		if FP32HeadPacked() {
+			// [e|1] is small (rows × 257): packing it costs little beside
+			// the product; the ones column becomes the kernel's column sum.
+			if err := packed.PackKN(&r.m.pkE, hinAug, rows, d.H, ha); err != nil {
+				return fmt.Errorf("head backward: %w", err)
+			}
+			if err := packed.GemmTNAdd(r.dwob, ha, blk.DLogits, d.Vocab, d.Vocab, &r.m.pkE, d.H); err != nil {
+				return fmt.Errorf("head backward: %w", err)
+			}
+		} else {
+			num.Gemm(true, false, d.Vocab, ha, rows, 1, blk.DLogits, d.Vocab, hinAug, ha, 1, r.dwob, ha)
+		}
 		dt := time.Since(t0).Seconds()
 		r.res.HeadS += dt
 		r.res.HeadBackS += dt

@@ -74,8 +74,8 @@ func (d Dims) HeadPath() string {
 }
 
 // HeadKernelEnv names the environment variable that chooses the kernel of
-// the float32 head's forward product and of the backward's dlogits·W_o (of
-// either head): "sgemm" forces OpenBLAS's sgemm (for comparison),
+// the float32 head's forward product and of the backward's two products
+// dlogits·W_o and dlogitsᵀ·[e|1] (of either head): "sgemm" forces OpenBLAS's sgemm (for comparison),
 // "packed" requires the AVX-512F packed-weight kernel, "" or "auto" takes
 // the packed kernel where the CPU has AVX-512F. Both give float32 products
 // within rounding; with OpenBLAS's AVX-512 kernels, bit for bit the same.
@@ -184,6 +184,8 @@ type Model struct {
 	// W_o packed as the right operand of dlogits·W_o (PackKN), for the
 	// backward of either head; repacked on every training Run.
 	pkT packed.Matrix
+	// A block's [e] packed for the backward's dlogitsᵀ·[e|1] (scratch).
+	pkE packed.Matrix
 }
 
 // PerTokenLiquid reports whether the liquid stage feeds the head.

@@ -9,6 +9,7 @@ package packed
 // #include <immintrin.h>
 // #include <stdint.h>
 // #include <stddef.h>
+// #include <stdlib.h>
 //
 // #define PANEL 16
 // #define MR 6
@@ -116,6 +117,98 @@ package packed
 // 		}
 // 	}
 // }
+//
+// /* tile_t: tile with A transposed: A's element (i, k) at a[k·lda + i]
+//  * (the head's dW = dlogitsᵀ·e: six consecutive vocabulary entries of one
+//  * dlogits row per k), over the whole of K in one FMA chain; C += sum. With
+//  * bc ≥ 0 it also adds Σ_k A(i, k) to column bc of C (dlogitsᵀ·1: b_o's
+//  * gradient), from the same loads. */
+// static inline __attribute__((always_inline)) void tile_t(float *c, long ldc, const float *a, long lda, int klen,
+// 		const float *bp, size_t pstride, int n, const int mr, const int np, long bc) {
+// 	__m512 acc[MR][NP];
+// 	__m512 bsum = _mm512_setzero_ps();
+// 	const __mmask16 mrm = (__mmask16)((1u << mr) - 1u);
+// 	for (int i = 0; i < mr; i++)
+// 		for (int q = 0; q < np; q++)
+// 			acc[i][q] = _mm512_setzero_ps();
+// 	for (int kk = 0; kk < klen; kk++) {
+// 		__m512 bv[NP];
+// 		for (int q = 0; q < np; q++)
+// 			bv[q] = _mm512_loadu_ps(bp + (size_t)q * pstride + (size_t)kk * PANEL);
+// 		const float *ak = a + (size_t)kk * lda;
+// 		if (bc >= 0)
+// 			bsum = _mm512_add_ps(bsum, _mm512_maskz_loadu_ps(mrm, ak));
+// 		for (int i = 0; i < mr; i++) {
+// 			__m512 av = _mm512_set1_ps(ak[i]);
+// 			for (int q = 0; q < np; q++)
+// 				acc[i][q] = _mm512_fmadd_ps(av, bv[q], acc[i][q]);
+// 		}
+// 	}
+// 	for (int q = 0; q < np; q++) {
+// 		int col = q * PANEL;
+// 		int valid = n - col < PANEL ? n - col : PANEL;
+// 		__mmask16 m = (__mmask16)((1u << valid) - 1u);
+// 		for (int i = 0; i < mr; i++) {
+// 			float *dst = c + (size_t)i * ldc + col;
+// 			_mm512_mask_storeu_ps(dst, m, _mm512_add_ps(_mm512_maskz_loadu_ps(m, dst), acc[i][q]));
+// 		}
+// 	}
+// 	if (bc >= 0) {
+// 		float s[16];
+// 		_mm512_storeu_ps(s, bsum);
+// 		for (int i = 0; i < mr; i++)
+// 			c[(size_t)i * ldc + bc] += s[i];
+// 	}
+// }
+//
+// #define TTILE(MRC, NPC) tile_t(c + (size_t)row * ldc + col0, ldc, strip + (row - vb), TN_VB, k, bp0, pstride, n - col0, MRC, NPC, p0 == 0 ? bc - col0 : -1)
+// #define TROWS(MRC) switch (np) { case 4: TTILE(MRC, 4); break; case 3: TTILE(MRC, 3); break; case 2: TTILE(MRC, 2); break; default: TTILE(MRC, 1); }
+// #define TN_VB 96 /* rows of C (vocabulary entries) per pass over the panels */
+//
+// /* pk_gemm_tn: C[rlo..rhi) += Aᵀ·B for A [K, ·] (row stride lda; C's row i
+//  * is A's column i) and B packed [N, K] panels; with bc ≥ 0 also
+//  * C[i, bc] += Σ_k A(i, k). Blocks of TN_VB rows: their strip of A is copied
+//  * to a contiguous TN_VB × K buffer (A's rows are lda apart, 128 KB for the
+//  * seed's vocabulary, which maps them onto a handful of cache sets) that
+//  * stays in L2 while every panel group passes over it. Returns -1 if the
+//  * buffer cannot be allocated. */
+// int pk_gemm_tn(float *c, long ldc, const float *a, long lda, int rlo, int rhi, int k, const float *bp, int n, long bc) {
+// 	const int panels = (n + PANEL - 1) / PANEL;
+// 	const size_t pstride = (size_t)k * PANEL;
+// 	float *strip = aligned_alloc(64, ((size_t)TN_VB * k * sizeof(float) + 63) / 64 * 64);
+// 	if (!strip)
+// 		return -1;
+// 	for (int vb = rlo; vb < rhi; vb += TN_VB) {
+// 		const int ve = vb + TN_VB < rhi ? vb + TN_VB : rhi;
+// 		for (int kk = 0; kk < k; kk++) {
+// 			const float *src = a + (size_t)kk * lda + vb;
+// 			float *dst = strip + (size_t)kk * TN_VB;
+// 			int i = 0;
+// 			for (; i < ve - vb; i++)
+// 				dst[i] = src[i];
+// 			for (; i < TN_VB; i++)
+// 				dst[i] = 0;
+// 		}
+// 		for (int p0 = 0; p0 < panels; p0 += NP) {
+// 			int np = panels - p0 < NP ? panels - p0 : NP;
+// 			const float *bp0 = bp + (size_t)p0 * pstride;
+// 			int col0 = p0 * PANEL;
+// 			for (int row = vb; row < ve; row += MR) {
+// 				const int mr = ve - row < MR ? ve - row : MR;
+// 				switch (mr) {
+// 				case 6: TROWS(6) break;
+// 				case 5: TROWS(5) break;
+// 				case 4: TROWS(4) break;
+// 				case 3: TROWS(3) break;
+// 				case 2: TROWS(2) break;
+// 				default: TROWS(1) break;
+// 				}
+// 			}
+// 		}
+// 	}
+// 	free(strip);
+// 	return 0;
+// }
 import "C"
 
 import "unsafe"
@@ -145,4 +238,10 @@ func gemmKernelKB(c []float32, ldc int, a []float32, lda int, p *Matrix, bias []
 	}
 	C.pk_gemm_kb((*C.float)(unsafe.Pointer(&c[0])), C.long(ldc), (*C.float)(unsafe.Pointer(&a[0])), C.long(lda), C.int(lo), C.int(hi), C.int(p.K),
 		(*C.float)(unsafe.Pointer(&p.Data[0])), C.int(p.N), bp, C.int(kBlock))
+}
+
+// gemmKernelTN computes rows [lo,hi) of c += aᵀ·B (see GemmTNAdd).
+func gemmKernelTN(c []float32, ldc int, a []float32, lda int, p *Matrix, lo, hi, bc int) bool {
+	return C.pk_gemm_tn((*C.float)(unsafe.Pointer(&c[0])), C.long(ldc), (*C.float)(unsafe.Pointer(&a[0])), C.long(lda), C.int(lo), C.int(hi), C.int(p.K),
+		(*C.float)(unsafe.Pointer(&p.Data[0])), C.int(p.N), C.long(bc)) == 0
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/cpu"
@@ -108,6 +109,43 @@ func GemmKB(c []float32, ldc int, a []float32, lda, r int, p *Matrix, bias []flo
 		return err
 	}
 	parallel((r+5)/6, func(lo, hi int) { gemmKernelKB(c, ldc, a, lda, p, bias, 6*lo, min(6*hi, r)) })
+	return nil
+}
+
+// GemmTNAdd adds aᵀ·B to c [M,·] (row stride ldc): a is [K,M] (row stride
+// lda ≥ m, row k holding the k-th term of every output row), B packed [N,K]
+// (Pack, or PackKN of a [K,N] matrix); each output is one FMA chain over K
+// added to c. With sumCol ≥ N it also adds Σ_k a[k,i] to c[i, sumCol] (a
+// column of ones in B, without its FLOPs in the kernel). The rows of c are
+// split over the cores. The head's backward uses it for
+// d[W_o|b_o] += dlogitsᵀ·[e|1] (M = V, K = rows, sumCol = H).
+func GemmTNAdd(c []float32, ldc int, a []float32, lda, m int, p *Matrix, sumCol int) error {
+	if !Available() {
+		return ErrUnsupported
+	}
+	width := p.N
+	if sumCol >= 0 {
+		width = max(width, sumCol+1)
+	}
+	switch {
+	case p.Panels < 1 || len(p.Data) != p.Panels*p.K*Panel:
+		return fmt.Errorf("packed: B is not packed (%d values for %d panels of %d×%d)", len(p.Data), p.Panels, Panel, p.K)
+	case m < 1 || lda < m || len(a) < (p.K-1)*lda+m:
+		return fmt.Errorf("packed: Aᵀ has %d values, want %d rows of %d (stride %d)", len(a), p.K, m, lda)
+	case sumCol >= 0 && sumCol < p.N:
+		return fmt.Errorf("packed: the sum column %d lies among B's %d columns", sumCol, p.N)
+	case ldc < width || len(c) < (m-1)*ldc+width:
+		return fmt.Errorf("packed: C has %d values, want %d rows of %d (stride %d)", len(c), m, width, ldc)
+	}
+	var failed atomic.Bool
+	parallel((m+5)/6, func(lo, hi int) {
+		if !gemmKernelTN(c, ldc, a, lda, p, 6*lo, min(6*hi, m), sumCol) {
+			failed.Store(true)
+		}
+	})
+	if failed.Load() {
+		return errors.New("packed: out of memory for a strip of Aᵀ")
+	}
 	return nil
 }
 

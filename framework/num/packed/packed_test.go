@@ -370,3 +370,100 @@ func BenchmarkHeadBackward(b *testing.B) {
 		}
 	})
 }
+
+// TestGemmTNAdd: c += aᵀ·B with a [K,M] (stride lda), within float32's error
+// bound of the float64 sum (c's old value included), for K below, at and
+// past the block, every row tail and N not a multiple of 16.
+func TestGemmTNAdd(t *testing.T) {
+	if !Available() {
+		t.Skip("no AVX-512F kernel here:", Path())
+	}
+	rng := rand.New(rand.NewPCG(13, 14))
+	for _, s := range []struct{ m, n, k, lda, ldc int }{
+		{1, 1, 1, 1, 1}, {7, 33, 300, 9, 40}, {13, 257, 512, 13, 257}, {100, 20, 257, 101, 20}, {6, 64, 1, 6, 64},
+	} {
+		a := randSlice(rng, (s.k-1)*s.lda+s.m)
+		bKN := randSlice(rng, s.k*s.n)
+		var p Matrix
+		if err := PackKN(&p, bKN, s.k, s.n, s.n); err != nil {
+			t.Fatal(err)
+		}
+		sumCol := -1
+		if s.ldc > s.n {
+			sumCol = s.ldc - 1 // the ones column of [e|1]
+		}
+		c := randSlice(rng, (s.m-1)*s.ldc+max(s.n, sumCol+1))
+		c0 := append([]float32(nil), c...)
+		if err := GemmTNAdd(c, s.ldc, a, s.lda, s.m, &p, sumCol); err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < s.m; i++ {
+			for j := 0; j < s.n; j++ {
+				ref, mag := float64(c0[i*s.ldc+j]), math.Abs(float64(c0[i*s.ldc+j]))
+				for kk := 0; kk < s.k; kk++ {
+					v := float64(a[kk*s.lda+i]) * float64(bKN[kk*s.n+j])
+					ref += v
+					mag += math.Abs(v)
+				}
+				if d := math.Abs(float64(c[i*s.ldc+j]) - ref); d > float64(s.k+2)*0x1p-24*mag+1e-30 {
+					t.Fatalf("%+v: c[%d,%d] = %v, want %v", s, i, j, c[i*s.ldc+j], ref)
+				}
+			}
+			for j := s.n; j < s.ldc && (i < s.m-1 || j <= sumCol); j++ {
+				ref, mag := float64(c0[i*s.ldc+j]), math.Abs(float64(c0[i*s.ldc+j]))
+				if j == sumCol {
+					for kk := 0; kk < s.k; kk++ {
+						ref += float64(a[kk*s.lda+i])
+						mag += math.Abs(float64(a[kk*s.lda+i]))
+					}
+				}
+				if d := math.Abs(float64(c[i*s.ldc+j]) - ref); d > float64(s.k+2)*0x1p-24*mag+1e-30 {
+					t.Fatalf("%+v: c[%d,%d] (sum column %d) = %v, want %v", s, i, j, sumCol, c[i*s.ldc+j], ref)
+				}
+			}
+		}
+	}
+	if err := GemmTNAdd(make([]float32, 4), 4, make([]float32, 3), 2, 2, &Matrix{}, -1); err == nil {
+		t.Error("GemmTNAdd with an unpacked B: no error")
+	}
+	var p Matrix
+	if err := PackKN(&p, make([]float32, 6), 2, 3, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := GemmTNAdd(make([]float32, 8), 4, make([]float32, 4), 2, 2, &p, 1); err == nil {
+		t.Error("GemmTNAdd with the sum column among B's: no error")
+	}
+}
+
+// BenchmarkHeadDW is the head's backward product d[W_o|b_o] += dlogitsᵀ·[e|1]
+// on a block of 1024 rows (M = 32000, N = 257, K = 1024): PackKN of [e|1]
+// plus GemmTNAdd against num.Gemm.
+func BenchmarkHeadDW(b *testing.B) {
+	r, v, ha := 1024, 32000, 257
+	h := ha - 1
+	rng := rand.New(rand.NewPCG(15, 16))
+	dl, hin := randSlice(rng, r*v), randSlice(rng, r*ha)
+	dw := make([]float32, v*ha)
+	flops := 2 * float64(r) * float64(v) * float64(ha)
+	b.Run("kernel=packed", func(b *testing.B) {
+		if !Available() {
+			b.Skip(Path())
+		}
+		var p Matrix
+		for i := 0; i < b.N; i++ {
+			if err := PackKN(&p, hin, r, h, ha); err != nil {
+				b.Fatal(err)
+			}
+			if err := GemmTNAdd(dw, ha, dl, v, v, &p, h); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+	b.Run("kernel=sgemm", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			num.Gemm(true, false, v, ha, r, 1, dl, v, hin, ha, 1, dw, ha)
+		}
+		b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
+}

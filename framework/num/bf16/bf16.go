@@ -5,9 +5,10 @@ import (
 	"fmt"
 	"math"
 	"runtime"
-	"sync"
 
 	"golang.org/x/sys/cpu"
+
+	"liquidlab/framework/num"
 )
 
 // ErrUnsupported is returned where the CPU (or a build without cgo) has no
@@ -81,7 +82,7 @@ func Pack(p *Packed, b []float32, n, k int) error {
 		p.Data = make([]uint16, size)
 	}
 	p.N, p.K, p.Kp, p.Panels, p.Data = n, k, kp, panels, p.Data[:size]
-	parallel(panels, func(lo, hi int) { packKernel(p, b, lo, hi) })
+	num.ParallelRows(panels, kp*panel, func(lo, hi int) { packKernel(p, b, lo, hi) })
 	return nil
 }
 
@@ -115,7 +116,7 @@ func ConvertA(dst []uint16, a []float32, r, k int) []uint16 {
 		dst = make([]uint16, r*kp)
 	}
 	dst = dst[:r*kp]
-	parallel(r, func(lo, hi int) {
+	num.ParallelRows(r, k, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			for j := 0; j < k; j++ {
 				dst[i*kp+j] = FromFloat32(a[i*k+j])
@@ -138,7 +139,7 @@ func Gemm(c []float32, a []uint16, r int, p *Packed, bias []float32) error {
 	if err := check(c, a, r, p, bias); err != nil {
 		return err
 	}
-	parallel(p.Panels, func(lo, hi int) { gemmKernel(c, a, r, p, bias, lo, hi) })
+	num.ParallelRows(p.Panels, r*p.Kp*panel, func(lo, hi int) { gemmKernel(c, a, r, p, bias, lo, hi) })
 	return nil
 }
 
@@ -178,20 +179,4 @@ func GemmRef(c []float32, a []uint16, r int, p *Packed, bias []float32) error {
 		}
 	}
 	return nil
-}
-
-// parallel runs f over [0,n) split into one contiguous range per core.
-func parallel(n int, f func(lo, hi int)) {
-	w := min(runtime.GOMAXPROCS(0), n)
-	if w <= 1 {
-		f(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for t := 0; t < w; t++ {
-		lo, hi := n*t/w, n*(t+1)/w
-		wg.Add(1)
-		go func() { defer wg.Done(); f(lo, hi) }()
-	}
-	wg.Wait()
 }

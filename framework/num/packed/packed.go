@@ -3,12 +3,12 @@ package packed
 import (
 	"errors"
 	"fmt"
-	"runtime"
-	"sync"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/cpu"
+
+	"liquidlab/framework/num"
 )
 
 // ErrUnsupported is returned where the CPU (or a build without cgo) has no
@@ -48,7 +48,7 @@ func Pack(p *Matrix, b []float32, n, k int) error {
 		p.Data = make([]float32, size)
 	}
 	p.N, p.K, p.Panels, p.Data = n, k, panels, p.Data[:size]
-	parallel(panels, func(lo, hi int) {
+	num.ParallelRows(panels, k*Panel, func(lo, hi int) {
 		for pi := lo; pi < hi; pi++ {
 			dst := p.Data[pi*k*Panel : (pi+1)*k*Panel]
 			for j := 0; j < Panel; j++ {
@@ -83,7 +83,7 @@ func PackKN(p *Matrix, b []float32, k, n, ldb int) error {
 		p.Data = make([]float32, size)
 	}
 	p.N, p.K, p.Panels, p.Data = n, k, panels, p.Data[:size]
-	parallel(k, func(lo, hi int) {
+	num.ParallelRows(k, n, func(lo, hi int) {
 		for pi := 0; pi < panels; pi++ {
 			c0 := pi * Panel
 			w := min(Panel, n-c0)
@@ -108,7 +108,7 @@ func GemmKB(c []float32, ldc int, a []float32, lda, r int, p *Matrix, bias []flo
 	if err := check(c, ldc, a, lda, r, p, bias); err != nil {
 		return err
 	}
-	parallel((r+5)/6, func(lo, hi int) { gemmKernelKB(c, ldc, a, lda, p, bias, 6*lo, min(6*hi, r)) })
+	num.ParallelRows((r+5)/6, 12*p.K*p.N, func(lo, hi int) { gemmKernelKB(c, ldc, a, lda, p, bias, 6*lo, min(6*hi, r)) })
 	return nil
 }
 
@@ -138,7 +138,7 @@ func GemmTNAdd(c []float32, ldc int, a []float32, lda, m int, p *Matrix, sumCol 
 		return fmt.Errorf("packed: C has %d values, want %d rows of %d (stride %d)", len(c), m, width, ldc)
 	}
 	var failed atomic.Bool
-	parallel((m+5)/6, func(lo, hi int) {
+	num.ParallelRows((m+5)/6, 12*p.K*p.N, func(lo, hi int) {
 		if !gemmKernelTN(c, ldc, a, lda, p, 6*lo, min(6*hi, m), sumCol) {
 			failed.Store(true)
 		}
@@ -159,7 +159,7 @@ func Gemm(c []float32, ldc int, a []float32, lda, r int, p *Matrix, bias []float
 	if err := check(c, ldc, a, lda, r, p, bias); err != nil {
 		return err
 	}
-	parallel(p.Panels, func(lo, hi int) { gemmKernel(c, ldc, a, lda, r, p, bias, lo, hi) })
+	num.ParallelRows(p.Panels, 2*r*p.K*Panel, func(lo, hi int) { gemmKernel(c, ldc, a, lda, r, p, bias, lo, hi) })
 	return nil
 }
 
@@ -197,22 +197,6 @@ func GemmRef(c []float32, ldc int, a []float32, lda, r int, p *Matrix, bias []fl
 		}
 	}
 	return nil
-}
-
-// parallel runs f over [0,n) split into one contiguous range per core.
-func parallel(n int, f func(lo, hi int)) {
-	w := min(runtime.GOMAXPROCS(0), n)
-	if w <= 1 {
-		f(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for t := 0; t < w; t++ {
-		lo, hi := n*t/w, n*(t+1)/w
-		wg.Add(1)
-		go func() { defer wg.Done(); f(lo, hi) }()
-	}
-	wg.Wait()
 }
 
 // Peak measures the kernel's rate in GFLOP/s on n×n×n products with B packed

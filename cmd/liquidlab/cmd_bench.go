@@ -39,9 +39,10 @@ the share of this machine's sgemm peak the model's matrix products reach (the
 peak: 2048³ products timed before and after the runs, the better reading;
 where the float32 head runs on the AVX-512F packed-weight kernel, that kernel's
 own 2048³ peak is reported beside it as a stricter yardstick).
-The float32 head's kernel: LIQUIDLAB_HEAD_KERNEL=sgemm forces OpenBLAS's sgemm,
-=packed requires the packed kernel, unset or "auto" takes it where the CPU has
-AVX-512F (OPENBLAS_CORETYPE does not affect it).
+The output head's float32 products (the fp32 head's forward, and in training
+either head's backward) run on that kernel where the CPU has AVX-512F, whatever
+OPENBLAS_CORETYPE says; LIQUIDLAB_HEAD_KERNEL=sgemm puts them on OpenBLAS's sgemm
+(for comparison), =packed makes a CPU without the kernel an error.
 Writes results/<experiment>.bench/<cell>/ and bench.json / bench.csv there.
 
 Example:
@@ -92,6 +93,9 @@ func cmdBench(e *env, args []string) error {
 		}
 		if len(exp.Bench.Lengths) == 0 {
 			return fmt.Errorf("bench: %s has no bench.lengths", exp.File)
+		}
+		if err := model.CheckHeadKernel(); err != nil {
+			return fmt.Errorf("bench: %w", err)
 		}
 		fmt.Fprintf(e.stderr, "measuring sgemm peak...\n")
 		// pprof labels tell the probe from the runs in a -cpuprofile

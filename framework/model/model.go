@@ -92,8 +92,9 @@ func FP32HeadPacked() bool {
 	}
 }
 
-// checkHeadKernel validates HeadKernelEnv.
-func checkHeadKernel() error {
+// CheckHeadKernel validates HeadKernelEnv (New does too; commands call it
+// before slow work).
+func CheckHeadKernel() error {
 	switch v := os.Getenv(HeadKernelEnv); v {
 	case "", "auto", "sgemm":
 		return nil
@@ -138,7 +139,7 @@ func (d Dims) Validate() error {
 		// Never a silent fallback to float32.
 		return fmt.Errorf("head_precision bf16 needs AVX512_BF16; this CPU has %s", bf16.CPU())
 	}
-	return checkHeadKernel()
+	return CheckHeadKernel()
 }
 
 // Model is the seed model assembled from stages.

@@ -385,7 +385,7 @@ func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 	}
 	r.res.HeadS += time.Since(t0).Seconds()
 	if r.opt.Train {
-		blk.DLogits = r.dlogits[:rows*d.Vocab]
+		blk.DLogits = blk.Logits // in place: see Block.DLogits
 	}
 	if err := r.consume(blk); err != nil {
 		return err

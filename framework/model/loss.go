@@ -31,6 +31,7 @@ func CrossEntropy(labels []int64, ignoreID int64, count int, loss *float64, corr
 				row := blk.Logits[i*v : (i+1)*v]
 				mx, arg := num.MaxArg(row)
 				rowOK[i] = int64(arg) == lab
+				xl := float64(row[lab]) // read before dst (= row when training) is written
 				var dst []float32
 				if blk.DLogits != nil {
 					dst = blk.DLogits[i*v : (i+1)*v]
@@ -38,7 +39,7 @@ func CrossEntropy(labels []int64, ignoreID int64, count int, loss *float64, corr
 				// dst gets softmax/count, the mean loss's gradient but for
 				// the label's −1/count.
 				lse := num.LogSumExp(row, mx, dst, inv)
-				rowLoss[i] = lse - float64(row[lab])
+				rowLoss[i] = lse - xl
 				if dst != nil {
 					dst[lab] -= inv
 				}

@@ -46,10 +46,12 @@ type Block struct {
 	Rows   int
 	Index  []int     // flat position b·S+s of each row
 	Logits []float32 // Rows×V
-	// DLogits is Rows×V when training and holds the previous block's
-	// values: the consumer writes every element of dLoss/dlogits (zeros
-	// where it has no loss, as CrossEntropy does for ignored labels).
-	// Not zeroing it saves a pass over Rows×V floats per block.
+	// DLogits is Rows×V when training, and it is Logits itself: the
+	// consumer overwrites every element of a row with dLoss/dlogits (zeros
+	// where it has no loss, as CrossEntropy does for ignored labels) after
+	// it has read what it needs of that row's logits. In place, the head
+	// needs no second Rows×V buffer (131 MB at the seed's 1024 × 32000),
+	// and the gradient's writes find their cache lines already loaded.
 	DLogits []float32
 }
 
@@ -72,7 +74,8 @@ const StepSeconds = "host.step_seconds."
 // (HeadRowsFor), and no block is longer than the chunk.
 const DefaultHeadRows = 1024
 
-// headBlockBytes caps a default block of logits (and, training, of dlogits).
+// headBlockBytes caps a default block of logits (training overwrites them
+// with dlogits).
 const headBlockBytes = 128 << 20
 
 // HeadRowsFor is the default block of logits for a vocabulary of V:
@@ -120,9 +123,9 @@ type Result struct {
 // afresh (100+ MB at the seed's size) cost tens of thousands of page faults per
 // batch once the Go runtime had returned the previous ones to the OS.
 type scratch struct {
-	x, ts, hin, u, logits, wob, hinAug, dlogits, dwob, de []float32
-	hinBF                                                 []uint16
-	outs                                                  map[string]*outArena // by stage kind and method (outbuf.go)
+	x, ts, hin, u, logits, wob, hinAug, dwob, de []float32
+	hinBF                                        []uint16
+	outs                                         map[string]*outArena // by stage kind and method (outbuf.go)
 }
 
 // DropScratch frees the buffers Run keeps between batches (the benchmark
@@ -192,9 +195,9 @@ type batchRun struct {
 	attnState, liqState tensor.Map
 
 	// Buffers from m.scratch (their sizes are in allocate).
-	x, ts, hin              []float32 // one chunk's embedded tokens, timestamps, head input
-	u                       []float32 // sequential block: the attention's input e + y_liquid
-	logits, hinAug, dlogits []float32 // one block of the head
+	x, ts, hin     []float32 // one chunk's embedded tokens, timestamps, head input
+	u              []float32 // sequential block: the attention's input e + y_liquid
+	logits, hinAug []float32 // one block of the head
 	// wob is the head's weight and bias packed as [V, H+1], and hinAug each
 	// block's inputs with a column of ones: one sgemm then adds the bias,
 	// instead of writing the bias into every row of the (large) logits block
@@ -297,7 +300,6 @@ func (r *batchRun) allocate() {
 		r.hinAug = m.buf(&m.scratch.hinAug, r.headRows*ha)
 	}
 	if r.opt.Train {
-		r.dlogits = m.buf(&m.scratch.dlogits, r.headRows*d.Vocab)
 		r.dwob = m.buf(&m.scratch.dwob, d.Vocab*ha)
 		clear(r.dwob)
 		r.de = m.buf(&m.scratch.de, b.B*r.chunk*d.H)

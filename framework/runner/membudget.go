@@ -188,7 +188,7 @@ func estimatePass(e *config.Experiment, descs map[string]*stage.Description, p p
 		}
 	}
 	if p.train {
-		buf += headRows*V + V*ha + n*H // dlogits, dW_o|b_o, de
+		buf += V*ha + n*H // dW_o|b_o, de (dlogits overwrite the logits)
 	}
 	est.add("head and chunk buffers", f4*buf)
 	// The batch (int64 ids, timestamps), the log-det-Jacobian and the chunk's

@@ -376,7 +376,7 @@ func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 		if err := bf16.Gemm(blk.Logits, r.hinBF, rows, &r.m.packed, r.m.bo.Value.Data); err != nil {
 			return fmt.Errorf("bf16 head: %w", err)
 		}
-	} else if FP32HeadPacked() {
+	} else if r.packed {
 		if err := packed.Gemm(blk.Logits, d.Vocab, in, d.H, rows, &r.m.pk, r.m.bo.Value.Data); err != nil {
 			return fmt.Errorf("fp32 head: %w", err)
 		}
@@ -395,14 +395,14 @@ func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 		// d[W_o|b_o] += dlogitsᵀ·[e|1].
 		// Both in float32 (master weights), also with the bf16 head.
 		t0 := time.Now()
-		if FP32HeadPacked() {
+		if r.packed {
 			if err := packed.GemmKB(ch.de[r0*d.H:(r0+rows)*d.H], d.H, blk.DLogits, d.Vocab, rows, &r.m.pkT, nil); err != nil {
 				return fmt.Errorf("head backward: %w", err)
 			}
 		} else {
 			num.Gemm(false, false, rows, d.H, d.Vocab, 1, blk.DLogits, d.Vocab, r.wob, ha, 0, ch.de[r0*d.H:(r0+rows)*d.H], d.H)
 		}
-		if FP32HeadPacked() {
+		if r.packed {
 			// [e|1] is small (rows × 257): packing it costs little beside
 			// the product; the ones column becomes the kernel's column sum.
 			if err := packed.PackKN(&r.m.pkE, hinAug, rows, d.H, ha); err != nil {

@@ -75,14 +75,16 @@ func (d Dims) HeadPath() string {
 
 // HeadKernelEnv names the environment variable that chooses the kernel of
 // the float32 head's forward product and of the backward's two products
-// dlogits·W_o and dlogitsᵀ·[e|1] (of either head): "sgemm" forces OpenBLAS's sgemm (for comparison),
-// "packed" requires the AVX-512F packed-weight kernel, "" or "auto" takes
-// the packed kernel where the CPU has AVX-512F. Both give float32 products
-// within rounding; with OpenBLAS's AVX-512 kernels, bit for bit the same.
+// dlogits·W_o and dlogitsᵀ·[e|1] (of either head): "sgemm" forces OpenBLAS's
+// sgemm (for comparison), "packed" requires the AVX-512F packed-weight
+// kernels, "" or "auto" takes them where the CPU has AVX-512F. Both give
+// float32 products within rounding; the forward product is bit for bit
+// OpenBLAS's AVX-512 sgemm's, the backward's (K in blocks) are not.
 const HeadKernelEnv = "LIQUIDLAB_HEAD_KERNEL"
 
-// FP32HeadPacked reports whether the float32 head's forward product runs on
-// package packed's kernel (see HeadKernelEnv).
+// FP32HeadPacked reports whether the head's float32 products (the fp32
+// head's forward, either head's backward) run on package packed's kernels
+// (see HeadKernelEnv). A Run reads it once, at its start.
 func FP32HeadPacked() bool {
 	switch os.Getenv(HeadKernelEnv) {
 	case "sgemm":

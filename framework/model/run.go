@@ -130,7 +130,11 @@ type scratch struct {
 
 // DropScratch frees the buffers Run keeps between batches (the benchmark
 // measures each configuration's memory from a clean start).
-func (m *Model) DropScratch() { m.scratch, m.wobOK = scratch{}, false }
+func (m *Model) DropScratch() {
+	m.scratch, m.wobOK = scratch{}, false
+	// The backward's packed copies are rebuilt by every training Run.
+	m.pkT, m.pkE = packed.Matrix{}, packed.Matrix{}
+}
 
 // buf returns (*p)[:n], reallocating when it is too small. Contents are stale.
 func (m *Model) buf(p *[]float32, n int) []float32 {
@@ -209,13 +213,17 @@ type batchRun struct {
 	// With a bf16 head: one block's inputs rounded to bfloat16 (the weight is
 	// m.packed). wob and hinAug then serve only the float32 backward.
 	hinBF []uint16
+	// packed: the head's float32 products run on package packed's kernel
+	// (FP32HeadPacked, read once per Run so that the buffers, the packing
+	// and every block agree).
+	packed bool
 }
 
 func (m *Model) newBatchRun(ctx context.Context, b *Batch, opt RunOptions, consume Consumer) (*batchRun, error) {
 	d := m.Dims
 	r := &batchRun{m: m, ctx: ctx, b: b, opt: opt, consume: consume,
 		res:   &Result{LDJ: make([]float32, b.B*b.S), Stats: map[string]float64{}},
-		chunk: opt.ChunkSize, headRows: opt.HeadRows, params: map[string]tensor.Map{}}
+		chunk: opt.ChunkSize, headRows: opt.HeadRows, params: map[string]tensor.Map{}, packed: FP32HeadPacked()}
 	if r.chunk <= 0 || r.chunk > b.S {
 		r.chunk = b.S
 	}
@@ -236,7 +244,7 @@ func (m *Model) newBatchRun(ctx context.Context, b *Batch, opt RunOptions, consu
 		r.params[k] = m.Params.local(k)
 	}
 	r.allocate()
-	if err := m.packHead(opt.Train); err != nil {
+	if err := m.packHead(opt.Train, r.packed); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -246,8 +254,8 @@ func (m *Model) newBatchRun(ctx context.Context, b *Batch, opt RunOptions, consu
 // every training Run (the previous one was followed by an optimiser step), on
 // the first Run, after a training Run, and whenever Params changed (Init,
 // LoadStateDict, Changed).
-func (m *Model) packHead(train bool) error {
-	if train && FP32HeadPacked() {
+func (m *Model) packHead(train, pk bool) error {
+	if train && pk {
 		// The backward's de = dlogits·W_o, on package packed's kernel for
 		// long K; W_o changes with every optimiser step.
 		if err := packed.PackKN(&m.pkT, m.wo.Value.Data, m.Dims.Vocab, m.Dims.H, m.Dims.H); err != nil {
@@ -255,7 +263,7 @@ func (m *Model) packHead(train bool) error {
 		}
 	}
 	if !m.Dims.HeadBF16() {
-		if !FP32HeadPacked() || (!train && m.pkOK && m.pkVersion == m.Params.version) {
+		if !pk || (!train && m.pkOK && m.pkVersion == m.Params.version) {
 			return nil
 		}
 		if err := packed.Pack(&m.pk, m.wo.Value.Data, m.Dims.Vocab, m.Dims.H); err != nil {
@@ -293,10 +301,13 @@ func (r *batchRun) allocate() {
 		}
 		r.hinBF = m.scratch.hinBF
 	}
-	// [W_o | b_o] and [e | 1] serve the float32 head's sgemm and every
-	// head's backward.
-	if (!d.HeadBF16() && !FP32HeadPacked()) || r.opt.Train {
+	// [W_o | b_o] serves the sgemm path only (the float32 head's forward,
+	// and every head's backward); [e | 1] also the packed backward's dW.
+	sgemm := !r.packed && (!d.HeadBF16() || r.opt.Train)
+	if sgemm {
 		r.wob = m.packWOB(r.opt.Train)
+	}
+	if sgemm || r.opt.Train {
 		r.hinAug = m.buf(&m.scratch.hinAug, r.headRows*ha)
 	}
 	if r.opt.Train {

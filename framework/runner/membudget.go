@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sort"
 	"strconv"
 	"strings"
 
 	"liquidlab/framework/config"
 	"liquidlab/framework/model"
+	"liquidlab/framework/num/packed"
 	"liquidlab/framework/stage"
 )
 
@@ -175,20 +177,29 @@ func estimatePass(e *config.Experiment, descs map[string]*stage.Description, p p
 	// The host's buffers (model/run.go allocate) and the head.
 	ha := H + 1
 	headRows := min(int64(model.HeadRowsFor(int(V))), max(n, 1)) // model.RunOptions' default block
-	buf := n*D + n + n*H + headRows*V + headRows*ha
-	if m.HeadPrecision != "bf16" || p.train {
-		buf += V * ha // W_o and b_o packed (or, fp32 inference on the packed kernel, W_o in panels)
-	} else {
-		buf += V * ha / 2 // the bf16 copy
+	buf := n*D + n + n*H + headRows*V                            // chunk buffers and one block of logits (training overwrites them with dlogits)
+	bf := m.HeadPrecision == "bf16"
+	pk := model.FP32HeadPacked()                               // the head's float32 products on package packed's kernels
+	hp := (H + packed.Panel - 1) / packed.Panel * packed.Panel // H padded to whole panels
+	sgemm := !pk && (!bf || p.train)
+	if sgemm || p.train {
+		buf += headRows * ha // [e | 1] of one block
 	}
-	if p.train && model.FP32HeadPacked() {
-		buf += V * H // W_o in panels for the backward's dlogits·W_o
-		if m.HeadPrecision != "bf16" {
-			buf += V * H // and for the forward, beside [W_o | b_o] for the backward's dW
-		}
+	if sgemm {
+		buf += V * ha // [W_o | b_o]
+	}
+	if bf {
+		buf += V * ha / 2 // the bf16 copy
+	} else if pk {
+		buf += V * hp // W_o in panels
+	}
+	if p.train && pk {
+		// W_o in panels for dlogits·W_o, one block's e in panels, and the
+		// kernel's strips of dlogits (malloc'd per core, outside Go's heap).
+		buf += V*hp + headRows*hp + int64(runtime.GOMAXPROCS(0))*96*headRows
 	}
 	if p.train {
-		buf += V*ha + n*H // dW_o|b_o, de (dlogits overwrite the logits)
+		buf += V*ha + n*H // dW_o|b_o, de
 	}
 	est.add("head and chunk buffers", f4*buf)
 	// The batch (int64 ids, timestamps), the log-det-Jacobian and the chunk's

@@ -127,9 +127,10 @@ func GemmTNAdd(c []float32, ldc int, a []float32, lda, m int, p *Matrix, sumCol 
 	if sumCol >= 0 {
 		width = max(width, sumCol+1)
 	}
+	if err := checkPacked(p); err != nil {
+		return err
+	}
 	switch {
-	case p.Panels < 1 || len(p.Data) != p.Panels*p.K*Panel:
-		return fmt.Errorf("packed: B is not packed (%d values for %d panels of %d×%d)", len(p.Data), p.Panels, Panel, p.K)
 	case m < 1 || lda < m || len(a) < (p.K-1)*lda+m:
 		return fmt.Errorf("packed: Aᵀ has %d values, want %d rows of %d (stride %d)", len(a), p.K, m, lda)
 	case sumCol >= 0 && sumCol < p.N:
@@ -163,10 +164,20 @@ func Gemm(c []float32, ldc int, a []float32, lda, r int, p *Matrix, bias []float
 	return nil
 }
 
+// checkPacked reports whether p is a packed matrix as Pack and PackKN make
+// them (Matrix's fields are exported; the kernels trust them).
+func checkPacked(p *Matrix) error {
+	if p.N < 1 || p.K < 1 || p.Panels != (p.N+Panel-1)/Panel || len(p.Data) != p.Panels*p.K*Panel {
+		return fmt.Errorf("packed: B is not packed (N %d, K %d, %d panels, %d values)", p.N, p.K, p.Panels, len(p.Data))
+	}
+	return nil
+}
+
 func check(c []float32, ldc int, a []float32, lda, r int, p *Matrix, bias []float32) error {
+	if err := checkPacked(p); err != nil {
+		return err
+	}
 	switch {
-	case p.Panels < 1 || len(p.Data) != p.Panels*p.K*Panel:
-		return fmt.Errorf("packed: B is not packed (%d values for %d panels of %d×%d)", len(p.Data), p.Panels, Panel, p.K)
 	case r < 1 || lda < p.K || len(a) < (r-1)*lda+p.K:
 		return fmt.Errorf("packed: A has %d values, want %d rows of %d (stride %d)", len(a), r, p.K, lda)
 	case ldc < p.N || len(c) < (r-1)*ldc+p.N:

@@ -173,7 +173,14 @@ func TestErrors(t *testing.T) {
 		}
 		return
 	}
+	bad := &Matrix{N: 10, K: 3, Panels: 3, Data: make([]float32, 3*3*Panel)} // N needs one panel
 	for name, f := range map[string]func() error{
+		"panels ≠ ⌈N/16⌉, Gemm":      func() error { return Gemm(make([]float32, 10), 10, make([]float32, 3), 3, 1, bad, nil) },
+		"panels ≠ ⌈N/16⌉, GemmKB":    func() error { return GemmKB(make([]float32, 10), 10, make([]float32, 3), 3, 1, bad, nil) },
+		"panels ≠ ⌈N/16⌉, GemmTNAdd": func() error { return GemmTNAdd(make([]float32, 10), 10, make([]float32, 3), 1, 1, bad, -1) },
+		"K = 0": func() error {
+			return Gemm(make([]float32, 2), 2, make([]float32, 3), 3, 1, &Matrix{N: 2, Panels: 1}, nil)
+		},
 		"short A":    func() error { return Gemm(make([]float32, 2), 2, make([]float32, 2), 3, 1, &p, nil) },
 		"short C":    func() error { return Gemm(make([]float32, 1), 2, make([]float32, 3), 3, 1, &p, nil) },
 		"bias":       func() error { return Gemm(make([]float32, 2), 2, make([]float32, 3), 3, 1, &p, make([]float32, 3)) },

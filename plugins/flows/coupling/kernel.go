@@ -170,7 +170,8 @@ func usePacked(n int) bool { return n >= 256 && packed.Available() }
 
 // netForwardPacked is netForward on package packed's kernel, which adds the
 // bias itself and, unlike OpenBLAS's sgemm, reuses the weights packed once per
-// call. It reports false (nothing written) if the kernel refused.
+// call. It reports false if the kernel refused; h may then be written already,
+// and the caller's sgemm path rewrites both h and u.
 func netForwardPacked(nt *net, x []float32, ldx int, h, u []float32, n, H, F int) bool {
 	if nt.p1 == nil {
 		p1, p2 := new(packed.Matrix), new(packed.Matrix)

@@ -11,6 +11,7 @@ import (
 	"math/rand"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -470,4 +471,37 @@ func BenchmarkForward(b *testing.B) {
 	b.Run("inprocess", func(b *testing.B) { run(b, &scaleStage{}) })
 	b.Run("shm", func(b *testing.B) { run(b, launch(b, testOptions(TransportShm))) })
 	b.Run("bytes", func(b *testing.B) { run(b, launch(b, testOptions(TransportBytes))) })
+}
+
+// TestProfileAndTraceFiles: LIQUIDLAB_PLUGIN_CPUPROFILE and
+// LIQUIDLAB_PLUGIN_TRACE make a plugin write a CPU profile (gzip) and a Go
+// execution trace ("go 1.…" header) named after its kind and pid, complete
+// once the plugin is closed.
+func TestProfileAndTraceFiles(t *testing.T) {
+	dir := t.TempDir()
+	t.Setenv("LIQUIDLAB_PLUGIN_CPUPROFILE", dir)
+	t.Setenv("LIQUIDLAB_PLUGIN_TRACE", dir)
+	c := launch(t, testOptions(TransportShm))
+	if _, err := c.Forward(context.Background(), stage.Config{},
+		&stage.ForwardRequest{Params: tensor.Map{"w": tensor.From([]float32{2})}, Inputs: tensor.Map{"x": tensor.From([]float32{1, 2, 3}, 3)}}); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	for _, ext := range []string{".prof", ".trace"} {
+		m, _ := filepath.Glob(filepath.Join(dir, stage.KindFlows+"-*"+ext))
+		if len(m) != 1 {
+			t.Fatalf("%s files: %v", ext, m)
+		}
+		b, err := os.ReadFile(m[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		ok := len(b) > 2 && b[0] == 0x1f && b[1] == 0x8b // gzip
+		if ext == ".trace" {
+			ok = strings.HasPrefix(string(b), "go 1.")
+		}
+		if !ok {
+			t.Errorf("%s: %d bytes, not a %s file", m[0], len(b), ext)
+		}
+	}
 }

@@ -6,6 +6,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime/pprof"
+	"runtime/trace"
 	"sync"
 	"syscall"
 	"time"
@@ -51,6 +52,17 @@ func serve(kind string, impl stage.Stage, version int) {
 		if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.prof", kind, os.Getpid()))); err == nil {
 			if pprof.StartCPUProfile(f) == nil {
 				stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+			}
+		}
+	}
+	// LIQUIDLAB_PLUGIN_TRACE=DIR writes a Go execution trace of this plugin to
+	// DIR/<kind>-<pid>.trace (go tool trace), flushed when it is stopped:
+	// which goroutine ran on which thread, cgo calls, scheduler latency.
+	if dir := os.Getenv("LIQUIDLAB_PLUGIN_TRACE"); dir != "" {
+		if f, err := os.Create(filepath.Join(dir, fmt.Sprintf("%s-%d.trace", kind, os.Getpid()))); err == nil {
+			if trace.Start(f) == nil {
+				prev := stopProfile
+				stopProfile = func() { prev(); trace.Stop(); f.Close() }
 			}
 		}
 	}

@@ -395,23 +395,22 @@ func (r *batchRun) headBlock(ch *chunk, r0, rows int) error {
 		// d[W_o|b_o] += dlogitsᵀ·[e|1].
 		// Both in float32 (master weights), also with the bf16 head.
 		t0 := time.Now()
-		if r.packed {
-			if err := packed.GemmKB(ch.de[r0*d.H:(r0+rows)*d.H], d.H, blk.DLogits, d.Vocab, rows, &r.m.pkT, nil); err != nil {
-				return fmt.Errorf("head backward: %w", err)
-			}
-		} else {
-			num.Gemm(false, false, rows, d.H, d.Vocab, 1, blk.DLogits, d.Vocab, r.wob, ha, 0, ch.de[r0*d.H:(r0+rows)*d.H], d.H)
-		}
+		de := ch.de[r0*d.H : (r0+rows)*d.H]
 		if r.packed {
 			// [e|1] is small (rows × 257): packing it costs little beside
 			// the product; the ones column becomes the kernel's column sum.
-			if err := packed.PackKN(&r.m.pkE, hinAug, rows, d.H, ha); err != nil {
-				return fmt.Errorf("head backward: %w", err)
+			err := packed.GemmKB(de, d.H, blk.DLogits, d.Vocab, rows, &r.m.pkT, nil)
+			if err == nil {
+				err = packed.PackKN(&r.m.pkE, hinAug, rows, d.H, ha)
 			}
-			if err := packed.GemmTNAdd(r.dwob, ha, blk.DLogits, d.Vocab, d.Vocab, &r.m.pkE, d.H); err != nil {
+			if err == nil {
+				err = packed.GemmTNAdd(r.dwob, ha, blk.DLogits, d.Vocab, d.Vocab, &r.m.pkE, d.H)
+			}
+			if err != nil {
 				return fmt.Errorf("head backward: %w", err)
 			}
 		} else {
+			num.Gemm(false, false, rows, d.H, d.Vocab, 1, blk.DLogits, d.Vocab, r.wob, ha, 0, de, d.H)
 			num.Gemm(true, false, d.Vocab, ha, rows, 1, blk.DLogits, d.Vocab, hinAug, ha, 1, r.dwob, ha)
 		}
 		dt := time.Since(t0).Seconds()

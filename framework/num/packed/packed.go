@@ -42,12 +42,7 @@ func Pack(p *Matrix, b []float32, n, k int) error {
 	if n < 1 || k < 1 || len(b) != n*k {
 		return fmt.Errorf("packed: pack %d×%d from %d values", n, k, len(b))
 	}
-	panels := (n + Panel - 1) / Panel
-	size := panels * k * Panel
-	if cap(p.Data) < size {
-		p.Data = make([]float32, size)
-	}
-	p.N, p.K, p.Panels, p.Data = n, k, panels, p.Data[:size]
+	panels := p.reset(n, k)
 	num.ParallelRows(panels, k*Panel, func(lo, hi int) {
 		for pi := lo; pi < hi; pi++ {
 			dst := p.Data[pi*k*Panel : (pi+1)*k*Panel]
@@ -69,6 +64,18 @@ func Pack(p *Matrix, b []float32, n, k int) error {
 	return nil
 }
 
+// reset sizes p for n×k, reusing its storage when it is large enough, and
+// returns the number of panels.
+func (p *Matrix) reset(n, k int) int {
+	panels := (n + Panel - 1) / Panel
+	size := panels * k * Panel
+	if cap(p.Data) < size {
+		p.Data = make([]float32, size)
+	}
+	p.N, p.K, p.Panels, p.Data = n, k, panels, p.Data[:size]
+	return panels
+}
+
 // PackKN packs B given in [K,N] layout (row-major, row stride ldb ≥ n; the
 // first n columns of each row are used) into p: the same panels as Pack's of
 // Bᵀ, so GemmKB(c, a, p) computes a·B. The head's backward uses it for
@@ -77,12 +84,7 @@ func PackKN(p *Matrix, b []float32, k, n, ldb int) error {
 	if n < 1 || k < 1 || ldb < n || len(b) < (k-1)*ldb+n {
 		return fmt.Errorf("packed: pack %d×%d (stride %d) from %d values", k, n, ldb, len(b))
 	}
-	panels := (n + Panel - 1) / Panel
-	size := panels * k * Panel
-	if cap(p.Data) < size {
-		p.Data = make([]float32, size)
-	}
-	p.N, p.K, p.Panels, p.Data = n, k, panels, p.Data[:size]
+	panels := p.reset(n, k)
 	num.ParallelRows(k, n, func(lo, hi int) {
 		for pi := 0; pi < panels; pi++ {
 			c0 := pi * Panel

@@ -2,8 +2,6 @@ package num
 
 import (
 	"math"
-	"runtime"
-	"sync"
 )
 
 // Sigmoid is the logistic function in float32.
@@ -63,7 +61,7 @@ func reluBackGo(dy, y []float32) {
 // ParallelRows splits [0,n) across the available cores when the work
 // (n × costPerRow, in rough flops) is large enough to pay for goroutines.
 func ParallelRows(n, costPerRow int, fn func(lo, hi int)) {
-	p := runtime.GOMAXPROCS(0)
+	p := Workers()
 	if p <= 1 || n < 2 || n*costPerRow < 1<<16 {
 		fn(0, n)
 		return
@@ -71,15 +69,9 @@ func ParallelRows(n, costPerRow int, fn func(lo, hi int)) {
 	if p > n {
 		p = n
 	}
-	var wg sync.WaitGroup
 	step := (n + p - 1) / p
-	for lo := 0; lo < n; lo += step {
-		hi := min(lo+step, n)
-		wg.Add(1)
-		go func(lo, hi int) {
-			defer wg.Done()
-			fn(lo, hi)
-		}(lo, hi)
-	}
-	wg.Wait()
+	Parallel((n+step-1)/step, func(i int) {
+		lo := i * step
+		fn(lo, min(lo+step, n))
+	})
 }

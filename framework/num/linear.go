@@ -1,8 +1,6 @@
 package num
 
 import (
-	"runtime"
-	"sync"
 	"time"
 
 	"gonum.org/v1/gonum/blas"
@@ -32,48 +30,36 @@ func Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int,
 		return
 	}
 	impl := blas32.Implementation()
-	p := runtime.GOMAXPROCS(0)
+	p := Workers()
 	if p < 2 || float64(m)*float64(n)*float64(k) < 1<<22 {
 		impl.Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	// Split the larger of m and n into p parts, one goroutine each; each part
 	// is an ordinary sgemm on a sub-matrix, so the result is the same.
-	var wg sync.WaitGroup
 	if m >= n {
 		step := (m + p - 1) / p
-		for lo := 0; lo < m; lo += step {
+		Parallel((m+step-1)/step, func(i int) {
+			lo := i * step
 			hi := min(lo+step, m)
-			var aa []float32
+			aa := a[lo*lda:]
 			if transA {
 				aa = a[lo:]
-			} else {
-				aa = a[lo*lda:]
 			}
-			wg.Add(1)
-			go func(lo, hi int, aa []float32) {
-				defer wg.Done()
-				impl.Sgemm(ta, tb, hi-lo, n, k, alpha, aa, lda, b, ldb, beta, c[lo*ldc:], ldc)
-			}(lo, hi, aa)
-		}
-	} else {
-		step := (n + p - 1) / p
-		for lo := 0; lo < n; lo += step {
-			hi := min(lo+step, n)
-			var bb []float32
-			if transB {
-				bb = b[lo*ldb:]
-			} else {
-				bb = b[lo:]
-			}
-			wg.Add(1)
-			go func(lo, hi int, bb []float32) {
-				defer wg.Done()
-				impl.Sgemm(ta, tb, m, hi-lo, k, alpha, a, lda, bb, ldb, beta, c[lo:], ldc)
-			}(lo, hi, bb)
-		}
+			impl.Sgemm(ta, tb, hi-lo, n, k, alpha, aa, lda, b, ldb, beta, c[lo*ldc:], ldc)
+		})
+		return
 	}
-	wg.Wait()
+	step := (n + p - 1) / p
+	Parallel((n+step-1)/step, func(i int) {
+		lo := i * step
+		hi := min(lo+step, n)
+		bb := b[lo:]
+		if transB {
+			bb = b[lo*ldb:]
+		}
+		impl.Sgemm(ta, tb, m, hi-lo, k, alpha, a, lda, bb, ldb, beta, c[lo:], ldc)
+	})
 }
 
 // LinearForward computes y[n,out] = x[n,in]·wᵀ + b, with w stored [out,in]

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -503,5 +504,42 @@ func TestProfileAndTraceFiles(t *testing.T) {
 		if !ok {
 			t.Errorf("%s: %d bytes, not a %s file", m[0], len(b), ext)
 		}
+	}
+}
+
+// TestPinnedWorkers: on a machine with two or more CPUs a plugin process runs
+// its parallel sections on worker threads pinned one per CPU (num.PinWorkers);
+// LIQUIDLAB_PLUGIN_PIN=0 turns that off.
+func TestPinnedWorkers(t *testing.T) {
+	if runtime.GOOS != "linux" || runtime.NumCPU() < 2 {
+		t.Skip("needs Linux and two CPUs")
+	}
+	pinnedThreads := func() int {
+		c := launch(t, testOptions(TransportShm))
+		defer c.Close()
+		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", c.PID()))
+		if err != nil || len(tasks) == 0 {
+			t.Fatalf("threads of plugin %d: %v", c.PID(), err)
+		}
+		n := 0
+		for _, f := range tasks {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				continue // the thread exited
+			}
+			for _, line := range strings.Split(string(b), "\n") {
+				if v, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok && !strings.ContainsAny(strings.TrimSpace(v), ",-") {
+					n++
+				}
+			}
+		}
+		return n
+	}
+	if n := pinnedThreads(); n < 1 {
+		t.Errorf("plugin has %d threads pinned to one CPU, want at least 1 worker", n)
+	}
+	t.Setenv("LIQUIDLAB_PLUGIN_PIN", "0")
+	if n := pinnedThreads(); n != 0 {
+		t.Errorf("with LIQUIDLAB_PLUGIN_PIN=0 the plugin has %d pinned threads", n)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"sync"
@@ -15,6 +16,7 @@ import (
 	goplugin "github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 
+	"liquidlab/framework/num"
 	"liquidlab/framework/stage"
 )
 
@@ -44,6 +46,23 @@ func serve(kind string, impl stage.Stage, version int) {
 		JSONFormat: true,
 	})
 	srv := &grpcServer{kind: kind, Impl: impl, log: logger}
+
+	// The stage's parallel sections run on threads pinned one per CPU
+	// (num.PinWorkers; the handlers hold the team with num.PinCaller), with
+	// one P more than workers so that the Go scheduler does not retake a P
+	// from a long cgo call and wake another thread to run it. See num's
+	// team.go for why; LIQUIDLAB_PLUGIN_PIN=0 turns it off.
+	if os.Getenv("LIQUIDLAB_PLUGIN_PIN") != "0" {
+		n, err := num.PinWorkers()
+		if n > 1 && os.Getenv("GOMAXPROCS") == "" {
+			runtime.GOMAXPROCS(n + 1)
+		}
+		if err != nil {
+			logger.Warn("worker threads not pinned", "err", err)
+		} else {
+			logger.Debug("worker threads pinned", "cpus", n, "gomaxprocs", runtime.GOMAXPROCS(0))
+		}
+	}
 
 	// LIQUIDLAB_PLUGIN_CPUPROFILE=DIR writes a CPU profile of this plugin to
 	// DIR/<kind>-<pid>.prof, flushed when the plugin is stopped.

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 
+	"liquidlab/framework/num"
 	"liquidlab/framework/plugin/proto"
 	"liquidlab/framework/stage"
 	"liquidlab/framework/tensor"
@@ -303,6 +304,7 @@ func (s *grpcServer) Forward(ctx context.Context, req *proto.ForwardRequest) (re
 	if r.State, err = c.decode("state", req.GetState()); err != nil {
 		return nil, err
 	}
+	defer num.PinCaller()()
 	res, err := s.Impl.Forward(stage.WithOutputs(ctx, c.alloc), configFromProto(req.GetConfig()), r)
 	if err != nil {
 		return nil, implError(err)
@@ -339,6 +341,7 @@ func (s *grpcServer) Backward(ctx context.Context, req *proto.BackwardRequest) (
 	if err != nil {
 		return nil, err
 	}
+	defer num.PinCaller()()
 	res, err := s.Impl.Backward(stage.WithOutputs(ctx, c.alloc), req.GetHandle(), g)
 	if err != nil {
 		return nil, implError(err)

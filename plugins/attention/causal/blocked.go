@@ -2,7 +2,6 @@ package causal
 
 import (
 	"math"
-	"runtime"
 	"sync/atomic"
 
 	"gonum.org/v1/gonum/blas"
@@ -62,7 +61,7 @@ func blockedFwd(pl *posPlanner, q, kc, vc []float32, B, Sc, T, H, heads int, a, 
 	impl := blas32.Implementation()
 	qbs := pl.qblocks(Sc)
 	ts, _ := tasks(B, heads, len(qbs))
-	scr := make([]blockScratch, runtime.GOMAXPROCS(0))
+	scr := make([]blockScratch, num.Workers())
 	var na, nc atomic.Int64
 	run(ts, float64(B*Sc*T)*float64(H), func(w int, tk task) {
 		s := &scr[w]
@@ -149,7 +148,7 @@ func blockedBwd(pl *posPlanner, q, kc, vc, a, lse, da []float32, B, Sc, T, H, he
 		clear(priv[i][0])
 		clear(priv[i][1])
 	}
-	scr := make([]blockScratch, runtime.GOMAXPROCS(0))
+	scr := make([]blockScratch, num.Workers())
 	run(ts, 2.5*float64(B*Sc*T)*float64(H), func(w int, tk task) {
 		s := &scr[w]
 		b, h := tk.b, tk.h

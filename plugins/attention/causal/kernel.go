@@ -1,9 +1,9 @@
 package causal
 
 import (
-	"runtime"
-	"sync"
 	"sync/atomic"
+
+	"liquidlab/framework/num"
 )
 
 // Shared by the kernels: how work is split among the cores.
@@ -19,7 +19,7 @@ type task struct {
 
 // tasks splits B·heads·n work items (query blocks) among the cores.
 func tasks(B, heads, Sc int) (ts []task, nPriv int) {
-	p := runtime.GOMAXPROCS(0)
+	p := num.Workers()
 	parts := 1
 	if B*heads < p {
 		parts = min(Sc, (p+B*heads-1)/(B*heads))
@@ -39,10 +39,10 @@ func tasks(B, heads, Sc int) (ts []task, nPriv int) {
 	return ts, nPriv
 }
 
-// run calls fn for every task on up to GOMAXPROCS goroutines, each with its
+// run calls fn for every task on up to num.Workers() goroutines, each with its
 // own worker index; work is the rough flop count (small jobs run inline).
 func run(ts []task, work float64, fn func(w int, t task)) {
-	p := min(runtime.GOMAXPROCS(0), len(ts))
+	p := min(num.Workers(), len(ts))
 	if p <= 1 || work < 1<<17 {
 		for _, t := range ts {
 			fn(0, t)
@@ -50,21 +50,15 @@ func run(ts []task, work float64, fn func(w int, t task)) {
 		return
 	}
 	var next atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < p; w++ {
-		wg.Add(1)
-		go func(w int) {
-			defer wg.Done()
-			for {
-				i := int(next.Add(1)) - 1
-				if i >= len(ts) {
-					return
-				}
-				fn(w, ts[i])
+	num.Parallel(p, func(w int) {
+		for {
+			i := int(next.Add(1)) - 1
+			if i >= len(ts) {
+				return
 			}
-		}(w)
-	}
-	wg.Wait()
+			fn(w, ts[i])
+		}
+	})
 }
 
 // grow returns s resized to n, reallocating when it is too small.

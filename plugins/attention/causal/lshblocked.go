@@ -2,7 +2,6 @@ package causal
 
 import (
 	"math"
-	"runtime"
 	"sort"
 
 	"gonum.org/v1/gonum/blas"
@@ -201,7 +200,7 @@ func lshBlocks(C int, segs []lshSeg, fn func(q0, k0, nq, nk, lim0 int)) {
 // in page faults than the gathers themselves; release returns them.
 func lshScratch(o *options, Sc, T, d int, bwd bool) (scr []lshWork, release func()) {
 	nmax := min(T, Sc+o.buckets*2*o.chunk)
-	scr = make([]lshWork, runtime.GOMAXPROCS(0))
+	scr = make([]lshWork, num.Workers())
 	var held [][]float32
 	get := func(n int) []float32 {
 		b := num.GetBuf(n)

@@ -26,8 +26,9 @@ type Client struct {
 	pc          *goplugin.Client
 	rpc         proto.StageClient
 	stderr      *tailWriter
-	sess        *session // shared memory; nil for the bytes transport
-	dir         string   // sess.dir, or ""
+	sess        *session  // shared memory; nil for the bytes transport
+	dir         string    // sess.dir, or ""
+	bell        *doorbell // Forward and Backward without gRPC (doorbell.go); nil when not answered
 
 	// mu is hostMu, shared by every Client of the process: a call may pin
 	// regions of other Clients (zero-copy hand-off, see arena.go).
@@ -77,6 +78,31 @@ func (c *Client) alive(method string) error {
 		return fmt.Errorf("%s cannot run %s: %w", c.who, method, c.dead)
 	}
 	return nil
+}
+
+// forwardRPC sends a Forward request over the doorbell, or over gRPC when
+// the doorbell is not there or not free.
+func (c *Client) forwardRPC(ctx context.Context, p *proto.ForwardRequest) (*proto.ForwardResponse, error) {
+	resp := &proto.ForwardResponse{}
+	if used, err := c.bell.ring(ctx, dbForward, p, resp, c.pc.Exited); used {
+		if err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}
+	return c.rpc.Forward(ctx, p)
+}
+
+// backwardRPC is forwardRPC for Backward.
+func (c *Client) backwardRPC(ctx context.Context, p *proto.BackwardRequest) (*proto.BackwardResponse, error) {
+	resp := &proto.BackwardResponse{}
+	if used, err := c.bell.ring(ctx, dbBackward, p, resp, c.pc.Exited); used {
+		if err != nil {
+			return nil, err
+		}
+		return resp, nil
+	}
+	return c.rpc.Backward(ctx, p)
 }
 
 func (c *Client) callCtx(ctx context.Context) (context.Context, context.CancelFunc) {
@@ -144,7 +170,7 @@ func (c *Client) Forward(ctx context.Context, cfg stage.Config, req *stage.Forwa
 
 	cctx, cancel := c.callCtx(ctx)
 	defer cancel()
-	resp, err := c.rpc.Forward(cctx, p)
+	resp, err := c.forwardRPC(cctx, p)
 	if err != nil {
 		c.finish("Forward", own, nil, finished(err), 0, 0, borrowed, false)
 		return nil, c.callError(ctx, cctx, "Forward", err)
@@ -203,7 +229,7 @@ func (c *Client) Backward(ctx context.Context, handle uint64, outGrads tensor.Ma
 	}
 	cctx, cancel := c.callCtx(ctx)
 	defer cancel()
-	resp, err := c.rpc.Backward(cctx, p)
+	resp, err := c.backwardRPC(cctx, p)
 	if err != nil {
 		done := finished(err)
 		c.finish("Backward", own, nil, done, 0, 0, borrowed, false)

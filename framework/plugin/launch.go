@@ -207,6 +207,7 @@ func (c *Client) start(ctx context.Context) error {
 			return fmt.Errorf("%s: cannot create its shared memory: %w: use the bytes transport", c.who, err)
 		}
 		c.sess, c.dir = sess, sess.dir
+		c.bell, _ = createDoorbell(sess.dir) // nil: every call goes over gRPC
 	}
 	ictx, cancel := context.WithTimeout(ctx, c.o.StartTimeout)
 	defer cancel()
@@ -221,6 +222,10 @@ func (c *Client) start(ctx context.Context) error {
 		c.o.Logger.Warn("plugin cannot map the host's shared memory; using the bytes transport", "plugin", c.who)
 		_ = c.sess.remove()
 		c.sess, c.dir = nil, ""
+	}
+	if c.bell != nil && (c.dir == "" || !c.bell.answered()) {
+		c.bell.unmap()
+		c.bell = nil
 	}
 	return nil
 }
@@ -258,6 +263,12 @@ func (c *Client) Close() error {
 	// unmapped when that call ends.
 	c.stopProcess(true)
 	c.cancelStart()
+	if c.bell != nil {
+		// A call still on the doorbell returns once it sees the process gone.
+		c.bell.mu.Lock()
+		c.bell.unmap()
+		c.bell.mu.Unlock()
+	}
 
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -86,8 +86,12 @@ func (s *scaleStage) Describe(_ context.Context, cfg stage.Config) (*stage.Descr
 		Memory: &stage.MemoryHint{Saved: 3, Work: 2, Row: 7}}, nil
 }
 
-func (s *scaleStage) Forward(_ context.Context, cfg stage.Config, req *stage.ForwardRequest) (*stage.ForwardResult, error) {
+func (s *scaleStage) Forward(ctx context.Context, cfg stage.Config, req *stage.ForwardRequest) (*stage.ForwardResult, error) {
 	switch cfg.Options["mode"] {
+	case "waitctx": // until the call is cancelled, then leave a mark
+		<-ctx.Done()
+		_ = os.WriteFile(cfg.Options["mark"], []byte("cancelled"), 0o600)
+		return nil, ctx.Err()
 	case "crash":
 		fmt.Fprintln(os.Stderr, "about to crash")
 		go func() { panic("boom: the test stage crashed") }()

@@ -38,6 +38,8 @@ type grpcServer struct {
 	regions *regionTable // nil until Info names a session directory
 	closing bool         // closeSession began: calls are refused
 	calls   sync.WaitGroup
+
+	bellOnce sync.Once // the doorbell (doorbell.go) is opened once
 }
 
 // sessionCloseWait bounds how long closeSession waits for running calls. It is
@@ -117,6 +119,7 @@ func (s *grpcServer) Info(_ context.Context, req *proto.InfoRequest) (*proto.Inf
 				s.regions = newRegionTable(dir)
 			}
 			s.mu.Unlock()
+			s.openDoorbell(dir)
 			resp.Shm = true
 		}
 	}

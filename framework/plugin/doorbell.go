@@ -56,6 +56,13 @@ const (
 
 	dbForward  = 1
 	dbBackward = 2
+
+	// cancelPoll is how often a call on the doorbell checks whether the host
+	// gave up on it; its stage's context is cancelled within that time.
+	cancelPoll = 100 * time.Millisecond
+	// hostPoll is how often the host, waiting for a reply, looks at its
+	// context and whether the plugin process is still there.
+	hostPoll = 50 * time.Millisecond
 )
 
 // doorbell is one mapped doorbell file.
@@ -132,7 +139,7 @@ func (d *doorbell) ring(ctx context.Context, method uint32, req, resp gproto.Mes
 		if got == seq {
 			break
 		}
-		futexWait(d.word(dbResp), got, 20*time.Millisecond)
+		futexWait(d.word(dbResp), got, hostPoll)
 		if d.word(dbResp).Load() == seq {
 			break
 		}
@@ -238,22 +245,23 @@ func (s *grpcServer) doorbellCall(d *doorbell, seq uint32) (gproto.Message, erro
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// Every cancelPoll the call looks whether the host gave up on it (a
+	// timer, no goroutine, so that short calls cost nothing).
 	var watch *time.Timer
 	var mu sync.Mutex
-	poll := func() {}
-	poll = func() {
+	poll := func() {
 		if d.word(dbCancel).Load() == seq {
 			cancel()
 			return
 		}
 		mu.Lock()
 		if watch != nil {
-			watch.Reset(20 * time.Millisecond)
+			watch.Reset(cancelPoll)
 		}
 		mu.Unlock()
 	}
 	mu.Lock()
-	watch = time.AfterFunc(20*time.Millisecond, poll)
+	watch = time.AfterFunc(cancelPoll, poll)
 	mu.Unlock()
 	defer func() {
 		mu.Lock()

@@ -93,12 +93,15 @@ func PinWorkers() (int, error) {
 }
 
 // Workers is the number of parts ParallelRows and Gemm split work into: the
-// pinned team's CPUs when there is a team (PinWorkers), else GOMAXPROCS.
+// pinned team's CPUs when there is a team (PinWorkers), else GOMAXPROCS but
+// no more than the CPUs the process may use — the team's size too, so that a
+// host without a team and its plugins with one split alike (results depend
+// on the split where parts keep private sums, as the causal attention's do).
 func Workers() int {
 	if t := pinned.Load(); t != nil {
 		return len(t.cpus)
 	}
-	return runtime.GOMAXPROCS(0)
+	return min(runtime.GOMAXPROCS(0), runtime.NumCPU())
 }
 
 // PinCaller pins the calling goroutine's thread to the team's first CPU and
@@ -128,6 +131,9 @@ func PinCaller() (release func()) {
 // runs on it (part 0 on the calling goroutine), else on n goroutines. A body
 // may itself call Parallel (it then runs on goroutines).
 func Parallel(n int, body func(i int)) {
+	if n <= 0 {
+		return
+	}
 	if n == 1 {
 		body(0)
 		return

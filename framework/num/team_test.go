@@ -66,6 +66,7 @@ func TestTeamSections(t *testing.T) {
 			}
 		}
 	}
+	Parallel(0, func(int) { t.Fatal("Parallel(0) ran a part") })
 	var nested atomic.Int32
 	Parallel(2, func(int) {
 		Parallel(2, func(int) { nested.Add(1) })

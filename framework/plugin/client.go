@@ -80,11 +80,26 @@ func (c *Client) alive(method string) error {
 	return nil
 }
 
+// gone reports whether the plugin process has exited: go-plugin's Exited,
+// which waits for the end of its stdout and stderr (a child that inherited
+// them can put that off), or /proc showing the process gone or a zombie.
+func (c *Client) gone() bool {
+	if c.pc.Exited() {
+		return true
+	}
+	pid := c.PID()
+	if pid == 0 {
+		return false
+	}
+	_, zombie, ok := procStat(pid)
+	return !ok || zombie
+}
+
 // forwardRPC sends a Forward request over the doorbell, or over gRPC when
 // the doorbell is not there or not free.
 func (c *Client) forwardRPC(ctx context.Context, p *proto.ForwardRequest) (*proto.ForwardResponse, error) {
 	resp := &proto.ForwardResponse{}
-	if used, err := c.bell.ring(ctx, dbForward, p, resp, c.pc.Exited); used {
+	if used, err := c.bell.ring(ctx, dbForward, p, resp, c.gone); used {
 		if err != nil {
 			return nil, err
 		}
@@ -96,7 +111,7 @@ func (c *Client) forwardRPC(ctx context.Context, p *proto.ForwardRequest) (*prot
 // backwardRPC is forwardRPC for Backward.
 func (c *Client) backwardRPC(ctx context.Context, p *proto.BackwardRequest) (*proto.BackwardResponse, error) {
 	resp := &proto.BackwardResponse{}
-	if used, err := c.bell.ring(ctx, dbBackward, p, resp, c.pc.Exited); used {
+	if used, err := c.bell.ring(ctx, dbBackward, p, resp, c.gone); used {
 		if err != nil {
 			return nil, err
 		}

@@ -34,8 +34,8 @@ import (
 // reply number and wakes the host. Everything else (Info, Describe, Release,
 // shutdown) stays on gRPC, and so does a call when the doorbell is busy (a
 // concurrent call), its message does not fit, or an earlier call on it was
-// abandoned (the host's context ended first; the plugin may still be writing
-// that reply, so the doorbell is not used again). A plugin that does not answer
+// abandoned (the host's context ended first) and the plugin has not answered
+// it yet (it may still write that reply over the payload). A plugin that does not answer
 // the doorbell at start (an older build, or not Linux) gets gRPC for everything.
 // LIQUIDLAB_PLUGIN_DOORBELL=0 in the host's environment turns it off.
 
@@ -70,9 +70,10 @@ type doorbell struct {
 	mem []byte
 
 	// host side
-	mu      sync.Mutex // one call at a time; others use gRPC
-	seq     uint32
-	retired atomic.Bool // a call was abandoned: never used again
+	mu        sync.Mutex // one call at a time; others use gRPC
+	seq       uint32
+	abandoned uint32      // a call whose caller gave up and the plugin has not answered yet
+	retired   atomic.Bool // the plugin exited or the doorbell is unmapped: never used again
 }
 
 func (d *doorbell) word(off int) *atomic.Uint32 {
@@ -119,6 +120,14 @@ func (d *doorbell) ring(ctx context.Context, method uint32, req, resp gproto.Mes
 	if d.retired.Load() {
 		return false, nil
 	}
+	if d.abandoned != 0 {
+		// The plugin may still write that call's reply over the payload;
+		// once it has (its reply number reached it), the doorbell is free.
+		if d.word(dbResp).Load() != d.abandoned {
+			return false, nil
+		}
+		d.abandoned = 0
+	}
 	p := d.payload()
 	n := gproto.Size(req)
 	if n > len(p) {
@@ -144,7 +153,7 @@ func (d *doorbell) ring(ctx context.Context, method uint32, req, resp gproto.Mes
 			break
 		}
 		if err := ctx.Err(); err != nil {
-			d.retired.Store(true)
+			d.abandoned = seq
 			d.word(dbCancel).Store(seq)
 			return true, status.FromContextError(err).Err()
 		}

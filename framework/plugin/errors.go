@@ -20,15 +20,23 @@ import (
 // ended and the tail of its stderr.
 func (c *Client) exitStatus(d time.Duration) (string, string, bool) {
 	deadline := time.Now().Add(d)
-	for !c.pc.Exited() {
+	for !c.gone() {
 		if time.Now().After(deadline) {
 			return "", "", false
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+	// go-plugin records the exit status once the process's stdout and stderr
+	// have closed too (a child that inherited them can hold them open); the
+	// status is read only after it says so.
+	for end := time.Now().Add(500 * time.Millisecond); !c.pc.Exited() && time.Now().Before(end); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	st := "exit status unknown"
-	if ps := c.cmd.ProcessState; ps != nil {
-		st = ps.String()
+	if c.pc.Exited() {
+		if ps := c.cmd.ProcessState; ps != nil {
+			st = ps.String()
+		}
 	}
 	tail := ""
 	if lines := c.stderr.last(); len(lines) > 0 {

@@ -150,6 +150,7 @@ func Launch(ctx context.Context, o Options) (*Client, error) {
 	if err := c.start(ctx); err != nil {
 		c.stopProcess(false)
 		c.cancelStart()
+		c.bell.unmap()
 		_ = c.sess.remove()
 		return nil, err
 	}

@@ -98,6 +98,14 @@ func (s *scaleStage) Forward(ctx context.Context, cfg stage.Config, req *stage.F
 		select {}
 	case "hang":
 		select {}
+	case "crash-leaving-child": // a child in its own session keeps stdout and stderr open
+		cmd := exec.Command("sleep", "60")
+		cmd.Stdout, cmd.Stderr = os.NewFile(1, "stdout"), os.NewFile(2, "stderr") // the host's pipes, not go-plugin's redirection
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+		if err := cmd.Start(); err == nil {
+			_ = os.WriteFile(cfg.Options["mark"], []byte(strconv.Itoa(cmd.Process.Pid)), 0o600)
+		}
+		os.Exit(3)
 	case "error":
 		return nil, errors.New("the test stage refuses to run with mode=error")
 	case "panic":

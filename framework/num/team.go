@@ -29,15 +29,20 @@ type team struct {
 	workers   []*worker
 	owned     atomic.Bool // a caller holds the team (PinCaller)
 	busy      atomic.Bool // a section is running on it
+	gen       uint64      // number of the section running (written under busy)
 	remaining atomic.Int32
-	waiting   atomic.Bool
-	done      chan struct{}
+	// waiting is the number of the section whose caller sleeps on done, or 0.
+	// Numbered, because a worker may reach its check of waiting only after its
+	// section ended and the next one began.
+	waiting atomic.Uint64
+	done    chan struct{}
 }
 
 type worker struct {
 	seq      atomic.Uint64 // parts posted so far
 	body     func(i int)
 	i        int
+	gen      uint64 // the section the part belongs to
 	sleeping atomic.Bool
 	wake     chan struct{}
 }
@@ -49,6 +54,10 @@ type worker struct {
 const spinFor = 2 * time.Millisecond
 
 var pinned atomic.Pointer[team]
+
+// testHookLastPart, when set (by tests), runs on a worker between finishing
+// a section's last part and looking whether its caller sleeps.
+var testHookLastPart atomic.Pointer[func()]
 
 // PinWorkers starts worker threads pinned one per CPU of the process's
 // affinity mask after the first (at most GOMAXPROCS CPUs in all), for callers
@@ -154,9 +163,10 @@ func Parallel(n int, body func(i int)) {
 }
 
 func (t *team) section(n int, body func(i int)) {
+	t.gen++
 	t.remaining.Store(int32(n - 1))
 	for i := 1; i < n; i++ {
-		t.workers[i].post(body, i)
+		t.workers[i].post(body, i, t.gen)
 	}
 	// Even if part 0 panics, the workers' parts finish before the team is
 	// free again.
@@ -184,11 +194,16 @@ func (t *team) run(w *worker, cpu int, errs chan<- error) {
 			}
 		}
 		seen = w.seq.Load()
-		body := w.body
+		body, gen := w.body, w.gen
 		w.body = nil
 		body(w.i)
-		if t.remaining.Add(-1) == 0 && t.waiting.CompareAndSwap(true, false) {
-			t.done <- struct{}{}
+		if t.remaining.Add(-1) == 0 {
+			if h := testHookLastPart.Load(); h != nil {
+				(*h)()
+			}
+			if t.waiting.CompareAndSwap(gen, 0) {
+				t.done <- struct{}{}
+			}
 		}
 	}
 }
@@ -205,8 +220,8 @@ func (w *worker) park(seen uint64) {
 	<-w.wake
 }
 
-func (w *worker) post(body func(int), i int) {
-	w.body, w.i = body, i
+func (w *worker) post(body func(int), i int, gen uint64) {
+	w.body, w.i, w.gen = body, i, gen
 	w.seq.Add(1)
 	if w.sleeping.CompareAndSwap(true, false) {
 		w.wake <- struct{}{}
@@ -218,9 +233,9 @@ func (t *team) wait() {
 	start := time.Now()
 	for n := 0; t.remaining.Load() != 0; n++ {
 		if n&255 == 255 && time.Since(start) > spinFor {
-			t.waiting.Store(true)
+			t.waiting.Store(t.gen)
 			if t.remaining.Load() == 0 {
-				if !t.waiting.CompareAndSwap(true, false) {
+				if !t.waiting.CompareAndSwap(t.gen, 0) {
 					<-t.done // a worker saw us waiting and sent a token
 				}
 				return

@@ -55,6 +55,10 @@ type Options struct {
 	// any Client of this process they travel without a copy (see "Zero-copy
 	// hand-off" in doc.go). Without shared memory it does nothing.
 	LendOutputs bool
+
+	// Env adds KEY=VALUE pairs to the plugin's environment. The host's own
+	// environment comes after them, so a variable the host has set wins.
+	Env []string
 }
 
 // Builtin returns Options that start the current executable as
@@ -130,6 +134,7 @@ func Launch(ctx context.Context, o Options) (*Client, error) {
 	startCtx, cancelStart := context.WithCancel(context.Background())
 	c.cancelStart = cancelStart
 	c.cmd = exec.CommandContext(startCtx, path, o.Args...)
+	c.cmd.Env = append(c.cmd.Env, o.Env...) // go-plugin appends the host's after these
 	c.cmd.Cancel = func() error {
 		killGroup(c.cmd.Process.Pid)
 		return c.cmd.Process.Kill()

@@ -521,13 +521,16 @@ func TestProfileAndTraceFiles(t *testing.T) {
 
 // TestPinnedWorkers: on a machine with two or more CPUs a plugin process runs
 // its parallel sections on worker threads pinned one per CPU (num.PinWorkers);
-// LIQUIDLAB_PLUGIN_PIN=0 turns that off.
+// LIQUIDLAB_PLUGIN_PIN=0, in its environment (Options.Env) or the host's, turns
+// that off.
 func TestPinnedWorkers(t *testing.T) {
 	if runtime.GOOS != "linux" || runtime.NumCPU() < 2 {
 		t.Skip("needs Linux and two CPUs")
 	}
-	pinnedThreads := func() int {
-		c := launch(t, testOptions(TransportShm))
+	pinnedThreads := func(env ...string) int {
+		o := testOptions(TransportShm)
+		o.Env = env
+		c := launch(t, o)
 		defer c.Close()
 		tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", c.PID()))
 		if err != nil || len(tasks) == 0 {
@@ -549,6 +552,9 @@ func TestPinnedWorkers(t *testing.T) {
 	}
 	if n := pinnedThreads(); n < 1 {
 		t.Errorf("plugin has %d threads pinned to one CPU, want at least 1 worker", n)
+	}
+	if n := pinnedThreads("LIQUIDLAB_PLUGIN_PIN=0"); n != 0 {
+		t.Errorf("with Options.Env LIQUIDLAB_PLUGIN_PIN=0 the plugin has %d pinned threads", n)
 	}
 	t.Setenv("LIQUIDLAB_PLUGIN_PIN", "0")
 	if n := pinnedThreads(); n != 0 {

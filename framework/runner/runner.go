@@ -61,6 +61,9 @@ func (r *Runner) Run(ctx context.Context, e *config.Experiment, o Options) ([]Ce
 	if jobs == 0 {
 		jobs = max(1, e.Run.Jobs)
 	}
+	if jobs > 1 {
+		ctx = context.WithValue(ctx, concurrentCells{}, true)
+	}
 	name := e.Name + o.Prefix
 	sel := cells
 	if o.Cells != nil {

@@ -53,7 +53,10 @@ type worker struct {
 // 18–19 ms with 2 ms, 21–23 and 20 with 200 µs, 26–29 and 24–25 parking at once.
 const spinFor = 2 * time.Millisecond
 
-var pinned atomic.Pointer[team]
+var (
+	pinned atomic.Pointer[team]
+	pinMu  sync.Mutex // serialises PinWorkers
+)
 
 // testHookLastPart, when set (by tests), runs on a worker between finishing
 // a section's last part and looking whether its caller sleeps.
@@ -67,6 +70,8 @@ var testHookLastPart atomic.Pointer[func()]
 // returns the first team's size. Results do not change: every split is by
 // Workers, and a section's parts are the same whichever thread runs them.
 func PinWorkers() (int, error) {
+	pinMu.Lock()
+	defer pinMu.Unlock()
 	if t := pinned.Load(); t != nil {
 		return len(t.cpus), nil
 	}
@@ -86,7 +91,7 @@ func PinWorkers() (int, error) {
 	for i := 1; i < len(cpus); i++ {
 		w := &worker{wake: make(chan struct{}, 1)}
 		t.workers[i] = w
-		go t.run(w, cpus[i], errs)
+		go t.run(w, cpus[i], errs, 0)
 	}
 	for i := 1; i < len(cpus); i++ {
 		if e := <-errs; e != nil && err == nil {
@@ -137,8 +142,9 @@ func PinCaller() (release func()) {
 
 // Parallel runs body(0), …, body(n-1) concurrently and returns when all have
 // returned: on the pinned team while a caller holds it and no other section
-// runs on it (part 0 on the calling goroutine), else on n goroutines. A body
-// may itself call Parallel (it then runs on goroutines).
+// runs on it, else on goroutines; part 0 always on the calling goroutine, so
+// a panic in it reaches the caller. A body may itself call Parallel (it then
+// runs on goroutines).
 func Parallel(n int, body func(i int)) {
 	if n <= 0 {
 		return
@@ -152,14 +158,15 @@ func Parallel(n int, body func(i int)) {
 		return
 	}
 	var wg sync.WaitGroup
-	wg.Add(n)
-	for i := 0; i < n; i++ {
+	wg.Add(n - 1)
+	for i := 1; i < n; i++ {
 		go func() {
 			defer wg.Done()
 			body(i)
 		}()
 	}
-	wg.Wait()
+	defer wg.Wait() // the other parts finish even if part 0 panics
+	body(0)
 }
 
 func (t *team) section(n int, body func(i int)) {
@@ -177,14 +184,17 @@ func (t *team) section(n int, body func(i int)) {
 	body(0)
 }
 
-func (t *team) run(w *worker, cpu int, errs chan<- error) {
+// run is worker w's loop, on a thread pinned to cpu; seen is the number of
+// parts posted to w that it has already taken.
+func (t *team) run(w *worker, cpu int, errs chan<- error, seen uint64) {
 	runtime.LockOSThread()
-	if err := pinThread(cpu); err != nil {
+	err := pinThread(cpu)
+	if errs != nil {
 		errs <- err
+	}
+	if err != nil {
 		return
 	}
-	errs <- nil
-	var seen uint64
 	for {
 		start := time.Now()
 		for n := 0; w.seq.Load() == seen; n++ {
@@ -194,9 +204,22 @@ func (t *team) run(w *worker, cpu int, errs chan<- error) {
 			}
 		}
 		seen = w.seq.Load()
-		body, gen := w.body, w.gen
-		w.body = nil
-		body(w.i)
+		t.part(w, cpu, seen)
+	}
+}
+
+// part runs the part just posted to w and signals its end, also when the
+// part ends the goroutine (runtime.Goexit, as t.FailNow does in a test): then
+// a new goroutine takes the worker's place. (A panic ends the process, as it
+// does in a part on a plain goroutine.)
+func (t *team) part(w *worker, cpu int, seen uint64) {
+	body, gen := w.body, w.gen
+	w.body = nil
+	returned := false
+	defer func() {
+		if !returned {
+			go t.run(w, cpu, nil, seen)
+		}
 		if t.remaining.Add(-1) == 0 {
 			if h := testHookLastPart.Load(); h != nil {
 				(*h)()
@@ -205,7 +228,9 @@ func (t *team) run(w *worker, cpu int, errs chan<- error) {
 				t.done <- struct{}{}
 			}
 		}
-	}
+	}()
+	body(w.i)
+	returned = true
 }
 
 // park blocks until a part is posted after seen.

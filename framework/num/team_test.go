@@ -158,3 +158,35 @@ func TestTeamPanic(t *testing.T) {
 		t.Fatalf("%d parts ran after the panic, want 2", n.Load())
 	}
 }
+
+// TestTeamGoexit: a worker's part that ends its goroutine (runtime.Goexit,
+// as t.FailNow does) still ends the section, and the team keeps working on
+// pinned threads.
+func TestTeamGoexit(t *testing.T) {
+	tm := startTeam(t)
+	release := PinCaller()
+	defer release()
+	done := make(chan struct{})
+	go func() {
+		Parallel(2, func(i int) {
+			if i == 1 {
+				runtime.Goexit()
+			}
+		})
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Parallel still waits 10 s after a part called runtime.Goexit")
+	}
+	var set []int
+	Parallel(2, func(i int) {
+		if i == 1 {
+			set, _ = allowedCPUs()
+		}
+	})
+	if !slices.Equal(set, []int{tm.cpus[1]}) {
+		t.Fatalf("after the Goexit part 1 ran on a thread allowed %v, want [%d]", set, tm.cpus[1])
+	}
+}

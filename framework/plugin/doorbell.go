@@ -3,6 +3,7 @@ package plugin
 import (
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -129,13 +130,9 @@ func (d *doorbell) ring(ctx context.Context, method uint32, req, resp gproto.Mes
 		d.abandoned = 0
 	}
 	p := d.payload()
-	n := gproto.Size(req)
-	if n > len(p) {
-		return false, nil
-	}
-	b, err := gproto.MarshalOptions{}.MarshalAppend(p[:0:n], req)
-	if err != nil || len(b) != n || (n > 0 && &b[0] != &p[0]) {
-		return false, nil // not written in place: use gRPC
+	n, err := putMessage(p, req)
+	if err != nil {
+		return false, nil // use gRPC
 	}
 	d.seq++
 	seq := d.seq
@@ -184,10 +181,10 @@ func (s *grpcServer) openDoorbell(dir string) {
 		return
 	}
 	s.bellOnce.Do(func() {
-		if _, err := os.Stat(filepath.Join(dir, doorbellName)); err != nil {
+		f, err := os.OpenFile(filepath.Join(dir, doorbellName), os.O_RDWR, 0)
+		if errors.Is(err, fs.ErrNotExist) {
 			return
 		}
-		f, err := os.OpenFile(filepath.Join(dir, doorbellName), os.O_RDWR, 0)
 		if err != nil {
 			s.log.Warn("cannot open the host's doorbell; using gRPC", "error", err)
 			return
@@ -211,6 +208,19 @@ func (s *grpcServer) openDoorbell(dir string) {
 	})
 }
 
+// putMessage writes m's encoding at the start of p and returns its length.
+func putMessage(p []byte, m gproto.Message) (int, error) {
+	n := gproto.Size(m)
+	if n > len(p) {
+		return 0, status.Errorf(codes.ResourceExhausted, "a message of %d bytes does not fit the doorbell's %d", n, len(p))
+	}
+	// Capacity n: the encoding cannot be moved elsewhere.
+	if b, err := (gproto.MarshalOptions{}).MarshalAppend(p[:0:n], m); err != nil || len(b) != n {
+		return 0, status.Errorf(codes.Internal, "encode a message of %d bytes: %v", n, err)
+	}
+	return n, nil
+}
+
 // answer serves the doorbell's requests one after the other.
 func (s *grpcServer) answer(d *doorbell, seen uint32) {
 	for {
@@ -223,11 +233,7 @@ func (s *grpcServer) answer(d *doorbell, seen uint32) {
 		code := codes.OK
 		n := 0
 		if err == nil {
-			if n = gproto.Size(resp); n > len(p) {
-				err = status.Errorf(codes.ResourceExhausted, "reply of %d bytes does not fit the doorbell's %d", n, len(p))
-			} else if b, e := (gproto.MarshalOptions{}).MarshalAppend(p[:0:n], resp); e != nil || len(b) != n {
-				err = status.Errorf(codes.Internal, "encode the reply: %v", e)
-			}
+			n, err = putMessage(p, resp)
 		}
 		if err != nil {
 			st := status.Convert(err)

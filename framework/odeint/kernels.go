@@ -326,11 +326,20 @@ func diffNormRangeGo(y0, f0, f1 []float32, rtol, atol float64, lo, hi int) float
 // allFinite reports whether v holds no NaN or Inf.
 func (p *pool) allFinite(v []float32) bool {
 	_, ok := p.run(1, func(lo, hi int) (float64, float32) {
-		var acc float32
-		for _, x := range v[lo:hi] {
-			acc += x * 0
+		// four running sums of x·0: +0 unless one meets a NaN or Inf,
+		// without a one-add-per-value dependency chain
+		var a [4]float32
+		i := lo
+		for ; i+4 <= hi; i += 4 {
+			a[0] += v[i] * 0
+			a[1] += v[i+1] * 0
+			a[2] += v[i+2] * 0
+			a[3] += v[i+3] * 0
 		}
-		return 0, acc
+		for ; i < hi; i++ {
+			a[0] += v[i] * 0
+		}
+		return 0, a[0] + a[1] + a[2] + a[3]
 	})
 	return ok
 }

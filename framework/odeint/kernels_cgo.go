@@ -10,8 +10,25 @@ package odeint
 // lincombRange in C, in the same float32 order as the Go loop (t = c0·v0, then
 // t = t + ck·vk left to right, then dst = base + scale·t) and without fused
 // multiply-adds, so the bits are the Go version's; gcc vectorises the lane loops.
+// fin_tile adds d[i]·0 for the tile's values into sixteen lane accumulators:
+// each stays +0 unless it meets a NaN or an infinity, so their sum is the
+// finiteness accumulator a single running sum would give, without a
+// one-add-per-value dependency chain (which kept these loops scalar).
+static inline void fin_tile(float *fin, const float *d, long n) {
+	long i = 0;
+	for (; i + 16 <= n; i += 16)
+		for (int l = 0; l < 16; l++) fin[l] += d[i + l] * 0;
+	for (; i < n; i++) fin[i % 16] += d[i] * 0;
+}
+
+static inline float fin_sum(const float *fin) {
+	float acc = 0;
+	for (int l = 0; l < 16; l++) acc += fin[l];
+	return acc;
+}
+
 #define TILE 256
-__attribute__((target_clones("avx2", "default")))
+__attribute__((target_clones("avx512f", "avx2", "default")))
 float ll_lincomb(float *dst, const float *base, float scale, long lo, long hi, int nt,
 		float c0, const float *v0, float c1, const float *v1, float c2, const float *v2,
 		float c3, const float *v3, float c4, const float *v4, float c5, const float *v5,
@@ -19,7 +36,7 @@ float ll_lincomb(float *dst, const float *base, float scale, long lo, long hi, i
 	const float *v[7] = {v0, v1, v2, v3, v4, v5, v6};
 	const float c[7] = {c0, c1, c2, c3, c4, c5, c6};
 	float t[TILE];
-	float acc = 0;
+	float fin[16] = {0};
 	for (long off = lo; off < hi; off += TILE) {
 		long n = hi - off < TILE ? hi - off : TILE;
 		if (nt == 0) {
@@ -42,19 +59,14 @@ float ll_lincomb(float *dst, const float *base, float scale, long lo, long hi, i
 			const float *b = base + off;
 			for (long i = 0; i < n; i++) {
 				float p = scale * t[i];
-				float x = b[i] + p;
-				d[i] = x;
-				acc += x * 0;
+				d[i] = b[i] + p;
 			}
 		} else {
-			for (long i = 0; i < n; i++) {
-				float x = scale * t[i];
-				d[i] = x;
-				acc += x * 0;
-			}
+			for (long i = 0; i < n; i++) d[i] = scale * t[i];
 		}
+		fin_tile(fin, d, n);
 	}
-	return acc;
+	return fin_sum(fin);
 }
 
 // t[0:n] = Σ c_k·v_k[off:off+n] in sumTile's order (t = c0·v0, then t = t + ck·vk).
@@ -90,7 +102,7 @@ float ll_errratio(const float *y, const float *yn, float dt, double rtol, double
 	float t[TILE];
 	double r[TILE];
 	double part[8] = {0};
-	float acc = 0;
+	float fin[16] = {0};
 	for (long off = lo; off < hi; off += TILE) {
 		long n = hi - off < TILE ? hi - off : TILE;
 		tile_sum(t, n, off, nt, c, v);
@@ -101,8 +113,8 @@ float ll_errratio(const float *y, const float *yn, float dt, double rtol, double
 			float b = y1[i] < 0 ? -y1[i] : y1[i];
 			a = b > a ? b : a;
 			r[i] = e / (atol + rtol * (double)a);
-			acc += y1[i] * 0;
 		}
+		fin_tile(fin, y1, n);
 		long i = 0;
 		for (; i + 8 <= n; i += 8)
 			for (int l = 0; l < 8; l++) part[l] += r[i + l] * r[i + l];
@@ -111,7 +123,7 @@ float ll_errratio(const float *y, const float *yn, float dt, double rtol, double
 	for (int w = 4; w >= 1; w /= 2)
 		for (int l = 0; l < w; l++) part[l] += part[l + w];
 	*sum = part[0];
-	return acc;
+	return fin_sum(fin);
 }
 
 // interp's kernel (kernels.go), element by element in the Go loop's order.

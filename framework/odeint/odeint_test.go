@@ -443,6 +443,30 @@ func TestLincombCMatchesGo(t *testing.T) {
 			}
 		}
 	}
+	// An infinity in a term, inside a tile's vector part, at a tile's
+	// ragged end or in the last values: the finiteness accumulator is
+	// non-zero on both paths (the C kernel keeps it in sixteen lanes), and
+	// allFinite finds the same values.
+	for _, at := range []int{20, tileLen + 7, n - 2} {
+		v := mk(1)
+		v[at] = float32(math.Inf(-1))
+		terms := []term{{c: 0.5, v: mk(0)}, {c: 1.5, v: v}}
+		a, b := make([]float32, n), make([]float32, n)
+		accC, ok := lincombRangeC(a, nil, 1, terms, 5, n)
+		if !ok {
+			t.Skip("pure-Go build")
+		}
+		accGo := lincombRangeGo(b, nil, 1, terms, 5, n)
+		if accC == 0 || accGo == 0 {
+			t.Errorf("-Inf at %d: finiteness C %v, Go %v, want both non-zero", at, accC, accGo)
+		}
+		if newPool(n).allFinite(a) {
+			t.Errorf("-Inf at %d: allFinite says the result is finite", at)
+		}
+	}
+	if !newPool(n).allFinite(mk(3)) {
+		t.Error("allFinite: finite values reported non-finite")
+	}
 }
 
 func TestParseOptions(t *testing.T) {

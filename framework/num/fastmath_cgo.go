@@ -85,6 +85,22 @@ __attribute__((target_clones("avx2", "default")))
 void ll_relu_back(float *dy, const float *y, int n) {
 	for (int i = 0; i < n; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
+// colsum_add: dst[c] += (float)Σ_i m[i·ld + c] for columns [lo, hi), each
+// column's sum in float64 in row order (linear.go's ColSumAdd), 64 columns at
+// a time so that the accumulators stay in registers.
+__attribute__((target_clones("avx512f", "avx2", "default")))
+void ll_colsum_add(float *dst, const float *m, long n, long ld, long lo, long hi) {
+	for (long c0 = lo; c0 < hi; c0 += 64) {
+		long w = hi - c0 < 64 ? hi - c0 : 64;
+		double acc[64] = {0};
+		for (long i = 0; i < n; i++) {
+			const float *row = m + i * ld + c0;
+			for (long j = 0; j < w; j++) acc[j] += (double)row[j];
+		}
+		for (long j = 0; j < w; j++) dst[c0 + j] += (float)acc[j];
+	}
+}
+
 */
 import "C"
 
@@ -151,4 +167,9 @@ func reluBack(dy, y []float32) {
 		return
 	}
 	C.ll_relu_back((*C.float)(unsafe.Pointer(&dy[0])), (*C.float)(unsafe.Pointer(&y[0])), C.int(len(y)))
+}
+
+// colSumAddRange is ColSumAdd on columns [lo, hi).
+func colSumAddRange(dst, m []float32, n, d, lo, hi int) {
+	C.ll_colsum_add((*C.float)(unsafe.Pointer(&dst[0])), (*C.float)(unsafe.Pointer(&m[0])), C.long(n), C.long(d), C.long(lo), C.long(hi))
 }

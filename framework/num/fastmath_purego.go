@@ -71,3 +71,5 @@ func expSlice(dst, x []float32) {
 func relu(x []float32) { reluGo(x) }
 
 func reluBack(dy, y []float32) { reluBackGo(dy, y) }
+
+func colSumAddRange(dst, m []float32, n, d, lo, hi int) { colSumAddGo(dst, m, n, d, lo, hi) }

@@ -102,17 +102,41 @@ func LinearBackward(dx []float32, addDX bool, dw, db, dy, x, w []float32, n, in,
 	}
 }
 
-// ColSumAdd adds the column sums of m [n,d] to dst [d].
+// ColSumAdd adds the column sums of m [n,d] to dst [d]: each column summed in
+// float64 in row order, then rounded once. Large matrices are split by
+// columns over the cores (vectorised C in the cgo build), which changes no
+// bit: every column's sum is the same chain of additions.
 func ColSumAdd(dst, m []float32, n, d int) {
-	acc := make([]float64, d)
+	if n <= 0 || d <= 0 {
+		return
+	}
+	checkLen("colsum m", m, n*d)
+	checkLen("colsum dst", dst, d)
+	blocks := (d + 63) / 64
+	p := min(Workers(), blocks)
+	if p < 2 || n*d < 1<<16 {
+		colSumAddRange(dst, m, n, d, 0, d)
+		return
+	}
+	per := (blocks + p - 1) / p
+	Parallel((blocks+per-1)/per, func(i int) {
+		lo := i * per * 64
+		colSumAddRange(dst, m, n, d, lo, min(lo+per*64, d))
+	})
+}
+
+// colSumAddGo is ColSumAdd's loop on columns [lo, hi) in Go: the pure-Go
+// build's kernel and the bits the C kernel must give.
+func colSumAddGo(dst, m []float32, n, d, lo, hi int) {
+	acc := make([]float64, hi-lo)
 	for i := 0; i < n; i++ {
-		row := m[i*d : (i+1)*d]
+		row := m[i*d+lo : i*d+hi]
 		for j, v := range row {
 			acc[j] += float64(v)
 		}
 	}
-	for j := range dst[:d] {
-		dst[j] += float32(acc[j])
+	for j := range acc {
+		dst[lo+j] += float32(acc[j])
 	}
 }
 

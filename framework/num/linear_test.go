@@ -70,3 +70,53 @@ func TestGemmSplit(t *testing.T) {
 		}
 	}
 }
+
+// TestColSumAdd: ColSumAdd (the C kernel in the cgo build, split by columns
+// over the cores when large) gives the bits of the float64 row-order loop,
+// for widths around its 64-column blocks and lengths above and below the
+// split's threshold.
+func TestColSumAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for _, d := range []int{1, 7, 63, 64, 65, 128, 200, 256, 513} {
+		for _, n := range []int{1, 5, 300, 4096} {
+			m := make([]float32, n*d)
+			for i := range m {
+				m[i] = float32(rng.NormFloat64()) * float32(1+i%13)
+			}
+			got, want := make([]float32, d), make([]float32, d)
+			for j := range got {
+				got[j] = float32(j) * 0.25
+				want[j] = got[j]
+			}
+			ColSumAdd(got, m, n, d)
+			colSumAddGo(want, m, n, d, 0, d)
+			for j := range got {
+				if math.Float32bits(got[j]) != math.Float32bits(want[j]) {
+					t.Fatalf("n=%d d=%d: column %d: %v, want %v", n, d, j, got[j], want[j])
+				}
+			}
+			if n == 300 && d == 65 {
+				var s float64
+				for i := 0; i < n; i++ {
+					s += float64(m[i*d+64])
+				}
+				if w := float32(16 + s); want[64] != w {
+					t.Fatalf("column 64: %v, want %v", want[64], w)
+				}
+			}
+		}
+	}
+}
+
+func BenchmarkColSumAdd(b *testing.B) {
+	n, d := 4096, 256
+	m := make([]float32, n*d)
+	for i := range m {
+		m[i] = float32(i%17) * 0.1
+	}
+	dst := make([]float32, d)
+	b.SetBytes(int64(4 * n * d))
+	for b.Loop() {
+		ColSumAdd(dst, m, n, d)
+	}
+}

@@ -96,3 +96,34 @@ func BenchmarkMaxArg32000(b *testing.B) {
 		MaxArg(x)
 	}
 }
+
+// BenchmarkLossBlock is the cross-entropy consumer's arithmetic over one head
+// block (1024 rows of 32000 logits, the rows split over the cores): arg-max,
+// then softmax in place. rows=block reads every row from memory (the head's
+// case: the block is 131 MB); rows=cached repeats each part's first row, so
+// the difference is the memory traffic.
+func BenchmarkLossBlock(b *testing.B) {
+	const rows, v = 1024, 32000
+	x := make([]float32, rows*v)
+	for i := range x {
+		x[i] = float32(i%97) * 0.01
+	}
+	for _, mode := range []string{"block", "cached"} {
+		b.Run("rows="+mode, func(b *testing.B) {
+			b.SetBytes(4 * rows * v)
+			for b.Loop() {
+				ParallelRows(rows, 4*v, func(lo, hi int) {
+					for i := lo; i < hi; i++ {
+						r := i
+						if mode == "cached" {
+							r = lo
+						}
+						row := x[r*v : (r+1)*v]
+						mx, _ := MaxArg(row)
+						LogSumExp(row, mx, row, 1)
+					}
+				})
+			}
+		})
+	}
+}

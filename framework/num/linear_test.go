@@ -95,7 +95,7 @@ func TestColSumAdd(t *testing.T) {
 					t.Fatalf("n=%d d=%d: column %d: %v, want %v", n, d, j, got[j], want[j])
 				}
 			}
-			if n == 300 && d == 65 {
+			if n == 300 && d == 65 { // and against a plain sum
 				var s float64
 				for i := 0; i < n; i++ {
 					s += float64(m[i*d+64])
@@ -105,6 +105,16 @@ func TestColSumAdd(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// TestColSumAddEmpty: no rows or no columns leave dst as it was.
+func TestColSumAddEmpty(t *testing.T) {
+	dst := []float32{1, float32(math.Copysign(0, -1))}
+	ColSumAdd(dst, nil, 0, 2)
+	ColSumAdd(dst, nil, 5, 0)
+	if dst[0] != 1 || !math.Signbit(float64(dst[1])) {
+		t.Errorf("dst = %v", dst)
 	}
 }
 

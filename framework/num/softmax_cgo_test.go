@@ -60,3 +60,54 @@ func TestLogSumExpPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestMaxArgPaths: every C path of MaxArg — generic, AVX2, AVX-512F — gives
+// the pure-Go loop's value and index (NaNs skipped, the first maximum, a zero
+// maximum with its first occurrence's sign) on rows where a NaN follows the
+// maximum in its lane, rows of zeros of both signs, −Inf and all-NaN rows.
+func TestMaxArgPaths(t *testing.T) {
+	if !cpu.X86.HasAVX512F || !cpu.X86.HasAVX2 {
+		t.Skip("needs AVX-512F and AVX2 to compare the paths")
+	}
+	ref := func(x []float32) (float32, int) { // vexp_purego.go's MaxArg
+		m, arg := float32(math.Inf(-1)), -1
+		for j, v := range x {
+			if v > m || (arg < 0 && v == m) {
+				m, arg = v, j
+			}
+		}
+		return m, max(arg, 0)
+	}
+	nan, inf := float32(math.NaN()), float32(math.Inf(1))
+	negZero := float32(math.Copysign(0, -1))
+	var rows [][]float32
+	r := make([]float32, 64) // a NaN after the maximum in the same lane of 16 and of 32
+	r[0], r[16], r[32] = 5, nan, nan
+	rows = append(rows, r)
+	rng := rand.New(rand.NewPCG(7, 8))
+	pick := []float32{0, negZero, -inf, -1, nan}
+	for k := 0; k < 3000; k++ {
+		n := 1 + rng.IntN(100)
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = pick[rng.IntN(len(pick))]
+			if k%3 == 0 && rng.IntN(8) == 0 {
+				x[i] = float32(rng.NormFloat64())
+			}
+		}
+		rows = append(rows, x)
+	}
+	rows = append(rows, []float32{nan, nan, nan}, make([]float32, 40))
+	for _, x := range rows {
+		wm, wa := ref(x)
+		for path := 0; path <= 2; path++ {
+			m, a := maxArgOn(path, x)
+			if math.Float32bits(m) != math.Float32bits(wm) || a != wa {
+				t.Fatalf("path %d on %v: %v@%d, want %v@%d", path, x, m, a, wm, wa)
+			}
+		}
+		if m, a := MaxArg(x); math.Float32bits(m) != math.Float32bits(wm) || a != wa {
+			t.Fatalf("MaxArg on %v: %v@%d, want %v@%d", x, m, a, wm, wa)
+		}
+	}
+}

@@ -5,6 +5,10 @@ package num
 /*
 #cgo CFLAGS: -O3
 #cgo LDFLAGS: -lm
+// No contraction of separate multiplies and adds into fused ones: the scalar
+// tails use ll_expf, which must stay Go's ExpFast (expf.h); the vector paths
+// spell out their fused multiply-adds.
+#pragma GCC optimize("fp-contract=off")
 #include <math.h>
 #include <string.h>
 #include <immintrin.h>
@@ -123,8 +127,10 @@ static float max_avx512(const float *x, int n) {
 	__m512 m0 = _mm512_set1_ps(-INFINITY), m1 = m0;
 	int j = 0;
 	for (; j + 32 <= n; j += 32) {
-		m0 = _mm512_max_ps(m0, _mm512_loadu_ps(x + j));
-		m1 = _mm512_max_ps(m1, _mm512_loadu_ps(x + j + 16));
+		// max_ps returns its second operand when either is NaN: the running
+		// maximum goes second, so a NaN is skipped, never kept
+		m0 = _mm512_max_ps(_mm512_loadu_ps(x + j), m0);
+		m1 = _mm512_max_ps(_mm512_loadu_ps(x + j + 16), m1);
 	}
 	float t[16]; _mm512_storeu_ps(t, _mm512_max_ps(m0, m1));
 	float m = -INFINITY;
@@ -150,8 +156,9 @@ static float max_avx2(const float *x, int n) {
 	__m256 m0 = _mm256_set1_ps(-INFINITY), m1 = m0;
 	int j = 0;
 	for (; j + 16 <= n; j += 16) {
-		m0 = _mm256_max_ps(m0, _mm256_loadu_ps(x + j));
-		m1 = _mm256_max_ps(m1, _mm256_loadu_ps(x + j + 8));
+		// the running maximum second: a NaN is skipped (see max_avx512)
+		m0 = _mm256_max_ps(_mm256_loadu_ps(x + j), m0);
+		m1 = _mm256_max_ps(_mm256_loadu_ps(x + j + 8), m1);
 	}
 	float t[8]; _mm256_storeu_ps(t, _mm256_max_ps(m0, m1));
 	float m = -INFINITY;
@@ -173,17 +180,21 @@ static int find_avx2(const float *x, int n, float m) {
 	return 0;
 }
 
+// ll_max: the maximum (NaNs skipped) and the first index holding it. The
+// value returned is that element itself, so a maximum of zero has the sign of
+// its first occurrence whichever lanes compared it (max_ps of +0 and −0 keeps
+// either), as the Go loop's strict > gives.
 static float ll_max(const float *x, int n, int *arg) {
 	float m;
 	if (__builtin_cpu_supports("avx512f")) {
 		m = max_avx512(x, n);
 		*arg = find_avx512(x, n, m);
-		return m;
+		return x[*arg] == m ? x[*arg] : m;
 	}
 	if (__builtin_cpu_supports("avx2")) {
 		m = max_avx2(x, n);
 		*arg = find_avx2(x, n, m);
-		return m;
+		return x[*arg] == m ? x[*arg] : m;
 	}
 	m = -INFINITY;
 	for (int j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
@@ -199,8 +210,16 @@ static double ll_lse_on(int path, const float *x, int n, float mx, float *dst, f
 }
 
 static float ll_max_on(int path, const float *x, int n, int *arg) {
-	if (path == 2) { float m = max_avx512(x, n); *arg = find_avx512(x, n, m); return m; }
-	float m = max_avx2(x, n); *arg = find_avx2(x, n, m); return m;
+	float m;
+	if (path == 2) { m = max_avx512(x, n); *arg = find_avx512(x, n, m); }
+	else if (path == 1) { m = max_avx2(x, n); *arg = find_avx2(x, n, m); }
+	else {
+		m = -INFINITY;
+		for (int j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
+		*arg = 0;
+		for (int j = 0; j < n; j++) if (x[j] == m) { *arg = j; break; }
+	}
+	return x[*arg] == m ? x[*arg] : m;
 }
 
 static double ll_lse(const float *x, int n, float mx, float *dst, float scale) {
@@ -232,7 +251,7 @@ func LogSumExp(x []float32, mx float32, dst []float32, scale float32) float64 {
 }
 
 // MaxArg returns the largest value of x and the first index holding it
-// (NaNs are skipped). x must not be empty.
+// (NaNs are skipped; a row of NaNs gives −Inf at 0). x must not be empty.
 func MaxArg(x []float32) (float32, int) {
 	var arg C.int
 	m := C.ll_max((*C.float)(unsafe.Pointer(&x[0])), C.int(len(x)), &arg)

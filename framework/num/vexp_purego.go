@@ -32,13 +32,13 @@ func LogSumExp(x []float32, mx float32, dst []float32, scale float32) float64 {
 }
 
 // MaxArg returns the largest value of x and the first index holding it
-// (NaNs are skipped). x must not be empty.
+// (NaNs are skipped; a row of NaNs gives −Inf at 0). x must not be empty.
 func MaxArg(x []float32) (float32, int) {
-	m, arg := float32(math.Inf(-1)), 0
+	m, arg := float32(math.Inf(-1)), -1
 	for j, v := range x {
-		if v > m {
+		if v > m || (arg < 0 && v == m) { // a row whose maximum is −Inf
 			m, arg = v, j
 		}
 	}
-	return m, arg
+	return m, max(arg, 0) // all NaN: −Inf at 0
 }

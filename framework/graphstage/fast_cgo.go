@@ -11,10 +11,11 @@ package graphstage
 // tanh, sigmoid), the same float32 operations without fused multiply-adds, so
 // the bits are the Go loops'. k is fast.go's fastKind.
 
+#include "simd.h"
 #include <math.h>
 #include "vecf.h"
 
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define CLONES LL_CLONES
 
 enum { ADD = 1, SUB, MUL, DIV, ABS, SIGN, EXP, NEG, SQUARE, SQRT, INV, INVSQRT, CUBE, TANH, SIGMOID };
 

@@ -4,6 +4,7 @@ package num
 
 /*
 #cgo CFLAGS: -O3
+#include "simd.h"
 #include <stdint.h>
 #include <string.h>
 #include "expf.h"
@@ -23,7 +24,7 @@ static inline float clamp_abs(float x, uint32_t c) {
 
 // e^v for v already clamped: Cody–Waite reduction and Cephes' polynomial, as
 // fastmath.go's expCore.
-__attribute__((target_clones("avx2", "default")))
+LL_CLONES_AVX2
 void ll_tanh(float *dst, const float *x, int n) {
 	for (int i = 0; i < n; i++) {
 		float v = clamp_abs(x[i], 0x40fcf84fu);
@@ -41,7 +42,7 @@ void ll_tanh(float *dst, const float *x, int n) {
 	}
 }
 
-__attribute__((target_clones("avx2", "default")))
+LL_CLONES_AVX2
 void ll_erf(float *dst, const float *x, int n, float scale) {
 	for (int i = 0; i < n; i++) {
 		float v = clamp_abs(x[i] * scale, 0x40800000u);
@@ -60,7 +61,7 @@ void ll_erf(float *dst, const float *x, int n, float scale) {
 	}
 }
 
-__attribute__((target_clones("avx2", "default")))
+LL_CLONES_AVX2
 void ll_normpdf(float *dst, const float *x, int n) {
 	for (int i = 0; i < n; i++) {
 		float v = clamp_abs(x[i], 0x41200000u);
@@ -69,26 +70,26 @@ void ll_normpdf(float *dst, const float *x, int n) {
 	}
 }
 
-__attribute__((target_clones("avx2", "default")))
+LL_CLONES_AVX2
 void ll_exp(float *dst, const float *x, int n) {
 	for (int i = 0; i < n; i++) {
 		dst[i] = ll_expf(x[i]);
 	}
 }
 
-__attribute__((target_clones("avx2", "default")))
+LL_CLONES_AVX2
 void ll_relu(float *x, int n) {
 	for (int i = 0; i < n; i++) x[i] = x[i] > 0.0f ? x[i] : 0.0f;
 }
 
-__attribute__((target_clones("avx2", "default")))
+LL_CLONES_AVX2
 void ll_relu_back(float *dy, const float *y, int n) {
 	for (int i = 0; i < n; i++) dy[i] = y[i] > 0.0f ? dy[i] : 0.0f;
 }
 // colsum_add: dst[c] += (float)Σ_i m[i·ld + c] for columns [lo, hi), each
 // column's sum in float64 in row order (linear.go's ColSumAdd), 64 columns at
 // a time so that the accumulators stay in registers.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 void ll_colsum_add(float *dst, const float *m, long n, long ld, long lo, long hi) {
 	for (long c0 = lo; c0 < hi; c0 += 64) {
 		long w = hi - c0 < 64 ? hi - c0 : 64;

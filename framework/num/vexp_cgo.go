@@ -9,9 +9,12 @@ package num
 // tails use ll_expf, which must stay Go's ExpFast (expf.h); the vector paths
 // spell out their fused multiply-adds.
 #pragma GCC optimize("fp-contract=off")
+#include "simd.h"
 #include <math.h>
 #include <string.h>
+#if LL_X86
 #include <immintrin.h>
+#endif
 
 #include "expf.h"
 
@@ -21,6 +24,8 @@ static double lse_generic(const float *x, int n, float mx, float *dst, float sca
 	if (dst) { float inv = (float)(1.0 / s); for (int i = 0; i < n; i++) dst[i] = (dst[i] * inv) * scale; }
 	return (double)mx + log(s);
 }
+
+#if LL_X86 // the vector paths: x86-64 only (simd.h)
 
 // exp8 is ll_expf on 8 lanes with the same clamping and rounding (the
 // round-to-nearest-even of _mm256_round_ps is the magic number's), contracted to
@@ -180,12 +185,15 @@ static int find_avx2(const float *x, int n, float m) {
 	return 0;
 }
 
+#endif // LL_X86
+
 // ll_max: the maximum (NaNs skipped) and the first index holding it. The
 // value returned is that element itself, so a maximum of zero has the sign of
 // its first occurrence whichever lanes compared it (max_ps of +0 and −0 keeps
 // either), as the Go loop's strict > gives.
 static float ll_max(const float *x, int n, int *arg) {
 	float m;
+#if LL_X86
 	if (__builtin_cpu_supports("avx512f")) {
 		m = max_avx512(x, n);
 		*arg = find_avx512(x, n, m);
@@ -196,6 +204,7 @@ static float ll_max(const float *x, int n, int *arg) {
 		*arg = find_avx2(x, n, m);
 		return x[*arg] == m ? x[*arg] : m;
 	}
+#endif
 	m = -INFINITY;
 	for (int j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
 	*arg = 0;
@@ -203,17 +212,25 @@ static float ll_max(const float *x, int n, int *arg) {
 	return m;
 }
 
-// ll_lse_on and ll_max_on run one path (0 generic, 1 AVX2, 2 AVX-512F), for
-// the test that the vector paths agree bit for bit; the caller checks the CPU.
+// ll_lse_on and ll_max_on run one path (0 generic, 1 AVX2, 2 AVX-512F; off
+// x86-64 always the generic one), for the tests that the paths agree bit for
+// bit; the caller checks the CPU.
 static double ll_lse_on(int path, const float *x, int n, float mx, float *dst, float scale) {
-	return path == 2 ? lse_avx512(x, n, mx, dst, scale) : path == 1 ? lse_avx2(x, n, mx, dst, scale) : lse_generic(x, n, mx, dst, scale);
+#if LL_X86
+	if (path == 2) return lse_avx512(x, n, mx, dst, scale);
+	if (path == 1) return lse_avx2(x, n, mx, dst, scale);
+#endif
+	return lse_generic(x, n, mx, dst, scale);
 }
 
 static float ll_max_on(int path, const float *x, int n, int *arg) {
 	float m;
+#if LL_X86
 	if (path == 2) { m = max_avx512(x, n); *arg = find_avx512(x, n, m); }
 	else if (path == 1) { m = max_avx2(x, n); *arg = find_avx2(x, n, m); }
-	else {
+	else
+#endif
+	{
 		m = -INFINITY;
 		for (int j = 0; j < n; j++) m = x[j] > m ? x[j] : m;
 		*arg = 0;
@@ -223,8 +240,10 @@ static float ll_max_on(int path, const float *x, int n, int *arg) {
 }
 
 static double ll_lse(const float *x, int n, float mx, float *dst, float scale) {
+#if LL_X86
 	if (__builtin_cpu_supports("avx512f")) return lse_avx512(x, n, mx, dst, scale);
 	if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return lse_avx2(x, n, mx, dst, scale);
+#endif
 	return lse_generic(x, n, mx, dst, scale);
 }
 */

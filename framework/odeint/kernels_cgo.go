@@ -3,8 +3,9 @@
 package odeint
 
 /*
-#cgo CFLAGS: -O3
+#cgo CFLAGS: -O3 -I${SRCDIR}/../num
 #pragma GCC optimize("fp-contract=off")
+#include "simd.h"
 #include <math.h>
 
 // lincombRange in C, in the same float32 order as the Go loop (t = c0·v0, then
@@ -28,7 +29,7 @@ static inline float fin_sum(const float *fin) {
 }
 
 #define TILE 256
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 float ll_lincomb(float *dst, const float *base, float scale, long lo, long hi, int nt,
 		float c0, const float *v0, float c1, const float *v1, float c2, const float *v2,
 		float c3, const float *v3, float c4, const float *v4, float c5, const float *v5,
@@ -92,7 +93,7 @@ static inline void tile_sum(float *t, long n, long off, int nt, const float *c, 
 // rtol·max(|y|,|yn|)) in float64, value i of the block in partial sum i mod 8,
 // the partial sums then added pairwise; *sum receives it and the return value
 // is the finiteness accumulator of yn.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 float ll_errratio(const float *y, const float *yn, float dt, double rtol, double atol,
 		long lo, long hi, double *sum, int nt, float c0, const float *v0, float c1, const float *v1, float c2, const float *v2,
 		float c3, const float *v3, float c4, const float *v4, float c5, const float *v5,
@@ -127,7 +128,7 @@ float ll_errratio(const float *y, const float *yn, float dt, double rtol, double
 }
 
 // interp's kernel (kernels.go), element by element in the Go loop's order.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 void ll_interp(float *dst, const float *y0, const float *y1, const float *f0, const float *f1,
 		float dt32, float dt2, float x1, float x2, float x3, float x4,
 		long lo, long hi, int nt, float c0, const float *v0, float c1, const float *v1, float c2, const float *v2,
@@ -165,7 +166,7 @@ void ll_interp(float *dst, const float *y0, const float *y1, const float *f0, co
 
 // initNorms's and diffNorm's block kernels (kernels.go): value i of the block
 // in partial sum i mod 8, the partial sums added pairwise.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 float ll_initnorms(const float *y0, const float *f0, double rtol, double atol, long lo, long hi,
 		double *sa, double *sb) {
 	double a[8] = {0}, b[8] = {0};
@@ -199,7 +200,7 @@ float ll_initnorms(const float *y0, const float *f0, double rtol, double atol, l
 	return acc;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 double ll_diffnorm(const float *y0, const float *f0, const float *f1, double rtol, double atol, long lo, long hi) {
 	double a[8] = {0};
 	long i = lo;

@@ -3,10 +3,13 @@
 package train
 
 /*
-#cgo CFLAGS: -O3
+#cgo CFLAGS: -O3 -I${SRCDIR}/../num
 #pragma GCC optimize("fp-contract=off")
+#include "simd.h"
 #include <math.h>
+#if LL_X86
 #include <immintrin.h>
+#endif
 
 // One AdamW step over n parameters. Every path does the scalar loop's float32
 // operations in its order, with no fused multiply-adds (fp-contract=off:
@@ -50,17 +53,23 @@ static void adamw_scalar(float *w, const float *g, float *m, float *v, long n,
 #define ADAMW_ARGS float *w, const float *g, float *m, float *v, long n, \
 		float b1, float b2, float decay, float step, float inv_sqrt_bc2, float eps
 
+#if LL_X86 // elsewhere the scalar loop, which gcc may vectorise itself
 __attribute__((target("avx512f"))) static long adamw_avx512(ADAMW_ARGS) { ADAMW_VEC(_mm512, __m512, 16) }
 __attribute__((target("avx2"))) static long adamw_avx2(ADAMW_ARGS) { ADAMW_VEC(_mm256, __m256, 8) }
+#endif
 
 // path: 2 = AVX-512, 1 = AVX2, 0 = scalar only (for the tests).
 static void ll_adamw(int path, float *w, const float *g, float *m, float *v, long n,
 		float b1, float b2, float decay, float step, float inv_sqrt_bc2, float eps) {
 	long i = 0;
+#if LL_X86
 	if (path >= 2 && __builtin_cpu_supports("avx512f"))
 		i = adamw_avx512(w, g, m, v, n, b1, b2, decay, step, inv_sqrt_bc2, eps);
 	else if (path >= 1 && __builtin_cpu_supports("avx2"))
 		i = adamw_avx2(w, g, m, v, n, b1, b2, decay, step, inv_sqrt_bc2, eps);
+#else
+	(void)path;
+#endif
 	adamw_scalar(w + i, g + i, m + i, v + i, n - i, b1, b2, decay, step, inv_sqrt_bc2, eps);
 }
 */

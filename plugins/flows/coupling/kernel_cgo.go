@@ -11,9 +11,10 @@ package coupling
 // by lane, its lane-ordered sum, then the first half's copy, the odd layers'
 // residual and the log-determinant. The bits are the Go loops'.
 
+#include "simd.h"
 #include "vecf.h"
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 void ll_coupling_rows(const float *in, float *out, const float *x0, float *ldj, float *th, const float *ut,
 		long rows, long D, long H, float as, float at, float g, int odd, int inplace, float residual) {
 	float g1 = 1.0f - g;
@@ -54,7 +55,7 @@ INL void vexpm1(vf x, vf *e, vf *em1) {
 // layerBackward's per-row work for a range of rows, 16 values at a time:
 // the Go loop's float32 arithmetic lane by lane, then its three float64 sums
 // in the Go loop's order (value by value). out[0..2] = Σ gsum, Σ ds·t, Σ dt·u.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 void ll_coupling_back_rows(const float *in, float *th, float *ut, float *dY, float *dX0, const float *dldj,
 		long rows, long D, long H, float as, float at, float g, int exact, int odd, float residual, double *out) {
 	double sg = 0, sas = 0, sat = 0;

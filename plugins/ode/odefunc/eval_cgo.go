@@ -5,6 +5,7 @@ package odefunc
 /*
 #cgo CFLAGS: -O3 -Wno-psabi -I${SRCDIR}/../../../framework/num
 #pragma GCC optimize("fp-contract=off")
+#include "simd.h"
 #include <math.h>
 
 // Func.Eval over a range of rows in one call, 16 values at a time in GCC
@@ -48,7 +49,7 @@ INL void eval_row(float *dr, const float *yr, const float *gamma, const float *b
 	}
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 void ll_odef_eval(float *dy, const float *y, const float *gamma, const float *beta,
 		long rows, long h, float scale) {
 	for (long i = 0; i < rows; i++) eval_row(dy + i * h, y + i * h, gamma, beta, h, scale);
@@ -57,7 +58,7 @@ void ll_odef_eval(float *dy, const float *y, const float *gamma, const float *be
 // Func.EvalComb: each row's argument x = base + sc·s, s = c0·v0 then s + ck·vk
 // (odeint's lincomb order), formed in the output row, then f in place.
 // Offsets are in floats from the start of every vector.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 void ll_odef_eval_comb(float *dy, const float *base, float sc, long off, long rows, long h,
 		const float *gamma, const float *beta, float scale,
 		int nt, float c0, const float *v0, float c1, const float *v1, float c2, const float *v2,
@@ -106,7 +107,7 @@ INL vf vnormpdf(vf v) {
 
 // Func.VJP for the rows of one block (func.go's vjpRow, lane by lane): s is 3h
 // floats of scratch, acc the block's 2h float64 accumulators (dγ, dβ).
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 void ll_odef_vjp(const float *y, const float *g, float *gy, const float *gamma, float *s, double *acc,
 		long rows, long h, float scale) {
 	float *sa = s, *sb = s + h, *sc = s + 2 * h;
@@ -171,7 +172,7 @@ void ll_odef_vjp(const float *y, const float *g, float *gy, const float *gamma, 
 }
 
 // a[i·h + j] += be[j] over rows rows.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 void ll_add_bias(float *a, const float *be, long rows, long h) {
 	for (long i = 0; i < rows; i++) {
 		float *r = a + i * h;
@@ -180,7 +181,7 @@ void ll_add_bias(float *a, const float *be, long rows, long h) {
 }
 
 // e = y + s·e0, element by element.
-__attribute__((target_clones("avx512f", "avx2", "default")))
+LL_CLONES
 void ll_residual(float *e, const float *y, const float *e0, long n, float s) {
 	for (long i = 0; i < n; i++) e[i] = y[i] + s * e0[i];
 }
